@@ -1,0 +1,1 @@
+"""salvid: video salient-object detection with 3D convolutional networks."""
