@@ -1,0 +1,22 @@
+"""Shared test setup: quiet, offline, CPU; the shared DAVIS data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("SALVID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DAVIS_240P = SHARED_DATA / "DAVIS-2016-train-240p"
+
+
+@pytest.fixture(scope="session")
+def davis_root() -> Path:
+    if not (DAVIS_240P / "JPEGImages").is_dir():
+        pytest.skip(f"shared DAVIS data not found at {DAVIS_240P} (set SALVID_SHARED_DATA to its parent folder)")
+    return DAVIS_240P
