@@ -11,7 +11,19 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 import pytest  # noqa: E402
 
-SHARED_DATA = Path(os.environ.get("SALVID_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def _shared_data() -> Path:
+    """The team's shared data: $SALVID_SHARED_DATA, else ../shared/data beside the checkout."""
+    if "SALVID_SHARED_DATA" in os.environ:
+        return Path(os.environ["SALVID_SHARED_DATA"])
+    for candidate in (Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")):
+        if candidate.is_dir():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
 DAVIS_240P = SHARED_DATA / "DAVIS-2016-train-240p"
 
 
