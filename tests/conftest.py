@@ -12,7 +12,6 @@ os.environ.setdefault("WANDB_SILENT", "true")
 import pytest  # noqa: E402
 
 
-
 def _shared_data() -> Path:
     """The team's shared data: $SALVID_SHARED_DATA, else ../shared/data beside the checkout."""
     if "SALVID_SHARED_DATA" in os.environ:

@@ -1,0 +1,52 @@
+"""The ``videos`` layout: a folder of video files with a mask folder per video (users' own data, synthetic data).
+
+    <root>/videos/<name>.{mp4,avi,mov,mkv}
+    <root>/masks/<name>/<NNNNN>.png      # mask of frame NNNNN (0-based); missing files = unannotated frames
+    <root>/splits/<split>.txt            # optional: sequence names of each split
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from salvid.data.sources import open_video
+
+from salvid.data.layouts.base import DatasetError, Sequence, read_split
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+
+
+def video_folder(root: str | Path, split: str | None = None) -> list[Sequence]:
+    root = Path(root)
+    video_dir = root / "videos"
+    if not video_dir.is_dir():
+        raise DatasetError(f"{video_dir}: no videos folder (expected <root>/videos/<name>.mp4 and <root>/masks/<name>/)")
+    videos = {p.stem: p for p in sorted(video_dir.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
+    names = sorted(videos)
+    if split is not None:
+        names = read_split(root / "splits" / f"{split}.txt")
+        missing = [n for n in names if n not in videos]
+        if missing:
+            raise DatasetError(f"{root / 'splits' / f'{split}.txt'}: names videos not in {video_dir}: {missing}")
+    if not names:
+        raise DatasetError(f"{video_dir}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+    return [_sequence(name, videos[name], root / "masks" / name) for name in names]
+
+
+def _sequence(name: str, video: Path, mask_dir: Path) -> Sequence:
+    if not mask_dir.is_dir():
+        raise DatasetError(f"{mask_dir}: mask folder missing for video {video}")
+    n_frames = len(open_video(video))
+    masks: list[Path | None] = [None] * n_frames
+    for p in sorted(mask_dir.glob("*.png")):
+        m = re.search(r"(\d+)$", p.stem)
+        if m is None:
+            raise DatasetError(f"{p}: mask name must end in the frame number (e.g. 00012.png)")
+        i = int(m.group(1))
+        if i >= n_frames:
+            raise DatasetError(f"{p}: mask for frame {i}, but {video} has only {n_frames} frames")
+        masks[i] = p
+    if not any(masks):
+        raise DatasetError(f"{mask_dir}: no masks (*.png) for video {video}")
+    return Sequence(name, video, tuple(masks))

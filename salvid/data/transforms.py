@@ -1,0 +1,37 @@
+"""Albumentations pipelines applied with identical random parameters to every frame of a clip and its mask."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI version check at import
+
+import albumentations as A  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+class ClipTransform:
+    """``(frames, mask) -> (frames, mask)``: one albumentations call per clip, frames as additional targets.
+
+    Args:
+        size: output (height, width), the network's input size.
+        train: add augmentation (random resized crop, horizontal flip, colour jitter); else resize only.
+        in_frames: frames per clip.
+    """
+
+    def __init__(self, size: tuple[int, int], train: bool, in_frames: int = 3):
+        h, w = int(size[0]), int(size[1])
+        if train:
+            ops = [
+                A.RandomResizedCrop(size=(h, w), scale=(0.6, 1.0), ratio=(0.75, 1.333), p=1.0),
+                A.HorizontalFlip(p=0.5),
+                A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
+            ]
+        else:
+            ops = [A.Resize(h, w)]
+        self.keys = [f"image{i}" for i in range(1, in_frames)]
+        self.pipeline = A.Compose(ops, additional_targets={k: "image" for k in self.keys})
+
+    def __call__(self, frames: list[np.ndarray], mask: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        out = self.pipeline(image=frames[0], mask=mask, **dict(zip(self.keys, frames[1:], strict=True)))
+        return [out["image"], *(out[k] for k in self.keys)], out["mask"]

@@ -1,0 +1,126 @@
+"""The LightningModule: the paper's network, its loss and optimiser, and the saliency metrics.
+
+Hyperparameters are plain values (no ``_target_``), so a checkpoint rebuilds the network from data alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from salvid.losses import LOSSES
+from salvid.metrics import SaliencyMetrics
+from salvid.models import SaliencyNet3D
+
+# Metrics cheap enough to run every validation epoch; the test stage computes the full set.
+VAL_METRICS = ("plcc", "auc", "nss", "mae")
+TEST_METRICS = ("plcc", "auc", "nss", "smeasure", "fmeasure", "mae", "emeasure")
+
+
+class SaliencyModule(L.LightningModule):
+    """Trains :class:`SaliencyNet3D` on triplet batches.
+
+    A batch is a dict: ``frames`` (N, 3, T, H, W) normalised, ``mask`` (N, 1, H, W) in {0, 1},
+    ``video_id`` and ``frame_id`` (N,) for per-video metrics, ``image`` (N, H, W, 3) uint8 of frame t
+    for the logged examples.
+
+    Args:
+        model: keyword arguments of :class:`SaliencyNet3D`.
+        loss: ``"mse"`` (eq. 2 of the paper), ``"bce"`` or ``"bce_iou"``.
+        optimizer: Adam settings: ``lr``, ``betas``, ``weight_decay``.
+        scheduler: ``None`` or ``{"name": "cosine"}`` (cosine decay over all training steps).
+        metric_average: ``"video"`` (the paper's protocol) or ``"frame"``.
+        log_images: how many (frame | ground truth | map) examples to log per validation epoch.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        loss: str = "mse",
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        metric_average: str = "video",
+        log_images: int = 4,
+    ):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"module.loss={loss!r}: must be one of {sorted(LOSSES)}")
+        self.save_hyperparameters()
+        self.net = SaliencyNet3D(**model)
+        if loss != "mse" and self.net.output_activation != "sigmoid":
+            raise ValueError(f"module.loss={loss!r} works on logits and needs model.output_activation=sigmoid")
+        self.loss_fn = LOSSES[loss]
+        self.optimizer_cfg = {"lr": 1e-4, "betas": (0.9, 0.999), "weight_decay": 0.0, **(optimizer or {})}
+        self.scheduler_cfg = scheduler
+        self.val_metrics = SaliencyMetrics(metrics=VAL_METRICS, average=metric_average)
+        self.test_metrics = SaliencyMetrics(metrics=TEST_METRICS, average=metric_average)
+        self.log_images = log_images
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.net(frames)
+
+    def _shared_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net.logits(batch["frames"])
+        pred = self.net.activate(logits)
+        return self.loss_fn(logits.float(), pred.float(), batch["mask"]), pred
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self._shared_step(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["mask"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss, pred = self._shared_step(batch)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["mask"]))
+        self.val_metrics.update(pred.float(), batch["mask"], batch["video_id"], batch["frame_id"])
+        if batch_idx == 0 and self.log_images:
+            self._log_examples(batch, pred)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss, pred = self._shared_step(batch)
+        self.log("test/loss", loss, sync_dist=True, batch_size=len(batch["mask"]))
+        self.test_metrics.update(pred.float(), batch["mask"], batch["video_id"], batch["frame_id"])
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"map": self.net(batch["frames"])[:, 0], "video_id": batch["video_id"], "frame_id": batch["frame_id"]}
+
+    def _log_metrics(self, stage: str, metrics: SaliencyMetrics) -> None:
+        values = metrics.compute()
+        metrics.reset()
+        for name, value in values.items():
+            self.log(f"{stage}/{name}", value.float(), prog_bar=name in ("plcc", "auc"), sync_dist=False)
+
+    def _log_examples(self, batch: dict[str, torch.Tensor], pred: torch.Tensor) -> None:
+        """Log (frame | ground truth | map) rows to loggers that take images (W&B, TensorBoard)."""
+        n = min(self.log_images, len(pred))
+        image = batch["image"][:n].float() / 255.0  # (n, H, W, 3)
+        gt = batch["mask"][:n, 0, ..., None].expand(-1, -1, -1, 3).float()
+        sal = pred[:n, 0, ..., None].expand(-1, -1, -1, 3).float()
+        rows = torch.cat([image, gt, sal], dim=2).cpu().numpy()  # side by side along the width
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):  # WandbLogger
+                logger.log_image("val/examples", [r for r in rows], step=self.global_step,
+                                 caption=["frame | ground truth | map"] * n)
+            elif hasattr(getattr(logger, "experiment", None), "add_images"):  # TensorBoard
+                logger.experiment.add_images("val/examples", rows, self.global_step, dataformats="NHWC")
+
+    def configure_optimizers(self):
+        cfg = self.optimizer_cfg
+        optimizer = torch.optim.Adam(self.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]),
+                                     weight_decay=cfg["weight_decay"])
+        if not self.scheduler_cfg:
+            return optimizer
+        name = self.scheduler_cfg.get("name")
+        if name != "cosine":
+            raise ValueError(f"module.scheduler.name={name!r}: only 'cosine' is available (or scheduler: null)")
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
