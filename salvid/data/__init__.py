@@ -1,0 +1,1 @@
+"""Data: frame sources (decoded video or image folders), masks, and the embedded synthetic dataset."""

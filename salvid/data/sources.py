@@ -1,0 +1,307 @@
+"""Frame sources: the decoded RGB frames of one sequence, from a video file or a list of image files.
+
+A source only decodes. Which frames to read (triplets, edge padding) and transforms live elsewhere.
+``read`` takes indices in any order, repeats allowed; each distinct frame is decoded once per call.
+Video sources decode fastest when successive calls ask for ascending frames (sequential decoding).
+
+Containers can over-report their frame count (a truncated or corrupt tail: the index lists frames whose
+data does not decode). Video sources check that the last reported frame decodes; when it does not, they
+trim to the frames that decode and warn with a ``FrameCountWarning`` naming the file and both counts.
+``frames_reported`` keeps the container's count so callers can count trimmed videos.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from salvid.data.errors import ImageReadError, SizeMismatchError, VideoSourceError
+
+try:
+    import decord
+except ImportError as error:  # no wheel for some platforms, e.g. macOS arm64
+    decord = None
+    _DECORD_IMPORT_ERROR = error
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+_AVERROR_INVALIDDATA = 1094995529  # FFmpeg's error tag 'INDA', as decord prints it
+
+
+class FrameCountWarning(UserWarning):
+    """A video decodes fewer frames than its container reports; the source uses the frames that decode."""
+
+
+class FrameSource(abc.ABC):
+    """Decoded frames of one sequence as (N, H, W, 3) uint8 RGB arrays."""
+
+    path: Path  # the file (or folder) to name in errors
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of frames that decode."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> tuple[int, int]:
+        """(height, width) of every frame."""
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` as (len(indices), H, W, 3) uint8 RGB; indices may repeat."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        out_of_range = indices[(indices < 0) | (indices >= len(self))]
+        if out_of_range.size:
+            raise IndexError(
+                f"{self.path}: frame indices {out_of_range.tolist()} out of range for {len(self)} frames"
+            )
+        if indices.size == 0:
+            return np.empty((0, *self.size, 3), dtype=np.uint8)
+        unique, inverse = np.unique(indices, return_inverse=True)
+        return self._decode(unique)[inverse]
+
+    @abc.abstractmethod
+    def _decode(self, indices: np.ndarray) -> np.ndarray:
+        """Frames at distinct, ascending, in-range ``indices``."""
+
+
+def _open_failure_reason(path: Path, error: Exception) -> str:
+    """A short reason why a video does not open; decord's own message does not say, FFmpeg's does."""
+    if not path.is_file():
+        return "no such file"
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return "no video stream"
+    except av.FFmpegError as probe_error:
+        return probe_error.strerror or str(probe_error)
+    return _decord_reason(error)
+
+
+def _decord_reason(error: Exception) -> str:
+    """decord's message without its log prefix, e.g. 'av_read_frame failed with 1094995529'."""
+    reason = re.sub(r"^\[[^\]]*\]\s*\S+:\d+:\s*(Error:\s*)?", "", str(error).strip().splitlines()[0])
+    if reason.endswith(str(_AVERROR_INVALIDDATA)):
+        reason += ": invalid data, the file is truncated or corrupt"
+    return reason
+
+
+def _warn_trimmed(path: Path, reported: int, decodable: int) -> None:
+    warnings.warn(
+        f"{path}: container reports {reported} frames but only the first {decodable} decode; "
+        f"using {decodable} frames",
+        FrameCountWarning,
+        stacklevel=3,
+    )
+
+
+class DecordVideo(FrameSource):
+    """A video decoded by decord; ``read`` fetches all requested frames in one ``get_batch``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
+        except (RuntimeError, decord.DECORDError) as error:
+            raise VideoSourceError(
+                f"{self.path}: cannot open video ({_open_failure_reason(self.path, error)})"
+            ) from error
+        self.frames_reported = len(self._reader)
+        try:
+            self._size = self._reader.get_batch([0]).shape[1:3]
+        except decord.DECORDError as error:
+            reason = _decord_reason(error)
+            if "DECORDArrayCopyFromTo" in reason:  # measured, even widths 16-258: 16, 24, 48, 72 fail
+                reason += "; decord 0.6 cannot decode some small frame widths: re-encode or use PyAVVideo"
+            raise VideoSourceError(f"{self.path}: cannot decode its first frame ({reason})") from error
+        self._len = self._count_decodable()
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def _try_decode(self, index: int) -> np.ndarray | None:
+        try:
+            return self._reader.get_batch([index]).asnumpy()[0]
+        except decord.DECORDError:
+            return None
+
+    def _count_decodable(self) -> int:
+        """The container's count if its last frame decodes, else the length of the prefix that decodes.
+
+        Decoding fails from the first corrupt or missing packet on, so the frames that decode form a
+        prefix and a binary search finds its end (measured: decord stays usable after a failed frame).
+        """
+        reported = self.frames_reported
+        if self._try_decode(reported - 1) is not None:
+            return reported
+        decodes, fails = 0, reported - 1  # frame `decodes` is known to decode, frame `fails` not
+        while fails - decodes > 1:
+            middle = (decodes + fails) // 2
+            if self._try_decode(middle) is None:
+                fails = middle
+            else:
+                decodes = middle
+        _warn_trimmed(self.path, reported, fails)
+        return fails
+
+    def _decode(self, indices: np.ndarray) -> np.ndarray:
+        try:
+            return self._reader.get_batch(indices.tolist()).asnumpy()
+        except decord.DECORDError as error:
+            raise VideoSourceError(
+                f"{self.path}: cannot decode frames {indices.tolist()} ({_decord_reason(error)})"
+            ) from error
+
+
+class PyAVVideo(FrameSource):
+    """A video decoded by PyAV, sequentially; the fallback where decord cannot be imported.
+
+    Opening decodes the whole video once to count the frames that decode (PyAV cannot seek to a frame
+    index). Reads continue from the last decoded frame when asked for later frames, else rewind.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self._container = av.open(str(self.path))
+            stream = self._container.streams.video[0]
+        except (av.FFmpegError, IndexError) as error:
+            raise VideoSourceError(
+                f"{self.path}: cannot open video ({_open_failure_reason(self.path, error)})"
+            ) from error
+        self.frames_reported = stream.frames  # 0 where the container does not record it
+        self._len = 0
+        for frame in self._decoded_frames():
+            self._size = (frame.height, frame.width)
+            self._len += 1
+        if self._len == 0:
+            raise VideoSourceError(f"{self.path}: cannot open video (no frame decodes)")
+        if self._len < self.frames_reported:
+            _warn_trimmed(self.path, self.frames_reported, self._len)
+        self._rewind()
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def _decoded_frames(self) -> Iterator[av.VideoFrame]:
+        """Frames from the start, ending at the first frame that fails to decode."""
+        self._container.close()
+        self._container = av.open(str(self.path))
+        try:
+            yield from self._container.decode(video=0)
+        except av.FFmpegError:
+            return
+
+    def _rewind(self) -> None:
+        self._frames = self._decoded_frames()
+        self._position = 0  # index of the frame self._frames yields next
+
+    def _decode(self, indices: np.ndarray) -> np.ndarray:
+        if indices[0] < self._position:
+            self._rewind()
+        out = []
+        for index in indices:
+            for frame in self._frames:
+                self._position += 1
+                if self._position - 1 == index:
+                    out.append(frame.to_ndarray(format="rgb24"))
+                    break
+            else:
+                raise VideoSourceError(f"{self.path}: frame {index} no longer decodes")
+        return np.stack(out)
+
+
+@functools.cache
+def _warn_decord_missing() -> None:
+    warnings.warn(
+        f"decord is not importable ({_DECORD_IMPORT_ERROR}); decoding videos with PyAV instead (slower)",
+        stacklevel=3,
+    )
+
+
+def open_video(path: str | Path) -> FrameSource:
+    """A decord source, or a PyAV source (with a one-time warning) where decord cannot be imported."""
+    if decord is None:
+        _warn_decord_missing()
+        return PyAVVideo(path)
+    return DecordVideo(path)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the image header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, UnidentifiedImageError) as error:
+        raise ImageReadError(f"{path}: cannot open image ({error})") from error
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (
+        OSError,
+        UnidentifiedImageError,
+        SyntaxError,
+    ) as error:  # PIL raises SyntaxError for some broken PNGs
+        raise ImageReadError(f"{path}: cannot decode image ({error})") from error
+
+
+class ImageFolder(FrameSource):
+    """Frames stored as image files (jpg/png/bmp), one file per frame, in the given order.
+
+    Construction reads every header, so frames of different sizes fail early, naming both files. Pixels
+    are decoded on ``read``; a file that does not decode (e.g. a truncated JPEG) raises then, naming it.
+    """
+
+    def __init__(self, paths: Sequence[str | Path]):
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("ImageFolder needs at least one image path")
+        self.path = self.paths[0].parent
+        self._size = _image_size(self.paths[0])
+        for path in self.paths[1:]:
+            size = _image_size(path)
+            if size != self._size:
+                raise SizeMismatchError(
+                    f"{path}: frame is {size[0]}x{size[1]} (HxW) but {self.paths[0]} "
+                    f"is {self._size[0]}x{self._size[1]}"
+                )
+
+    @classmethod
+    def from_directory(cls, directory: str | Path) -> ImageFolder:
+        """The images in ``directory`` sorted by file name (zero-padded names sort in frame order)."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ImageReadError(f"{directory}: not a directory")
+        paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise ImageReadError(f"{directory}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        return cls(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def _decode(self, indices: np.ndarray) -> np.ndarray:
+        return np.stack([_load_rgb(self.paths[i]) for i in indices])

@@ -1,0 +1,332 @@
+"""Per-frame saliency metrics as pure, batched torch functions.
+
+Every function takes a batch of N frames and returns one value per frame (or one curve per frame).
+Conventions, applied here and nowhere else:
+
+* ``resize_to_target``: predictions are resized to the ground truth's resolution (bilinear), never
+  the other way round.
+* ``binarize_target``: ground truth is foreground where it exceeds half of its value range.
+* ``normalize_prediction``: per-frame min-max to [0, 1] in float64; a constant frame is kept as it is,
+  clipped to [0, 1] (as pysodmetrics' ``prepare_data`` leaves it).
+* The VSOD measures (MAE, S-, F-, E-measure) follow pysodmetrics 1.6.2 / the DAVSOD MATLAB toolbox:
+  the same epsilon, the same 256 thresholds on ``floor(255 * pred)``, the same adaptive threshold
+  ``min(2 * mean(pred), 1)`` and the same degenerate-case rules.
+
+Undefined values are NaN: PLCC and AUC need foreground and background pixels, NSS needs foreground.
+A constant prediction is not undefined: it scores PLCC = NSS = 0 and AUC = 0.5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+EPS = float(np.spacing(1))  # the epsilon of MATLAB and pysodmetrics; part of the S/E-measure formulas
+NUM_THRESHOLDS = 256
+BETA2 = 0.3  # F-measure's beta^2, weighting precision over recall
+
+
+def as_frames(x: Tensor) -> Tensor:
+    """(N, 1, H, W) or (N, H, W) -> (N, H, W)."""
+    if x.ndim == 4 and x.shape[1] == 1:
+        return x[:, 0]
+    if x.ndim != 3:
+        raise ValueError(f"expected maps of shape (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
+    return x
+
+
+def resize_to_target(pred: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of (N, H, W) predictions to the ground truth's (H', W')."""
+    if tuple(pred.shape[-2:]) == tuple(size):
+        return pred
+    return F.interpolate(pred[:, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def binarize_target(target: Tensor) -> Tensor:
+    """Foreground where the mask exceeds half its range: uint8 masks are 0..255, others 0..1."""
+    if target.dtype == torch.bool:
+        return target
+    if target.dtype == torch.uint8:
+        return target > 127.5
+    if target.numel() and (target.min() < 0 or target.max() > 1):
+        raise ValueError(
+            f"ground truth of dtype {target.dtype} must lie in [0, 1] (pass 0..255 masks as uint8), "
+            f"got values in [{target.min().item()}, {target.max().item()}]"
+        )
+    return target > 0.5
+
+
+def nonfinite_frames(pred: Tensor) -> Tensor:
+    """Indices of the frames of (N, H, W) ``pred`` that hold NaN or Inf."""
+    return torch.nonzero(~torch.isfinite(pred).flatten(1).all(dim=1)).flatten()
+
+
+def normalize_prediction(pred: Tensor) -> Tensor:
+    """Per-frame min-max normalisation of (N, H, W) maps to [0, 1], in float64.
+
+    float64 keeps ``floor(255 * pred)`` and the threshold comparisons bit-identical to pysodmetrics,
+    which works in float64 too.
+    """
+    pred = pred.double()
+    flat = pred.flatten(1)
+    lo = flat.amin(dim=1)[:, None, None]
+    hi = flat.amax(dim=1)[:, None, None]
+    span = hi - lo
+    scaled = (pred - lo) / torch.where(span > 0, span, 1.0)
+    return torch.where(span > 0, scaled, pred.clamp(0.0, 1.0))
+
+
+def _frame_sums(x: Tensor) -> Tensor:
+    return x.flatten(1).sum(dim=1)
+
+
+def plcc(pred: Tensor, gt: Tensor) -> Tensor:
+    """Pearson's linear correlation between each map and its binary mask (paper eq. 3)."""
+    x = pred.double().flatten(1)
+    y = gt.flatten(1).double()
+    xc = x - x.mean(dim=1, keepdim=True)
+    yc = y - y.mean(dim=1, keepdim=True)
+    cov = (xc * yc).sum(dim=1)
+    sx = xc.square().sum(dim=1).sqrt()
+    sy = yc.square().sum(dim=1).sqrt()
+    value = torch.where(sx > 0, cov / (sx * sy), 0.0)
+    # a constant mask (empty or full) has no correlation to speak of
+    return torch.where(sy > 0, value, torch.nan)
+
+
+def nss(pred: Tensor, gt: Tensor) -> Tensor:
+    """Mean of the standardised map (zero mean, unit population std) over the mask's pixels (eq. 6)."""
+    x = pred.double().flatten(1)
+    y = gt.flatten(1)
+    mean = x.mean(dim=1)
+    std = x.std(dim=1, correction=0)
+    count = y.sum(dim=1)
+    fg_mean = (x * y).sum(dim=1) / count.clamp_min(1)
+    value = torch.where(std > 0, (fg_mean - mean) / torch.where(std > 0, std, 1.0), 0.0)
+    return torch.where(count > 0, value, torch.nan)
+
+
+def auc(pred: Tensor, gt: Tensor) -> Tensor:
+    """Exact pixel-level ROC AUC of each map against its mask, ties counted as 1/2 (as sklearn).
+
+    AUC = P(score of a foreground pixel > score of a background pixel) + P(equal) / 2. Both classes
+    are sorted and each foreground score is located among the background scores, so the result is
+    exact for any float map. AUC is invariant to monotone maps, so it is computed on the map as given.
+    """
+    scores = (pred.flatten(1) + 0.0).float()  # + 0.0 turns -0.0 into 0.0, which must tie with it
+    labels = gt.flatten(1)
+    if scores.is_cuda:
+        return _auc_batched(scores, labels)
+    # numpy's SIMD sort is about 10x faster than torch.sort on CPU
+    values = [_auc_numpy(s, lab) for s, lab in zip(scores.numpy(), labels.numpy(), strict=True)]
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def _auc_numpy(scores: np.ndarray, labels: np.ndarray) -> float:
+    pos = np.sort(scores[labels])
+    neg = np.sort(scores[~labels])
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    below = np.searchsorted(neg, pos, side="left").sum(dtype=np.int64)
+    below_or_equal = np.searchsorted(neg, pos, side="right").sum(dtype=np.int64)
+    return float((below + below_or_equal) / 2 / (len(pos) * len(neg)))
+
+
+def _auc_batched(scores: Tensor, labels: Tensor) -> Tensor:
+    """The same count for all frames at once: one int64 key per pixel orders by (frame, score)."""
+    bits = scores.view(torch.int32)
+    # flipping the magnitude bits of negative floats makes their int32 order the float order
+    ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).long()
+    frame = torch.arange(scores.shape[0], device=scores.device)[:, None]
+    keys = (frame << 32) + ordered
+    pos = torch.sort(keys[labels]).values
+    neg = torch.sort(keys[~labels]).values
+    n_pos = labels.sum(dim=1)
+    n_neg = labels.shape[1] - n_pos
+    neg_start = torch.cumsum(n_neg, 0) - n_neg
+    pos_frame = torch.repeat_interleave(torch.arange(len(n_pos), device=scores.device), n_pos)
+    counts = (
+        torch.searchsorted(neg, pos) + torch.searchsorted(neg, pos, right=True) - 2 * neg_start[pos_frame]
+    )
+    total = torch.zeros(len(n_pos), dtype=torch.float64, device=scores.device)
+    total.index_add_(0, pos_frame, counts.double())
+    pairs = (n_pos * n_neg).double()
+    return torch.where(pairs > 0, total / 2 / pairs, torch.nan)
+
+
+def mae(pred: Tensor, gt: Tensor) -> Tensor:
+    """Mean absolute error between the [0, 1] map and the binary mask."""
+    return (pred.double() - gt.double()).abs().flatten(1).mean(dim=1)
+
+
+def threshold_histograms(pred: Tensor, gt: Tensor) -> Tensor:
+    """(N, 2, 256) counts of ``floor(255 * pred)`` over foreground (0) and background (1) pixels.
+
+    ``pred`` must be in [0, 1]; in float64 the product is exact for float32 inputs, as in pysodmetrics.
+    """
+    n = pred.shape[0]
+    level = (pred.double().flatten(1) * (NUM_THRESHOLDS - 1)).long()
+    channel = (~gt.flatten(1)).long()
+    frame = torch.arange(n, device=pred.device)[:, None]
+    index = (frame * 2 + channel) * NUM_THRESHOLDS + level
+    return torch.bincount(index.flatten(), minlength=n * 2 * NUM_THRESHOLDS).view(n, 2, NUM_THRESHOLDS)
+
+
+def counts_per_threshold(histograms: Tensor) -> tuple[Tensor, Tensor]:
+    """True and false positives (N, 256) when predicting foreground at ``floor(255 * pred) >= t``."""
+    at_or_above = histograms.flip(-1).cumsum(-1).flip(-1).double()
+    return at_or_above[:, 0], at_or_above[:, 1]
+
+
+def fmeasure_from_counts(tp: Tensor, fp: Tensor, positives: Tensor, beta2: float = BETA2) -> Tensor:
+    """F-measure; 0 where nothing is found (pysodmetrics' rule for empty predictions and masks)."""
+    precision = tp / (tp + fp).clamp_min(1)
+    recall = tp / positives.clamp_min(1)
+    numerator = (1 + beta2) * precision * recall
+    denominator = beta2 * precision + recall
+    return torch.where(numerator > 0, numerator / torch.where(numerator > 0, denominator, 1.0), 0.0)
+
+
+def precision_recall_curves(histograms: Tensor) -> tuple[Tensor, Tensor]:
+    """Precision and recall (N, 256) at thresholds 0..255 (pysodmetrics' curves, index = threshold)."""
+    tp, fp = counts_per_threshold(histograms)
+    positives = histograms[:, 0].sum(dim=1, keepdim=True).double()
+    return tp / (tp + fp).clamp_min(1), tp / positives.clamp_min(1)
+
+
+def fmeasure_curve(histograms: Tensor, beta2: float = BETA2) -> Tensor:
+    """F-measure (N, 256) at thresholds 0..255."""
+    tp, fp = counts_per_threshold(histograms)
+    positives = histograms[:, 0].sum(dim=1, keepdim=True).double()
+    return fmeasure_from_counts(tp, fp, positives, beta2)
+
+
+def roc_curve(histograms: Tensor) -> tuple[Tensor, Tensor]:
+    """False and true positive rates (N, 256) at thresholds 0..255; NaN where a class is empty."""
+    tp, fp = counts_per_threshold(histograms)
+    totals = histograms.sum(dim=-1, keepdim=True).double()
+    return fp / totals[:, 1], tp / totals[:, 0]
+
+
+def adaptive_threshold(pred: Tensor) -> Tensor:
+    """``min(2 * mean, 1)`` per frame, shape (N, 1, 1)."""
+    return (2 * pred.double().flatten(1).mean(dim=1)).clamp_max(1.0)[:, None, None]
+
+
+def _adaptive_counts(pred: Tensor, gt: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    found = pred.double() >= adaptive_threshold(pred)
+    tp = _frame_sums(found & gt).double()
+    fp = _frame_sums(found & ~gt).double()
+    return tp, fp, _frame_sums(gt).double()
+
+
+def adaptive_fmeasure(pred: Tensor, gt: Tensor, beta2: float = BETA2) -> Tensor:
+    """F-measure of the map binarised at the adaptive threshold."""
+    tp, fp, positives = _adaptive_counts(pred, gt)
+    return fmeasure_from_counts(tp, fp, positives, beta2)
+
+
+def emeasure_from_counts(tp: Tensor, fp: Tensor, positives: Tensor, size: int) -> Tensor:
+    """Enhanced-alignment measure of a binarised map from its confusion counts.
+
+    With binary maps the alignment matrix takes one value per (prediction, mask) combination, so the
+    sum over pixels is four products of counts. An empty mask scores the predicted-background
+    fraction, a full mask the predicted-foreground fraction (pysodmetrics' rule).
+    """
+    found = tp + fp
+    fn = positives - tp
+    tn = size - found - fn
+    pred_mean = found / size
+    gt_mean = positives / size
+    parts = ((tp, 1 - pred_mean, 1 - gt_mean), (fp, 1 - pred_mean, -gt_mean),
+             (fn, -pred_mean, 1 - gt_mean), (tn, -pred_mean, -gt_mean))  # fmt: skip
+    enhanced = sum(count * ((2 * a * b / (a * a + b * b + EPS) + 1) ** 2 / 4) for count, a, b in parts)
+    enhanced = torch.where(positives == 0, size - found, torch.where(positives == size, found, enhanced))
+    return enhanced / (size - 1 + EPS)
+
+
+def emeasure_curve(histograms: Tensor) -> Tensor:
+    """E-measure (N, 256) at thresholds 0..255."""
+    tp, fp = counts_per_threshold(histograms)
+    positives = histograms[:, 0].sum(dim=1, keepdim=True).double()
+    size = int(histograms[0].sum())
+    return emeasure_from_counts(tp, fp, positives, size)
+
+
+def adaptive_emeasure(pred: Tensor, gt: Tensor) -> Tensor:
+    """E-measure of the map binarised at the adaptive threshold."""
+    tp, fp, positives = _adaptive_counts(pred, gt)
+    return emeasure_from_counts(tp, fp, positives, gt[0].numel())
+
+
+def smeasure(pred: Tensor, gt: Tensor, alpha: float = 0.5) -> Tensor:
+    """Structure measure (Fan et al. 2017): alpha * object score + (1 - alpha) * region score.
+
+    ``pred`` must be in [0, 1]. An empty mask scores 1 - mean(pred), a full mask mean(pred).
+    """
+    x = pred.double()
+    y = gt.double()
+    n, h, w = x.shape
+    fg_count = _frame_sums(y)
+    fg_ratio = fg_count / (h * w)
+    score = alpha * _object_score(x, y, fg_count, fg_ratio) + (1 - alpha) * _region_score(x, y, fg_count)
+    mean = x.flatten(1).mean(dim=1)
+    return torch.where(fg_ratio == 0, 1 - mean, torch.where(fg_ratio == 1, mean, score.clamp_min(0)))
+
+
+def _object_score(x: Tensor, y: Tensor, fg_count: Tensor, fg_ratio: Tensor) -> Tensor:
+    """Foreground/background similarity from the mean and sample std of the map in each region."""
+    bg_count = x[0].numel() - fg_count
+
+    def region_similarity(values: Tensor, mask: Tensor, count: Tensor) -> Tensor:
+        mean = _frame_sums(values * mask) / count.clamp_min(1)
+        squares = _frame_sums((values - mean[:, None, None]).square() * mask)
+        std = torch.where(count > 1, (squares / (count - 1).clamp_min(1)).sqrt(), 0.0)
+        return 2 * mean / (mean * mean + 1 + std + EPS)
+
+    fg = region_similarity(x, y, fg_count)
+    bg = region_similarity(1 - x, 1 - y, bg_count)
+    return fg * fg_ratio + bg * (1 - fg_ratio)
+
+
+def _region_score(x: Tensor, y: Tensor, fg_count: Tensor) -> Tensor:
+    """Area-weighted SSIM of the four blocks split at the mask's rounded centroid (+1, as in MATLAB).
+
+    Block sums come from two matrix products with the row and column split indicators, one pass
+    over the pixels for all frames and blocks.
+    """
+    n, h, w = x.shape
+    rows = torch.arange(h, dtype=torch.float64, device=x.device)
+    cols = torch.arange(w, dtype=torch.float64, device=x.device)
+    count = fg_count.clamp_min(1)
+    cy = torch.round(_frame_sums(y * rows[:, None]) / count) + 1
+    cx = torch.round(_frame_sums(y * cols) / count) + 1
+    top = (rows[None] < cy[:, None]).double()  # (N, H)
+    left = (cols[None] < cx[:, None]).double()  # (N, W)
+    planes = torch.stack([x, x * x, y, x * y], dim=1)  # (N, 4, H, W)
+    row_split = torch.stack([top, 1 - top], dim=1)  # (N, 2, H)
+    col_split = torch.stack([left, 1 - left], dim=2)  # (N, W, 2)
+    per_row = planes.flatten(1, 2) @ col_split  # (N, 4H, 2)
+    blocks = torch.einsum("nkhc,nrh->nkrc", per_row.view(n, 4, h, 2), row_split)  # (N, 4, 2, 2)
+    sum_x, sum_xx, sum_y, sum_xy = blocks.flatten(2).unbind(1)  # each (N, 4): TL, TR, BL, BR
+    heights = torch.stack([cy, h - cy], dim=1)
+    widths = torch.stack([cx, w - cx], dim=1)
+    area = (heights[:, :, None] * widths[:, None, :]).flatten(1)  # (N, 4)
+    return (_block_ssim(sum_x, sum_xx, sum_y, sum_xy, area) * area).sum(dim=1) / (h * w)
+
+
+def _block_ssim(sum_x: Tensor, sum_xx: Tensor, sum_y: Tensor, sum_xy: Tensor, area: Tensor) -> Tensor:
+    """SSIM of a block from its sums; a block whose mask is constant has exactly zero (co)variance."""
+    safe_area = area.clamp_min(1)
+    mx = sum_x / safe_area
+    my = sum_y / safe_area
+    mask_constant = (sum_y == 0) | (sum_y == area)
+    var_x = ((sum_xx - sum_x * mx).clamp_min(0)) / (area - 1 + EPS)
+    var_y = torch.where(mask_constant, 0.0, (sum_y - sum_y * my) / (area - 1 + EPS))
+    cov = torch.where(mask_constant, 0.0, (sum_xy - sum_x * my) / (area - 1 + EPS))
+    a = 4 * mx * my * cov
+    b = (mx * mx + my * my) * (var_x + var_y)
+    ssim = torch.where(a != 0, a / (b + EPS), torch.where(b == 0, 1.0, 0.0))
+    return torch.where(area > 0, ssim, 0.0)  # an empty block carries no weight

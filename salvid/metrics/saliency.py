@@ -1,0 +1,301 @@
+"""torchmetrics classes: per-frame scores are kept with their (video, frame) ids, averaged in compute.
+
+Keeping per-frame values as "cat" states (a few bytes per frame, plus two 256-bin histograms for the
+curve measures) makes the per-video averages under DDP identical to a single-process run, and lets
+compute() apply the per-video protocol and the DAVSOD first/last-frame rule after the fact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+from salvid.metrics import functional as F
+from salvid.metrics.averaging import average, frame_order, video_means
+
+METRICS = ("plcc", "auc", "nss", "smeasure", "fmeasure", "mae", "emeasure")
+# per-frame values stored for each metric; the F/E-measure curves are rebuilt from the histograms
+_FRAME_VALUES = {
+    "plcc": ("plcc",),
+    "auc": ("auc",),
+    "nss": ("nss",),
+    "smeasure": ("smeasure",),
+    "fmeasure": ("adpF",),
+    "mae": ("mae",),
+    "emeasure": ("adpE",),
+}
+_UNDEFINED_WITHOUT_MASK = ("plcc", "nss", "auc")  # NaN on an empty mask; such frames are counted
+_NEEDS_UNIT_RANGE = ("smeasure", "fmeasure", "mae", "emeasure")
+_CURVE_MEASURES = {"fmeasure": ("F", F.fmeasure_curve), "emeasure": ("E", F.emeasure_curve)}
+
+
+class SaliencyMetrics(Metric):
+    """The paper's PLCC / AUC / NSS and the VSOD set (S-, F-, E-measure, MAE) over a video dataset.
+
+    Args:
+        metrics: names from ``METRICS``.
+        average: ``"video"`` (mean over each video's frames, then over videos: the paper's protocol)
+            or ``"frame"`` (mean over all frames).
+        normalize: min-max normalise each predicted frame to [0, 1]; if False, predictions must
+            already lie in [0, 1].
+        skip_first_last: drop the first and last annotated frame of each video (the DAVSOD rule).
+
+    ``update(preds, target, video_ids, frame_ids)``: ``preds`` (N, 1, H, W) or (N, H, W) of any float
+    range, resized bilinearly to the target's size when it differs; ``target`` (N, H, W) or
+    (N, 1, H, W), uint8 0..255 or bool/float 0..1; ids are (N,) integer tensors.
+    """
+
+    full_state_update = False
+    is_differentiable = False
+
+    def __init__(
+        self,
+        metrics: Sequence[str] = METRICS,
+        average: str = "video",
+        normalize: bool = True,
+        skip_first_last: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        unknown = set(metrics) - set(METRICS)
+        if unknown or not metrics:
+            raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {tuple(metrics)}")
+        if average not in ("video", "frame"):
+            raise ValueError(f"average must be 'video' or 'frame', got {average!r}")
+        self.metrics = tuple(metrics)
+        self.average = average
+        self.normalize = normalize
+        self.skip_first_last = skip_first_last
+        self.keeps_histograms = bool({"auc", "fmeasure", "emeasure"} & set(self.metrics))
+        self.add_state("video_ids", default=[], dist_reduce_fx="cat")
+        self.add_state("frame_ids", default=[], dist_reduce_fx="cat")
+        for name in self._value_names():
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+        if self.keeps_histograms:
+            self.add_state("histograms", default=[], dist_reduce_fx="cat")
+
+    def _value_names(self) -> list[str]:
+        return [value for name in self.metrics for value in _FRAME_VALUES[name]]
+
+    def update(self, preds: Tensor, target: Tensor, video_ids: Tensor, frame_ids: Tensor) -> None:
+        raw = F.as_frames(preds)
+        target = F.as_frames(target)
+        video_ids = torch.as_tensor(video_ids, device=self.device).long().flatten()
+        frame_ids = torch.as_tensor(frame_ids, device=self.device).long().flatten()
+        if not (len(raw) == len(target) == len(video_ids) == len(frame_ids)):
+            raise ValueError(
+                f"batch sizes differ: preds {len(raw)}, target {len(target)}, "
+                f"video_ids {len(video_ids)}, frame_ids {len(frame_ids)}"
+            )
+        self._check_finite(raw, video_ids, frame_ids)
+        raw = F.resize_to_target(raw.float(), target.shape[-2:])
+        gt = F.binarize_target(target)
+        pred = (
+            F.normalize_prediction(raw)
+            if self.normalize
+            else self._checked_unit_range(raw, video_ids, frame_ids)
+        )
+
+        values = {}
+        if "plcc" in self.metrics:
+            values["plcc"] = F.plcc(pred, gt)
+        if "nss" in self.metrics:
+            values["nss"] = F.nss(pred, gt)
+        if "auc" in self.metrics:
+            values["auc"] = F.auc(raw, gt).to(self.device)
+        if "mae" in self.metrics:
+            values["mae"] = F.mae(pred, gt)
+        if "smeasure" in self.metrics:
+            values["smeasure"] = F.smeasure(pred, gt)
+        if "fmeasure" in self.metrics:
+            values["adpF"] = F.adaptive_fmeasure(pred, gt)
+        if "emeasure" in self.metrics:
+            values["adpE"] = F.adaptive_emeasure(pred, gt)
+        for name, value in values.items():
+            getattr(self, name).append(value)
+        if self.keeps_histograms:
+            self.histograms.append(F.threshold_histograms(pred, gt))
+        self.video_ids.append(video_ids)
+        self.frame_ids.append(frame_ids)
+
+    @staticmethod
+    def _check_finite(pred: Tensor, video_ids: Tensor, frame_ids: Tensor) -> None:
+        bad = F.nonfinite_frames(pred)
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(
+                f"prediction for video {int(video_ids[i])} frame {int(frame_ids[i])} contains NaN or Inf "
+                f"({len(bad)} such frame(s) in this batch)"
+            )
+
+    def _checked_unit_range(self, pred: Tensor, video_ids: Tensor, frame_ids: Tensor) -> Tensor:
+        if set(self.metrics) & set(_NEEDS_UNIT_RANGE) or self.keeps_histograms:
+            flat = pred.flatten(1)
+            outside = torch.nonzero((flat.amin(dim=1) < 0) | (flat.amax(dim=1) > 1)).flatten()
+            if len(outside):
+                i = int(outside[0])
+                raise ValueError(
+                    f"prediction for video {int(video_ids[i])} frame {int(frame_ids[i])} is outside [0, 1] "
+                    "and normalize=False"
+                )
+        return pred.double()
+
+    def _ordered_states(self) -> tuple[dict[str, Tensor], Tensor, int]:
+        """Per-frame states in (video, frame) order after the frame selection, and the repeats dropped."""
+        video_ids = dim_zero_cat(self.video_ids)
+        order, repeats = frame_order(video_ids, dim_zero_cat(self.frame_ids), self.skip_first_last)
+        names = self._value_names() + (["histograms"] if self.keeps_histograms else [])
+        states = {name: dim_zero_cat(getattr(self, name))[order] for name in names}
+        return states, video_ids[order], repeats
+
+    def _excluded(self, states: dict[str, Tensor], reference: Tensor) -> Tensor:
+        excluded = torch.zeros_like(reference, dtype=torch.bool)
+        for name in _UNDEFINED_WITHOUT_MASK:
+            if name in states:
+                excluded |= torch.isnan(states[name])
+        return excluded
+
+    def compute(self) -> dict[str, Tensor]:
+        states, video_ids, repeats = self._ordered_states()
+        results = {name: average(states[name], video_ids, self.average) for name in self._value_names()}
+        if self.keeps_histograms:
+            results.update(self._curve_summaries(states["histograms"], video_ids))
+        results["excluded_frames"] = self._excluded(states, video_ids).sum()
+        results["duplicate_frames"] = torch.tensor(repeats, device=self.device)
+        return {name: results[name] for name in self._result_names()}
+
+    def _result_names(self) -> list[str]:
+        names = []
+        for name in self.metrics:
+            if name == "fmeasure":
+                names += ["maxF", "meanF", "adpF"]
+            elif name == "emeasure":
+                names += ["maxE", "meanE", "adpE"]
+            else:
+                names.append(name)
+        return names + ["excluded_frames", "duplicate_frames"]
+
+    def _averaged_curve(self, curves: Tensor, video_ids: Tensor) -> Tensor:
+        """(T,) mean curve, or (V, T) per-video mean curves when averaging over videos."""
+        if self.average == "frame":
+            return curves.nanmean(dim=0)
+        return video_means(curves, video_ids)[1]
+
+    def _curve_summaries(self, histograms: Tensor, video_ids: Tensor) -> dict[str, Tensor]:
+        """max / mean over thresholds of the mean F- and E-measure curves (per video, then over videos)."""
+        out = {}
+        for name, (suffix, curve_fn) in _CURVE_MEASURES.items():
+            if name in self.metrics:
+                curve = self._averaged_curve(curve_fn(histograms), video_ids)
+                out[f"max{suffix}"] = curve.amax(dim=-1).mean()
+                out[f"mean{suffix}"] = curve.mean(dim=-1).mean()
+        return out
+
+    def compute_per_video(self) -> dict[int, dict[str, float]]:
+        """Each video's metrics (means over its frames) with its scored and excluded frame counts."""
+        states, video_ids, _ = self._ordered_states()
+        videos, _, frames = video_means(torch.zeros_like(video_ids, dtype=torch.float64), video_ids)
+        per_video = {name: video_means(states[name], video_ids)[1] for name in self._value_names()}
+        for name, (suffix, curve_fn) in _CURVE_MEASURES.items():
+            if name in self.metrics:
+                curve = video_means(curve_fn(states["histograms"]), video_ids)[1]
+                per_video[f"max{suffix}"] = curve.amax(dim=-1)
+                per_video[f"mean{suffix}"] = curve.mean(dim=-1)
+        excluded = video_means(self._excluded(states, video_ids).double(), video_ids)[1] * frames
+        names = [name for name in self._result_names() if name in per_video]
+        return {
+            int(video): {
+                **{name: float(per_video[name][i]) for name in names},
+                "frames": int(frames[i]),
+                "excluded_frames": int(excluded[i]),
+            }
+            for i, video in enumerate(videos.tolist())
+        }
+
+    def curves(self) -> dict[str, Tensor]:
+        """Mean curves over thresholds 0..255 of ``floor(255 * pred)``, averaged like the scalars.
+
+        ``fpr``/``tpr`` (ROC, when "auc" is computed; frames with an empty class are left out),
+        ``precision``/``recall``/``fmeasure`` (when "fmeasure" is), ``emeasure`` (when "emeasure" is).
+        """
+        if not self.keeps_histograms:
+            raise ValueError("curves need one of 'auc', 'fmeasure' or 'emeasure' among the metrics")
+        states, video_ids, _ = self._ordered_states()
+        histograms = states["histograms"]
+        curves: dict[str, Tensor] = {"thresholds": torch.arange(F.NUM_THRESHOLDS, device=self.device)}
+        if "auc" in self.metrics:
+            curves["fpr"], curves["tpr"] = F.roc_curve(histograms)
+        if "fmeasure" in self.metrics:
+            curves["precision"], curves["recall"] = F.precision_recall_curves(histograms)
+            curves["fmeasure"] = F.fmeasure_curve(histograms)
+        if "emeasure" in self.metrics:
+            curves["emeasure"] = F.emeasure_curve(histograms)
+        for name in curves.keys() - {"thresholds"}:
+            curves[name] = self._averaged_curve(curves[name], video_ids)
+            if self.average == "video":
+                curves[name] = curves[name].nanmean(dim=0)
+        return curves
+
+
+class _OneMetric(SaliencyMetrics):
+    """SaliencyMetrics restricted to one metric; compute() returns that metric's value(s) only."""
+
+    name: str
+    outputs: tuple[str, ...]
+
+    def __init__(
+        self, average: str = "video", normalize: bool = True, skip_first_last: bool = False, **kwargs
+    ):
+        super().__init__((self.name,), average, normalize, skip_first_last, **kwargs)
+
+    def compute(self) -> Tensor | dict[str, Tensor]:
+        results = super().compute()
+        if len(self.outputs) == 1:
+            return results[self.outputs[0]]
+        return {name: results[name] for name in self.outputs}
+
+
+class PLCC(_OneMetric):
+    """Pearson correlation of map and mask (paper eq. 3); undefined on empty or full masks."""
+
+    name, outputs, higher_is_better = "plcc", ("plcc",), True
+
+
+class NSS(_OneMetric):
+    """Normalized scanpath saliency over the mask's pixels (paper eq. 6); undefined on empty masks."""
+
+    name, outputs, higher_is_better = "nss", ("nss",), True
+
+
+class AUC(_OneMetric):
+    """Exact pixel-level ROC AUC (paper eqs. 4-5); undefined on empty or full masks."""
+
+    name, outputs, higher_is_better = "auc", ("auc",), True
+
+
+class MAE(_OneMetric):
+    """Mean absolute error of the [0, 1] map against the binary mask."""
+
+    name, outputs, higher_is_better = "mae", ("mae",), False
+
+
+class SMeasure(_OneMetric):
+    """Structure measure, alpha = 0.5."""
+
+    name, outputs, higher_is_better = "smeasure", ("smeasure",), True
+
+
+class FMeasure(_OneMetric):
+    """Max, mean (over 256 thresholds) and adaptive F-measure, beta^2 = 0.3."""
+
+    name, outputs, higher_is_better = "fmeasure", ("maxF", "meanF", "adpF"), True
+
+
+class EMeasure(_OneMetric):
+    """Max, mean (over 256 thresholds) and adaptive enhanced-alignment measure."""
+
+    name, outputs, higher_is_better = "emeasure", ("maxE", "meanE", "adpE"), True
