@@ -80,7 +80,7 @@ class _Background:
 class _SalientObject:
     """A saturated, striped ellipse or polygon moving from a start to an end point while it deforms."""
 
-    def __init__(self, rng: np.random.Generator, size: tuple[int, int], num_frames: int, may_cross: bool):
+    def __init__(self, rng: np.random.Generator, size: tuple[int, int], num_frames: int):
         height, width = size
         side = min(size)
         self.radius = rng.uniform(0.12, 0.25) * side
@@ -100,7 +100,7 @@ class _SalientObject:
 
         reach = self.radius * (1 + self.scale_amplitude)
         inside_low, inside_high = np.array([reach, reach]), np.array([width - reach, height - reach])
-        crossing = rng.choice(["enters", "leaves", "passes"]) if may_cross and rng.random() < 0.35 else None
+        crossing = rng.choice(["enters", "leaves", "passes"]) if rng.random() < 0.35 else None
         start = rng.uniform(inside_low, inside_high)
         end = rng.uniform(inside_low, inside_high)
         while np.linalg.norm(end - start) < 0.3 * side:  # a clearly moving object, not one sitting still
@@ -171,9 +171,9 @@ def render_sequence(
     height, width = size
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     background = _Background(rng, size)
-    objects = [_SalientObject(rng, size, num_frames, may_cross=True)]
+    objects = [_SalientObject(rng, size, num_frames)]
     if rng.random() < 0.35:
-        objects.append(_SalientObject(rng, size, num_frames, may_cross=True))
+        objects.append(_SalientObject(rng, size, num_frames))
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     masks = np.empty((num_frames, height, width), np.uint8)
     for t in range(num_frames):
