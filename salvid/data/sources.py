@@ -108,12 +108,7 @@ class DecordVideo(FrameSource):
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        try:
-            self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
-        except (RuntimeError, decord.DECORDError) as error:
-            raise VideoSourceError(
-                f"{self.path}: cannot open video ({_open_failure_reason(self.path, error)})"
-            ) from error
+        self._open()
         self.frames_reported = len(self._reader)
         try:
             self._size = self._reader.get_batch([0]).shape[1:3]
@@ -123,6 +118,14 @@ class DecordVideo(FrameSource):
                 reason += "; decord 0.6 cannot decode some small frame widths: re-encode or use PyAVVideo"
             raise VideoSourceError(f"{self.path}: cannot decode its first frame ({reason})") from error
         self._len = self._count_decodable()
+
+    def _open(self) -> None:
+        try:
+            self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
+        except (RuntimeError, decord.DECORDError) as error:
+            raise VideoSourceError(
+                f"{self.path}: cannot open video ({_open_failure_reason(self.path, error)})"
+            ) from error
 
     def __len__(self) -> int:
         return self._len
@@ -138,23 +141,15 @@ class DecordVideo(FrameSource):
             return None
 
     def _count_decodable(self) -> int:
-        """The container's count if its last frame decodes, else the length of the prefix that decodes.
+        """The container's count, checked by decoding the last frame.
 
-        Decoding fails from the first corrupt or missing packet on, so the frames that decode form a
-        prefix and a binary search finds its end (measured: decord stays usable after a failed frame).
+        decord's threaded decoder behaves erratically once it meets a damaged packet (a later read may fail,
+        even of frame 0), so a video whose last frame does not decode is refused here and handed to PyAV by
+        :func:`open_video`, which decodes sequentially and trims deterministically.
         """
-        reported = self.frames_reported
-        if self._try_decode(reported - 1) is not None:
-            return reported
-        decodes, fails = 0, reported - 1  # frame `decodes` is known to decode, frame `fails` not
-        while fails - decodes > 1:
-            middle = (decodes + fails) // 2
-            if self._try_decode(middle) is None:
-                fails = middle
-            else:
-                decodes = middle
-        _warn_trimmed(self.path, reported, fails)
-        return fails
+        if self._try_decode(self.frames_reported - 1) is None:
+            raise VideoSourceError(f"{self.path}: the last of {self.frames_reported} reported frames does not decode")
+        return self.frames_reported
 
     def _decode(self, indices: np.ndarray) -> np.ndarray:
         try:
@@ -236,11 +231,15 @@ def _warn_decord_missing() -> None:
 
 
 def open_video(path: str | Path) -> FrameSource:
-    """A decord source, or a PyAV source (with a one-time warning) where decord cannot be imported."""
+    """A decord source; a PyAV source where decord cannot be imported (with a one-time warning) or cannot
+    decode the video (a damaged or over-reporting container, some small frame widths)."""
     if decord is None:
         _warn_decord_missing()
         return PyAVVideo(path)
-    return DecordVideo(path)
+    try:
+        return DecordVideo(path)
+    except VideoSourceError:
+        return PyAVVideo(path)  # decodes what decord could not, or raises its own error naming the file
 
 
 def _image_size(path: Path) -> tuple[int, int]:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from salvid.data.masks import load_mask
 from torch.utils.data import IterableDataset, get_worker_info
 
 from salvid.data.layouts.base import Sequence
+from salvid.data.masks import load_mask
 
 
 def triplet_indices(t: int, n_frames: int, in_frames: int = 3) -> list[int]:

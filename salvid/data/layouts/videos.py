@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from salvid.data.sources import open_video
-
 from salvid.data.layouts.base import DatasetError, Sequence, read_split
+from salvid.data.sources import open_video
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 
