@@ -53,11 +53,19 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"{path}: refused: loading it would run code or build objects beyond tensors and plain data ({e}). "
-            "If you trust its author, pass trusted_checkpoint=true."
+            f"{path}: refused: loading it would run code or build objects beyond tensors and plain data "
+            f"({_unpickler_reason(e)}). If you trust its author, pass trusted_checkpoint=true."
         ) from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {e}") from e
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """The one informative line of torch's long weights_only message."""
+    text = str(error)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    return next((line.strip() for line in text.splitlines() if line.strip()), "unsupported pickle content")
 
 
 def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple[SaliencyNet3D, dict[str, Any]]:

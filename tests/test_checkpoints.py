@@ -1,0 +1,99 @@
+"""The one weights loader: it never runs code from a file and builds only salvid's own network."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from salvid.checkpoints import CheckpointError, load_network, save_pretrained, validate_model_config
+from salvid.models import SaliencyNet3D
+
+TINY = {"width_mult": 0.125, "input_size": [32, 32]}
+
+
+class _Payload:
+    """Unpickling this calls os.system, which would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _lightning_like(net: SaliencyNet3D, config: dict) -> dict:
+    return {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            "hyper_parameters": {"model": config, "loss": "mse"}}
+
+
+def test_a_lightning_checkpoint_round_trips(tmp_path):
+    net = SaliencyNet3D(**TINY)
+    torch.save(_lightning_like(net, TINY), tmp_path / "a.ckpt")
+    loaded, config = load_network(tmp_path / "a.ckpt")
+    assert config == TINY
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v)
+
+
+def test_a_malicious_pickle_is_refused_and_its_payload_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    ckpt = _lightning_like(SaliencyNet3D(**TINY), TINY)
+    ckpt["evil"] = _Payload(marker)
+    with open(tmp_path / "evil.ckpt", "wb") as f:
+        pickle.dump(ckpt, f)
+    with pytest.raises(CheckpointError, match=r"evil\.ckpt: refused.*trusted_checkpoint=true"):
+        load_network(tmp_path / "evil.ckpt")
+    assert not marker.exists()
+
+
+def test_a_foreign_target_in_the_model_config_is_never_instantiated(tmp_path):
+    config = {**TINY, "_target_": "os.system"}
+    torch.save(_lightning_like(SaliencyNet3D(**TINY), config), tmp_path / "t.ckpt")
+    with pytest.raises(CheckpointError, match=r"t\.ckpt: model config names _target_='os.system'"):
+        load_network(tmp_path / "t.ckpt")
+
+
+def test_unknown_or_non_plain_config_values_are_refused():
+    with pytest.raises(CheckpointError, match=r"unknown model config keys \['shell'\]"):
+        validate_model_config({**TINY, "shell": "rm -rf /"}, "x.json")
+    with pytest.raises(CheckpointError, match="expected plain data"):
+        validate_model_config({**TINY, "width_mult": {"nested": 1}}, "x.json")
+
+
+def test_weights_from_another_configuration_are_named(tmp_path):
+    torch.save(_lightning_like(SaliencyNet3D(**TINY), {**TINY, "width_mult": 0.25}), tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match=r"other\.ckpt: weights do not fit"):
+        load_network(tmp_path / "other.ckpt")
+
+
+def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
+    torch.save(_lightning_like(SaliencyNet3D(**TINY), TINY), tmp_path / "ok.ckpt")
+    data = (tmp_path / "ok.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.ckpt: not a readable checkpoint"):
+        load_network(tmp_path / "cut.ckpt")
+    with pytest.raises(CheckpointError, match=r"nothing\.ckpt"):
+        load_network(tmp_path / "nothing.ckpt")
+
+
+def test_safetensors_with_json_config(tmp_path):
+    net = SaliencyNet3D(**TINY)
+    save_pretrained(net, TINY, tmp_path / "m", {"trained_on": "test"})
+    loaded, config = load_network(tmp_path / "m.safetensors")
+    assert config == TINY
+    x = torch.randn(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net.eval()(x))
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["model"]["_target_"] = "builtins.eval"
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="_target_"):
+        load_network(tmp_path / "m.safetensors")
+
+
+def test_unknown_pretrained_name_lists_what_exists():
+    with pytest.raises(CheckpointError, match="not a pretrained name"):
+        load_network("no-such-model")
