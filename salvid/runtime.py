@@ -14,7 +14,7 @@ def wandb_mode() -> str:
 
     Respects an explicit ``WANDB_MODE``. Returns the mode in effect.
     """
-    if "WANDB_MODE" in os.environ:
+    if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     if os.environ.get("WANDB_API_KEY") or _netrc_has_wandb():
         return "online"
