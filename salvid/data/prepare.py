@@ -83,7 +83,12 @@ def fetch(source: DatasetSource, name: str, download_dir: Path, from_archives: l
             pairs = [(a, download(a.url, download_dir / a.filename, progress)) for a in source.archives]
     for archive, path in pairs:
         console.print(f"verifying {path} ...")
-        digest = verify(path, archive.sha256, archive.size)
+        try:
+            digest = verify(path, archive.sha256, archive.size)
+        except DownloadError:
+            if not from_archives:  # ours: remove it so the next run downloads afresh (never a user's file)
+                path.unlink()
+            raise
         if archive.sha256 is None:
             console.print(f"  no checksum recorded for {archive.filename}; archive intact, sha256 {digest}")
     return [path for _, path in pairs]
