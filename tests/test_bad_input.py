@@ -150,3 +150,10 @@ def test_empty_masks_are_kept_and_counted(tmp_path):
     save(box_mask(0, empty=True), root / "Annotations" / "480p" / "bear" / "00001.png")
     counts = count_sequences(list_sequences("davis2016", root, "all"))
     assert [c.empty for c in counts] == [1, 0] and [c.targets for c in counts] == [3, 3]
+
+
+def test_two_files_for_one_frame_number_is_an_error_naming_both(tmp_path):
+    root = davis(tmp_path, {"bear": 3, "boat": 3})
+    save(frame(1), root / "JPEGImages" / "480p" / "bear" / "bear_1.jpg")
+    with pytest.raises(DatasetError, match=r"00001.jpg: same frame number as .*bear_1.jpg"):
+        list_sequences("davis2016", root, "all")
