@@ -155,5 +155,5 @@ def test_empty_masks_are_kept_and_counted(tmp_path):
 def test_two_files_for_one_frame_number_is_an_error_naming_both(tmp_path):
     root = davis(tmp_path, {"bear": 3, "boat": 3})
     save(frame(1), root / "JPEGImages" / "480p" / "bear" / "bear_1.jpg")
-    with pytest.raises(DatasetError, match=r"00001.jpg: same frame number as .*bear_1.jpg"):
+    with pytest.raises(DatasetError, match=r"bear_1.jpg: same frame number as .*00001.jpg"):
         list_sequences("davis2016", root, "all")
