@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,16 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from salvid.data.layouts import DatasetError, Sequence, video_folder
+from salvid.data.inventory import SequenceCounts, check_mask_resize, count_sequences
+from salvid.data.layouts import LAYOUTS, Sequence, check_options, list_sequences
+from salvid.data.layouts.base import SkippedInput
+from salvid.data.sources import FrameCountWarning
 from salvid.data.stream import TripletStream
 from salvid.data.transforms import ClipTransform
 
 log = logging.getLogger(__name__)
 
-LAYOUTS: dict[str, Callable[..., list[Sequence]]] = {"videos": video_folder}
+__all__ = ["LAYOUTS", "EpochToStream", "SaliencyDataModule"]
 
 # ImageNet statistics: the usual choice for natural video; applied on the device, after the uint8 transfer.
 MEAN = (0.485, 0.456, 0.406)
@@ -30,14 +34,21 @@ class SaliencyDataModule(L.LightningDataModule):
     Args:
         layout: name of a dataset layout (see ``LAYOUTS``).
         root: the dataset's folder, as distributed.
-        splits: split name for each of ``train``/``val``/``test`` (``None`` for none). With ``val: null`` and
-            ``val_holdout: k``, the last ``k`` training sequences (sorted by name) are held out for validation.
+        splits: split name for each of ``train``/``val``/``test`` (``None`` for none, ``all`` for every sequence).
+        val_holdout, test_holdout: with ``splits.val`` (``splits.test``) null, hold out ``k`` training sequences
+            for validation (test): sorted by name, the last ``test_holdout`` go to test and the ``val_holdout``
+            before them to validation. For a copy that lacks a split (the shared DAVIS has only ``train``).
+        mask_resize: ``error`` (a mask of another size than its frame stops setup, naming both files) or
+            ``nearest`` (resize such masks to the frame, nearest neighbour; counted at setup).
         synthetic: parameters of :func:`salvid.data.synthetic.generate_dataset`; when set, ``root`` is generated
             (once, by rank 0) if it does not hold that dataset yet.
         input_size, in_frames: the network's input.
         batch_size, num_workers: of every dataloader.
         chunk_len, buffer_size: see :mod:`salvid.data.stream`.
-        layout_args: extra keyword arguments of the layout (e.g. DAVIS ``resolution``).
+        **layout_options: options of the layout (e.g. DAVIS ``resolution``; concat ``datasets``).
+
+    ``setup`` lists the sequences, checks them (:mod:`salvid.data.inventory`) and logs per stage the counts of
+    sequences, frames, targets, empty masks, frames without mask, short sequences and everything skipped.
     """
 
     def __init__(
@@ -52,14 +63,16 @@ class SaliencyDataModule(L.LightningDataModule):
         chunk_len: int = 16,
         buffer_size: int = 64,
         val_holdout: int = 0,
+        test_holdout: int = 0,
+        mask_resize: str = "error",
         synthetic: dict[str, Any] | None = None,
-        layout_args: dict[str, Any] | None = None,
         seed: int = 0,
         pin_memory: bool = False,
+        **layout_options: Any,
     ):
         super().__init__()
-        if layout not in LAYOUTS:
-            raise ValueError(f"data.layout={layout!r}: must be one of {sorted(LAYOUTS)}")
+        check_options(layout, layout_options)
+        check_mask_resize(mask_resize)
         self.layout = layout
         self.root = Path(root)
         self.splits = dict(splits)
@@ -70,11 +83,14 @@ class SaliencyDataModule(L.LightningDataModule):
         self.chunk_len = chunk_len
         self.buffer_size = buffer_size
         self.val_holdout = val_holdout
+        self.test_holdout = test_holdout
+        self.mask_resize = mask_resize
         self.synthetic = synthetic
-        self.layout_args = layout_args or {}
+        self.layout_options = layout_options
         self.seed = seed
         self.pin_memory = pin_memory
         self.sequences: dict[str, list[Sequence]] = {}
+        self.counts: dict[str, list[SequenceCounts]] = {}
 
     def prepare_data(self) -> None:
         if self.synthetic is not None:
@@ -85,21 +101,48 @@ class SaliencyDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.sequences:
             return
-        if not self.root.exists():
-            raise DatasetError(f"data.root={self.root}: folder does not exist")
-        lister = LAYOUTS[self.layout]
-        for stage_name in ("train", "val", "test"):
-            split = self.splits.get(stage_name)
-            if split is not None:
-                self.sequences[stage_name] = lister(self.root, split, **self.layout_args)
-        if self.val_holdout and self.splits.get("val") is None and "train" in self.sequences:
-            train = sorted(self.sequences["train"], key=lambda s: s.name)
-            if self.val_holdout >= len(train):
-                raise ValueError(f"data.val_holdout={self.val_holdout}: only {len(train)} training sequences")
-            self.sequences["train"], self.sequences["val"] = train[: -self.val_holdout], train[-self.val_holdout :]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SkippedInput)
+            warnings.simplefilter("always", FrameCountWarning)
+            for stage_name in ("train", "val", "test"):
+                split = self.splits.get(stage_name)
+                if split is not None:
+                    self.sequences[stage_name] = list_sequences(self.layout, self.root, split, **self.layout_options)
+        self._hold_out()
         for stage_name, seqs in self.sequences.items():
-            frames = sum(len(s.targets) for s in seqs)
-            log.info("%s: %d sequences, %d annotated frames (%s)", stage_name, len(seqs), frames, self.root)
+            self.counts[stage_name] = count_sequences(seqs, self.mask_resize)
+        self._log_summary(caught)
+
+    def _hold_out(self) -> None:
+        wanted = {"test": self.test_holdout, "val": self.val_holdout}
+        for stage_name, k in wanted.items():
+            if not k or self.splits.get(stage_name) is not None:
+                continue
+            if "train" not in self.sequences:
+                raise ValueError(f"data.{stage_name}_holdout={k}: needs data.splits.train")
+            train = sorted(self.sequences["train"], key=lambda s: s.name)
+            if k >= len(train):
+                raise ValueError(f"data.{stage_name}_holdout={k}: only {len(train)} training sequences left")
+            self.sequences["train"], self.sequences[stage_name] = train[:-k], train[-k:]
+
+    def _log_summary(self, caught: list[warnings.WarningMessage]) -> None:
+        for stage_name, counts in self.counts.items():
+            short = sum(c.frames < self.in_frames for c in counts)
+            log.info(
+                "%s: %d sequences, %d frames, %d targets (%d empty masks%s), %d frames without mask (context "
+                "only), %d sequences shorter than %d frames (edge-padded) [%s]",
+                stage_name, len(counts), sum(c.frames for c in counts), sum(c.targets for c in counts),
+                sum(c.empty for c in counts),
+                f", {sum(c.resized for c in counts)} resized to their frame" if self.mask_resize != "error" else "",
+                sum(c.unannotated for c in counts), short, self.in_frames, self.root,
+            )
+        skipped = [w for w in caught if issubclass(w.category, (SkippedInput, FrameCountWarning))]
+        for kind, n in Counter(w.category.__name__ for w in skipped).items():
+            first = next(str(w.message) for w in skipped if w.category.__name__ == kind)
+            log.warning("skipped while listing: %d x %s (first: %s)", n, kind, first)
+        for w in caught:
+            if w not in skipped:  # not ours to count: pass on
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     def _loader(self, stage: str, train: bool) -> DataLoader:
         if stage not in self.sequences:
@@ -112,6 +155,7 @@ class SaliencyDataModule(L.LightningDataModule):
             chunk_len=self.chunk_len,
             buffer_size=self.buffer_size,
             seed=self.seed,
+            mask_resize=self.mask_resize,
         )
         return DataLoader(
             stream,

@@ -6,7 +6,16 @@ is decoded once per chunk instead of once per triplet it belongs to. Chunks are 
 and dataloader workers; for training their order is shuffled per epoch and samples pass through a shuffle
 buffer so a batch mixes sequences.
 
-At sequence ends the missing neighbour repeats the edge frame (frame 0 is its own t-1).
+At sequence ends the missing neighbour repeats the edge frame (frame 0 is its own t-1), so sequences of one
+or two frames still give clips.
+
+Training epochs honour ``Sequence.weight``: each chunk appears ``floor(weight)`` times, plus once more with
+probability ``frac(weight)`` (drawn per epoch, identically on every rank); the epoch is then padded or cut to
+the expected sample count so ``len()`` holds and DDP ranks stay equal. Evaluation visits every chunk once.
+
+A mask whose size differs from its frame's is an error naming both files, unless ``mask_resize="nearest"``
+(nearest-neighbour resize of the mask to the frame). Any other failure while producing a sample is re-raised
+naming the sequence and frame, so an error in a dataloader worker says which file caused it.
 """
 
 from __future__ import annotations
@@ -16,12 +25,15 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from salvid.data.layouts.base import Sequence
-from salvid.data.masks import load_mask
+from salvid.data.errors import DataError
+from salvid.data.inventory import check_mask_resize
+from salvid.data.layouts.base import DatasetError, Sequence
+from salvid.data.masks import check_same_size
 
 
 def triplet_indices(t: int, n_frames: int, in_frames: int = 3) -> list[int]:
@@ -58,9 +70,11 @@ class TripletStream(IterableDataset):
         sequences: from a dataset layout.
         transform: ``f(frames: list[HxWx3], mask: HxW) -> (frames, mask)``, applied with the same random
             parameters to every frame and the mask.
-        shuffle: shuffle chunk order each epoch and pass samples through a shuffle buffer (training).
+        shuffle: shuffle chunk order each epoch and pass samples through a shuffle buffer (training); also
+            applies ``Sequence.weight``.
         chunk_len, buffer_size: see the module docstring.
         seed: base of the per-epoch shuffle; identical on every rank so shards do not overlap.
+        mask_resize: ``"error"`` or ``"nearest"``, see the module docstring.
     """
 
     def __init__(
@@ -72,8 +86,11 @@ class TripletStream(IterableDataset):
         chunk_len: int = 16,
         buffer_size: int = 64,
         seed: int = 0,
+        mask_resize: str = "error",
     ):
         super().__init__()
+        check_mask_resize(mask_resize)
+        self.mask_resize = mask_resize
         self.sequences = sequences
         self.transform = transform
         self.in_frames = in_frames
@@ -81,7 +98,8 @@ class TripletStream(IterableDataset):
         self.buffer_size = buffer_size
         self.seed = seed
         self.chunks = make_chunks(sequences, chunk_len)
-        self.num_samples = sum(len(c.targets) for c in self.chunks)
+        weights = [sequences[c.seq].weight if shuffle else 1.0 for c in self.chunks]
+        self.num_samples = round(sum(len(c.targets) * w for c, w in zip(self.chunks, weights, strict=True)))
         # Shared memory so that persistent workers see the epoch set in the main process.
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
 
@@ -102,14 +120,20 @@ class TripletStream(IterableDataset):
         rank, world = _dist_rank_world()
         info = get_worker_info()
         wid, nworkers = (info.id, info.num_workers) if info else (0, 1)
-        order = list(range(len(self.chunks)))
-        if self.shuffle:
-            random.Random(self.seed * 1_000_003 + int(self._epoch[0])).shuffle(order)
-        chunks = [self.chunks[i] for i in order]
+        if not self.shuffle:
+            return [(c, len(c.targets)) for c in self.chunks[rank::world]][wid::nworkers]
+        rng = random.Random(self.seed * 1_000_003 + int(self._epoch[0]))
+        chunks = []
+        for chunk in self.chunks:
+            weight = self.sequences[chunk.seq].weight
+            copies = int(weight) + (rng.random() < weight - int(weight))
+            chunks.extend([chunk] * copies)
+        rng.shuffle(chunks)
         mine = [(c, len(c.targets)) for c in chunks[rank::world]]
-        if self.shuffle and world > 1:
-            # Every rank must yield the same number of samples or DDP stalls: pad with chunks from the start
-            # of the epoch order (as DistributedSampler does) or cut the last chunk short.
+        # Every rank must yield the same number of samples or DDP stalls, and fractional weights make the
+        # epoch's total vary: pad with chunks from the start of the epoch order (as DistributedSampler does)
+        # or cut the last chunk short.
+        if chunks:
             mine = _fit_to(mine, math.ceil(self.num_samples / world), chunks)
         return mine[wid::nworkers]
 
@@ -142,20 +166,29 @@ class TripletStream(IterableDataset):
             decoded = dict(zip(needed, source.read(needed), strict=True))
             for t in targets:
                 frames = [decoded[i] for i in triplet_indices(t, n, self.in_frames)]
-                mask = load_mask(seq.masks[t])
-                if mask.shape != frames[r].shape[:2]:
-                    raise ValueError(
-                        f"{seq.masks[t]}: mask is {mask.shape[1]}x{mask.shape[0]} but frame {t} of "
-                        f"{source.path} is {frames[r].shape[1]}x{frames[r].shape[0]}"
-                    )
-                if self.transform is not None:
-                    frames, mask = self.transform(frames, mask)
+                try:
+                    mask = self._mask(seq, t, frames[r].shape[:2])
+                    if self.transform is not None:
+                        frames, mask = self.transform(frames, mask)
+                except (DataError, DatasetError):
+                    raise  # already names the file
+                except Exception as error:
+                    raise RuntimeError(f"{seq.frame_name(t)} (mask {seq.masks[t]}): {error}") from error
                 yield {
                     "frames": np.stack(frames),
                     "mask": mask,
                     "video_id": chunk.seq,
                     "frame_id": t,
                 }
+
+
+    def _mask(self, seq: Sequence, t: int, size: tuple[int, int]) -> np.ndarray:
+        mask = seq.target(t)
+        if mask.shape != size:
+            if self.mask_resize == "error":
+                check_same_size(seq.frame_name(t), size, seq.masks[t], mask.shape)
+            mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        return mask
 
 
 def _fit_to(mine: list[tuple[Chunk, int]], target: int, pool: list[Chunk]) -> list[tuple[Chunk, int]]:

@@ -1,6 +1,61 @@
-"""Dataset layouts: each lists sequences -> frames -> masks as its authors distribute them."""
+"""Dataset layouts: each lists sequences -> frames -> masks as its authors distribute them.
 
-from salvid.data.layouts.base import DatasetError, Sequence, read_split
+``LAYOUTS`` maps a layout name (``data.layout``) to its lister ``f(root, split, **options) -> list[Sequence]``.
+``split=None`` means every sequence; the config spells it ``all``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from salvid.data.layouts.base import DatasetError, Sequence, load_target, read_split
+from salvid.data.layouts.concat import concat
+from salvid.data.layouts.davis import davis2016
+from salvid.data.layouts.davsod import davsod
+from salvid.data.layouts.fbms import fbms
+from salvid.data.layouts.segtrackv2 import segtrackv2
 from salvid.data.layouts.videos import video_folder
+from salvid.data.layouts.vot2016 import vot2016
+from salvid.data.registry import prepare_command
 
-__all__ = ["DatasetError", "Sequence", "read_split", "video_folder"]
+LAYOUTS: dict[str, Callable[..., list[Sequence]]] = {
+    "videos": video_folder,
+    "davis2016": davis2016,
+    "segtrackv2": segtrackv2,
+    "vot2016": vot2016,
+    "usvd": davsod,  # see salvid.data.layouts.davsod
+    "davsod": davsod,
+    "fbms": fbms,
+    "concat": concat,
+}
+
+ALL = "all"
+
+
+def check_options(layout: str, options: dict[str, Any], where: str = "data") -> None:
+    """A clear error for an unknown layout or an option the layout does not take."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"{where}.layout={layout!r}: must be one of {sorted(LAYOUTS)}")
+    params = inspect.signature(LAYOUTS[layout]).parameters
+    known = [p for p in params if p not in ("root", "split")]
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: not an option of layout {layout!r} (its options: {known})")
+
+
+def list_sequences(layout: str, root: str | Path, split: str | None, **options: Any) -> list[Sequence]:
+    """The sequences of one split of a dataset; a missing dataset says where it looked and how to prepare it."""
+    check_options(layout, options)
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(
+            f"{layout} dataset not found: {root} does not exist. Prepare it with `{prepare_command(layout, root)}` "
+            "or point data.root at an existing copy"
+        )
+    return LAYOUTS[layout](root, None if split == ALL else split, **options)
+
+
+__all__ = ["ALL", "LAYOUTS", "DatasetError", "Sequence", "check_options", "list_sequences", "load_target", "read_split"]

@@ -1,28 +1,58 @@
-"""What every dataset layout produces: a list of sequences, each frames + per-frame masks."""
+"""What every dataset layout produces: a list of sequences, each frames + per-frame masks.
+
+Also the listing rules every frame-folder layout shares, so each layout module only says where its files are:
+
+* Frames and masks are paired by **frame number**: the last run of digits in the file name, after dropping a
+  ``_gt`` suffix (``bear_00012.jpg`` <-> ``00012.png`` <-> ``bear_00012_gt.ppm``). Names without digits pair by
+  their whole stem. Frames are ordered by that number, so unpadded names (``1.png``, ``10.png``) keep time order.
+* A frame without a mask is kept as temporal context but is never a target (counted at setup).
+* A mask without a frame, two files with the same frame number, or a file name that is not valid UTF-8 is an
+  error naming the file: each means the listing cannot be trusted to pair the right files.
+* A split file naming a sequence that is not on disk is an error naming the split file and the sequences.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from salvid.data.sources import FrameSource, ImageFolder, open_video
+import numpy as np
+
+from salvid.data.masks import load_mask
+from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, open_video
+
+# One mask file, several (objects stored as separate files: the salient mask is their union), or none.
+MaskEntry = Path | tuple[Path, ...] | None
 
 
 class DatasetError(ValueError):
     """A dataset on disk is missing or malformed; the message names the path and what is wrong."""
 
 
+class SkippedInput(UserWarning):
+    """Something a layout skipped by its documented rule; setup counts these and reports them."""
+
+
 @dataclass(frozen=True)
 class Sequence:
     """One video: where its frames are and which frames carry a ground-truth mask.
 
-    ``frames`` is a video file or the ordered frame images; ``masks[i]`` is the mask of frame ``i`` or
-    ``None`` where that frame is not annotated (e.g. FBMS): such frames feed neighbours but are never targets.
+    ``frames`` is a video file or the ordered frame images; ``masks[i]`` is the mask of frame ``i`` (one file or
+    several whose union is the salient mask) or ``None`` where that frame is not annotated (e.g. FBMS): such
+    frames feed neighbours but are never targets. ``weight`` is how often the training stream visits the
+    sequence's frames per epoch (see :mod:`salvid.data.layouts.concat`). ``read_mask`` decodes one mask file to
+    (H, W) uint8 {0, 1}; layouts whose masks follow another convention (FBMS colour masks) pass their own.
     """
 
     name: str
     frames: Path | tuple[Path, ...]
-    masks: tuple[Path | None, ...]
+    masks: tuple[MaskEntry, ...]
+    weight: float = 1.0
+    read_mask: Callable[[Path], np.ndarray] = load_mask  # module-level, so dataloader workers can pickle it
 
     def open(self) -> FrameSource:
         if isinstance(self.frames, Path):
@@ -34,14 +64,151 @@ class Sequence:
         """Indices of annotated frames."""
         return [i for i, m in enumerate(self.masks) if m is not None]
 
+    def target(self, index: int) -> np.ndarray:
+        """The salient mask of frame ``index`` as (H, W) uint8 {0, 1}."""
+        return load_target(self.masks[index], self.read_mask)
+
+    def frame_name(self, index: int) -> str:
+        """The file that holds frame ``index``, for messages."""
+        if isinstance(self.frames, Path):
+            return f"{self.frames} frame {index}"
+        return str(self.frames[index])
+
+
+def load_target(entry: MaskEntry, read_mask: Callable[[Path], np.ndarray] = load_mask) -> np.ndarray:
+    """The salient mask of one mask entry: one file, or the union of several object masks."""
+    if entry is None:
+        raise ValueError("frame has no mask")
+    paths = (entry,) if isinstance(entry, Path) else entry
+    union = read_mask(paths[0])
+    for path in paths[1:]:
+        mask = read_mask(path)
+        if mask.shape != union.shape:
+            raise DatasetError(
+                f"{path}: object mask is {mask.shape[0]}x{mask.shape[1]} (HxW) but {paths[0]} of the same frame "
+                f"is {union.shape[0]}x{union.shape[1]}"
+            )
+        union |= mask
+    return union
+
 
 def read_split(path: Path) -> list[str]:
-    """Sequence names of a split file, one per line (blank lines and # comments ignored)."""
+    """Sequence names of a split file, one per line (blank lines and # comments ignored).
+
+    A line holding paths (DAVIS-2016: ``/JPEGImages/480p/bear/00000.jpg /Annotations/...``) names the
+    sequence of its first path's folder; a leading ``*`` (SegTrackV2 marks multi-object sequences so) is dropped.
+    Names keep their first-seen order.
+    """
     if not path.is_file():
         raise DatasetError(f"{path}: split file not found")
-    names = []
+    names: dict[str, None] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
-            names.append(line)
+        if not line:
+            continue
+        first = line.split()[0]
+        name = first.strip("/").split("/")[-2] if "/" in first else first.lstrip("*")
+        names[name] = None
+    return list(names)
+
+
+def select_sequences(available: Iterable[str], split_file: Path | None, where: Path) -> list[str]:
+    """The sequence names of a split (all of ``available``, sorted, when ``split_file`` is None)."""
+    available = sorted(available)
+    if split_file is None:
+        if not available:
+            raise DatasetError(f"{where}: no sequences found")
+        return available
+    names = read_split(split_file)
+    missing = [n for n in names if n not in set(available)]
+    if missing:
+        raise DatasetError(f"{split_file}: names sequences missing from {where}: {missing}")
+    if not names:
+        raise DatasetError(f"{split_file}: split file lists no sequences")
     return names
+
+
+def check_name(path: Path) -> Path:
+    """``path`` unchanged, or an error if its file name is not valid UTF-8 (it could not be named in logs)."""
+    try:
+        os.fsencode(path.name).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DatasetError(
+            f"{ascii(str(path.parent))}: file name {ascii(path.name)} is not valid UTF-8; rename it "
+            "(e.g. `convmv -f latin1 -t utf8`)"
+        ) from None
+    return path
+
+
+def subfolders(folder: Path) -> dict[str, Path]:
+    """Sub-folders of ``folder`` by name (hidden ones ignored)."""
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: folder not found")
+    return {p.name: p for p in map(check_name, sorted(folder.iterdir())) if p.is_dir() and not p.name.startswith(".")}
+
+
+def frame_key(path: Path) -> int | str:
+    """A file's frame number (last digits of its stem, ignoring a ``_gt`` suffix), else its stem."""
+    stem = re.sub(r"_gt$", "", path.stem, flags=re.IGNORECASE)
+    digits = re.search(r"(\d+)$", stem)
+    return int(digits.group(1)) if digits else stem
+
+
+def _sort_key(key: int | str) -> tuple[int, int | str]:
+    return (0, key) if isinstance(key, int) else (1, key)
+
+
+def images_by_frame(
+    folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, ignore: str | None = None
+) -> dict[int | str, Path]:
+    """Image files of ``folder`` keyed by frame number; two files for one frame is an error naming both.
+
+    ``ignore``: a regular expression; files whose name it finds are not listed.
+    """
+    found: dict[int | str, Path] = {}
+    for path in map(check_name, sorted(folder.iterdir())):
+        if path.suffix.lower() not in suffixes or path.name.startswith(".") or not path.is_file():
+            continue
+        if ignore is not None and re.search(ignore, path.name):
+            continue
+        key = frame_key(path)
+        if key in found:
+            raise DatasetError(f"{path}: same frame number as {found[key]}; cannot tell which belongs to frame {key}")
+        found[key] = path
+    return found
+
+
+def pair_frames_and_masks(
+    name: str,
+    frame_dir: Path,
+    mask_dirs: Iterable[Path],
+    mask_suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+    read_mask: Callable[[Path], np.ndarray] = load_mask,
+    ignore_masks: str | None = None,
+) -> Sequence:
+    """A sequence from a frame folder and one or more mask folders (several: one per object, unioned)."""
+    frames = images_by_frame(frame_dir)
+    if not frames:
+        raise DatasetError(f"{frame_dir}: no frames ({', '.join(IMAGE_SUFFIXES)})")
+    mask_dirs = list(mask_dirs)
+    per_object = [images_by_frame(d, mask_suffixes, ignore_masks) for d in mask_dirs]
+    for masks in per_object:
+        orphans = sorted((k for k in masks if k not in frames), key=_sort_key)
+        if orphans:
+            raise DatasetError(
+                f"{masks[orphans[0]]}: mask without a frame in {frame_dir} "
+                f"({len(orphans)} such mask(s), frame numbers {orphans[:5]})"
+            )
+    keys = sorted(frames, key=_sort_key)
+    entries: list[MaskEntry] = []
+    for key in keys:
+        files = tuple(m[key] for m in per_object if key in m)
+        entries.append(None if not files else files[0] if len(files) == 1 else files)
+    if not any(e is not None for e in entries):
+        raise DatasetError(f"{', '.join(map(str, mask_dirs)) or frame_dir}: no masks for the frames in {frame_dir}")
+    return Sequence(name, tuple(frames[k] for k in keys), tuple(entries), read_mask=read_mask)
+
+
+def skip(message: str) -> None:
+    """Report a documented skip; ``SaliencyDataModule.setup`` counts these and logs a summary."""
+    warnings.warn(message, SkippedInput, stacklevel=2)

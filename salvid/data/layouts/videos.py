@@ -3,6 +3,10 @@
     <root>/videos/<name>.{mp4,avi,mov,mkv}
     <root>/masks/<name>/<NNNNN>.png      # mask of frame NNNNN (0-based); missing files = unannotated frames
     <root>/splits/<split>.txt            # optional: sequence names of each split
+
+A container that over-reports its frame count is trimmed to the frames that decode (see
+:mod:`salvid.data.sources`); masks of the frames that do not decode are skipped and counted at setup. A mask
+numbered beyond even the reported count is an error (its numbering does not match the video).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from salvid.data.layouts.base import DatasetError, Sequence, read_split
+from salvid.data.layouts.base import DatasetError, Sequence, check_name, read_split, skip
 from salvid.data.sources import open_video
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
@@ -21,7 +25,7 @@ def video_folder(root: str | Path, split: str | None = None) -> list[Sequence]:
     video_dir = root / "videos"
     if not video_dir.is_dir():
         raise DatasetError(f"{video_dir}: no videos folder (expected <root>/videos/<name>.mp4 and <root>/masks/<name>/)")
-    videos = {p.stem: p for p in sorted(video_dir.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
+    videos = {p.stem: p for p in map(check_name, sorted(video_dir.iterdir())) if p.suffix.lower() in VIDEO_SUFFIXES}
     names = sorted(videos)
     if split is not None:
         names = read_split(root / "splits" / f"{split}.txt")
@@ -36,15 +40,20 @@ def video_folder(root: str | Path, split: str | None = None) -> list[Sequence]:
 def _sequence(name: str, video: Path, mask_dir: Path) -> Sequence:
     if not mask_dir.is_dir():
         raise DatasetError(f"{mask_dir}: mask folder missing for video {video}")
-    n_frames = len(open_video(video))
+    source = open_video(video)
+    n_frames = len(source)
+    reported = max(getattr(source, "frames_reported", n_frames), n_frames)
     masks: list[Path | None] = [None] * n_frames
-    for p in sorted(mask_dir.glob("*.png")):
+    for p in map(check_name, sorted(mask_dir.glob("*.png"))):
         m = re.search(r"(\d+)$", p.stem)
         if m is None:
             raise DatasetError(f"{p}: mask name must end in the frame number (e.g. 00012.png)")
         i = int(m.group(1))
-        if i >= n_frames:
+        if i >= reported:
             raise DatasetError(f"{p}: mask for frame {i}, but {video} has only {n_frames} frames")
+        if i >= n_frames:
+            skip(f"{p}: mask of frame {i}, which does not decode in {video} ({n_frames} of {reported} frames decode)")
+            continue
         masks[i] = p
     if not any(masks):
         raise DatasetError(f"{mask_dir}: no masks (*.png) for video {video}")

@@ -1,0 +1,61 @@
+"""The ``davis2016`` layout: DAVIS-2016 and DAVIS-2017 as their authors distribute them.
+
+    <root>/JPEGImages/<resolution>/<seq>/00000.jpg
+    <root>/Annotations/<resolution>/<seq>/00000.png
+    <root>/ImageSets/<resolution>/{train,val,trainval}.txt   # DAVIS-2016: "<frame path> <mask path>" per line
+    <root>/ImageSets/2017/{train,val}.txt                    # DAVIS-2017: one sequence name per line
+
+``resolution`` is the folder name: ``480p``, ``1080p`` (DAVIS-2016), ``Full-Resolution`` (DAVIS-2017), or any
+other (e.g. ``240p`` for a resized copy). The split file is the first of ``ImageSets/<resolution>/<split>.txt``,
+``ImageSets/2017/<split>.txt``, ``ImageSets/2016/<split>.txt``, ``ImageSets/480p/<split>.txt`` that exists, so
+the 2016 split files also serve the 1080p/Full-Resolution folders. Only the sequence names of a split file are
+used; frames are listed from the folders. DAVIS-2017 masks are palette images with one index per object: the
+salient mask is every non-zero index (the union of objects, by :func:`salvid.data.masks.binarize`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from salvid.data.layouts.base import (
+    DatasetError,
+    Sequence,
+    pair_frames_and_masks,
+    select_sequences,
+    subfolders,
+)
+
+SPLIT_FOLDERS = ("2017", "2016", "480p")
+
+
+def davis2016(root: str | Path, split: str | None = None, resolution: str = "480p") -> list[Sequence]:
+    root = Path(root)
+    frames_root = root / "JPEGImages" / resolution
+    masks_root = root / "Annotations" / resolution
+    if not frames_root.is_dir():
+        found = sorted(p.name for p in (root / "JPEGImages").glob("*") if p.is_dir())
+        hint = f"; resolution folders here: {found} (set data.resolution)" if found else ""
+        raise DatasetError(f"{frames_root}: no DAVIS frame folder{hint}")
+    names = select_sequences(subfolders(frames_root), _split_file(root, resolution, split), frames_root)
+    sequences = []
+    for name in names:
+        mask_dir = masks_root / name
+        if not mask_dir.is_dir():
+            raise DatasetError(f"{mask_dir}: mask folder missing for {frames_root / name}")
+        sequences.append(pair_frames_and_masks(name, frames_root / name, [mask_dir], (".png",)))
+    return sequences
+
+
+def _split_file(root: Path, resolution: str, split: str | None) -> Path | None:
+    if split is None:
+        return None
+    candidates = [root / "ImageSets" / folder / f"{split}.txt" for folder in (resolution, *SPLIT_FOLDERS)]
+    for path in candidates:
+        if path.is_file():
+            return path
+    present = sorted(p.relative_to(root).as_posix() for p in (root / "ImageSets").glob("*/*.txt"))
+    raise DatasetError(
+        f"{root}: no split file for split {split!r} (looked for {[str(c.relative_to(root)) for c in candidates]}; "
+        f"present: {present}). A copy without this split can hold out training sequences instead: "
+        "data.test_holdout / data.val_holdout"
+    )

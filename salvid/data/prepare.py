@@ -1,0 +1,176 @@
+"""Prepare datasets: ``python -m salvid.data.prepare ...``
+
+    prepare <name> --root DIR [--from-archive FILE ...]   download (or take) the archives, verify, extract, check
+    prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
+    prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
+
+``<name>`` is an entry of :mod:`salvid.data.registry`. Downloads go to ``--download-dir`` (default
+``<root>/../downloads``) and resume there. Archives are verified before extraction (see
+:mod:`salvid.data.download`) and extracted safely (see :mod:`salvid.data.extract`) into a temporary folder
+beside ``--root`` that is renamed to ``--root`` only when every archive is in, so an interrupted run never
+leaves a folder that looks prepared. An archive holding a single top-level folder (``DAVIS/``) is unwrapped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence as Seq
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from salvid.data.download import DownloadError, download, progress_bar, verify
+from salvid.data.errors import DataError
+from salvid.data.extract import UnsafeArchiveError, extract
+from salvid.data.inventory import count_sequences
+from salvid.data.layouts import DatasetError, list_sequences
+from salvid.data.pack import pack
+from salvid.data.registry import DATASETS, DatasetSource
+
+console = Console()
+
+
+def check(layout: str, root: Path, split: str = "all", **options) -> Table:
+    """List and check a dataset; returns a table of per-sequence counts (with a progress bar while counting)."""
+    sequences = list_sequences(layout, root, split, **options)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"checking {len(sequences)} sequences", total=len(sequences))
+        counts = count_sequences(sequences, on_done=lambda _: progress.advance(task))
+    table = Table(title=f"{layout} at {root}")
+    for column in ("sequence", "frames", "masks", "empty masks", "size (HxW)"):
+        table.add_column(column, justify="left" if column == "sequence" else "right")
+    for c in counts:
+        table.add_row(c.name, str(c.frames), str(c.targets), str(c.empty), f"{c.size[0]}x{c.size[1]}")
+    table.add_section()
+    table.add_row(
+        f"{len(counts)} sequences", *(str(sum(getattr(c, k) for c in counts)) for k in ("frames", "targets", "empty")), ""
+    )
+    return table
+
+
+def _unwrap(folder: Path) -> None:
+    """Move the contents of a lone top-level folder up (archives that wrap everything in ``DAVIS/``)."""
+    entries = list(folder.iterdir())
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+        inner = entries[0].rename(folder / f".unwrap-{entries[0].name}")
+        for child in inner.iterdir():
+            child.rename(folder / child.name)
+        inner.rmdir()
+
+
+def fetch(source: DatasetSource, name: str, download_dir: Path, from_archives: list[Path]) -> list[Path]:
+    """The verified local archives of a dataset, downloading what is missing."""
+    if from_archives:
+        if len(from_archives) != len(source.archives):
+            raise SystemExit(
+                f"{name}: expects {len(source.archives)} archives ({[a.filename for a in source.archives]}), "
+                f"got {len(from_archives)} --from-archive"
+            )
+        pairs = list(zip(source.archives, from_archives, strict=True))
+    else:
+        manual = [a.filename for a in source.archives if a.url is None]
+        if manual:
+            raise SystemExit(
+                f"{name}: its authors distribute it through {source.homepage}, not a direct URL. Download "
+                f"{manual} there, then run again with --from-archive FILE for each."
+            )
+        with progress_bar() as progress:
+            pairs = [(a, download(a.url, download_dir / a.filename, progress)) for a in source.archives]
+    for archive, path in pairs:
+        console.print(f"verifying {path} ...")
+        try:
+            digest = verify(path, archive.sha256, archive.size)
+        except DownloadError:
+            if not from_archives:  # ours: remove it so the next run downloads afresh (never a user's file)
+                path.unlink()
+            raise
+        if archive.sha256 is None:
+            console.print(f"  no checksum recorded for {archive.filename}; archive intact, sha256 {digest}")
+    return [path for _, path in pairs]
+
+
+def prepare(name: str, root: Path, download_dir: Path | None = None, from_archives: Seq[Path] = ()) -> Table:
+    if name not in DATASETS:
+        raise SystemExit(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    source = DATASETS[name]
+    root = Path(root)
+    if root.exists() and any(root.iterdir()):
+        try:
+            table = check(source.layout, root, **source.options)
+        except (DatasetError, DataError) as error:
+            raise SystemExit(
+                f"{root} exists but is not a complete {name} ({error}); remove it or choose another --root"
+            ) from None
+        console.print(f"{root}: {name} already prepared")
+        return table
+    archives = fetch(source, name, download_dir or root.parent / "downloads", [Path(p) for p in from_archives])
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        for archive, path in zip(source.archives, archives, strict=True):
+            target = partial / archive.into
+            target.mkdir(parents=True, exist_ok=True)
+            console.print(f"extracting {path} ...")
+            extract(path, target)
+            _unwrap(target)
+        if root.exists():
+            root.rmdir()  # empty (checked above)
+        partial.rename(root)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return check(source.layout, root, **source.options)
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--option {pair!r}: expected KEY=VALUE")
+        options[key] = value
+    return options
+
+
+def main(argv: Seq[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m salvid.data.prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    if argv[:1] in (["check"], ["pack"]):
+        parser.add_argument("command")
+        parser.add_argument("layout")
+        parser.add_argument("--root", type=Path, required=True)
+        parser.add_argument("--option", action="append", default=[], help="layout option KEY=VALUE")
+        parser.add_argument("--split", action="append", default=None, help="pack: splits to write (default all)")
+        parser.add_argument("--out", type=Path, help="pack: output folder")
+        parser.add_argument("--gop", type=int, default=16)
+        parser.add_argument("--crf", type=int, default=18)
+    else:
+        parser.add_argument("name", help=f"one of {sorted(DATASETS)}, or the commands check / pack")
+        parser.add_argument("--root", type=Path, required=True)
+        parser.add_argument("--from-archive", type=Path, action="append", default=[])
+        parser.add_argument("--download-dir", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "command", None) == "check":
+            console.print(check(args.layout, args.root, (args.split or ["all"])[0], **_options(args.option)))
+        elif getattr(args, "command", None) == "pack":
+            if args.out is None:
+                raise SystemExit("pack: --out is required")
+            before, after = pack(args.layout, args.root, args.out, args.split, args.gop, args.crf,
+                                 on_sequence=lambda n: console.print(f"packed {n}"), **_options(args.option))
+            console.print(f"{args.root}: {before / 1e6:.1f} MB -> {args.out}: {after / 1e6:.1f} MB "
+                          f"({after / max(before, 1):.0%})")
+        else:
+            console.print(prepare(args.name, args.root, args.download_dir, args.from_archive))
+    except (DownloadError, UnsafeArchiveError, DatasetError, DataError, FileExistsError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+if __name__ == "__main__":
+    main()

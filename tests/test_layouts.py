@@ -1,0 +1,136 @@
+"""Every dataset layout on generated fixtures in its distributed shape, and on the shared DAVIS copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from salvid.data.inventory import count_sequences
+from salvid.data.layouts import DatasetError, list_sequences
+from salvid.data.layouts.fbms import fbms_mask
+from tests.layout_fixtures import H, W, box_mask, davis, frame, save
+
+
+def test_davis2016_split_lines_and_pairing(tmp_path):
+    root = davis(tmp_path, {"bear": 4, "boat": 3, "cows": 5})
+    train = list_sequences("davis2016", root, "train")
+    assert [s.name for s in train] == ["bear", "boat"]
+    assert [len(s.masks) for s in train] == [4, 3]
+    assert train[0].frames[2].name == "00002.jpg" and train[0].masks[2].name == "00002.png"
+    assert [s.name for s in list_sequences("davis2016", root, "val")] == ["cows"]
+    assert len(list_sequences("davis2016", root, "all")) == 3
+    np.testing.assert_array_equal(train[0].target(1), box_mask(1) // 255)
+
+
+def test_davis2017_palette_masks_are_the_union_of_objects(tmp_path):
+    root = davis(tmp_path, {"dogs": 3}, resolution="Full-Resolution", palette=True)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("dogs\n")
+    (seq,) = list_sequences("davis2016", root, "val", resolution="Full-Resolution")
+    mask = seq.target(0)
+    assert mask.sum() == 32 and mask[3, 3] == 1 and mask[12, 22] == 1
+
+
+def test_davis_wrong_resolution_names_the_folders_found(tmp_path):
+    root = davis(tmp_path, {"bear": 2, "boat": 2}, resolution="240p")
+    with pytest.raises(DatasetError, match=r"480p.*\['240p'\]"):
+        list_sequences("davis2016", root, "train")
+
+
+def test_davis_missing_split_suggests_holdout(tmp_path):
+    root = davis(tmp_path, {"bear": 2, "boat": 2})
+    with pytest.raises(DatasetError, match="trainval.*test_holdout"):
+        list_sequences("davis2016", root, "trainval")
+
+
+def test_segtrackv2_prefixed_bmp_frames_and_multi_object_union(tmp_path):
+    for i in range(3):
+        save(frame(i), tmp_path / "JPEGImages" / "girl" / f"girl_{i:05d}.bmp")
+        save(box_mask(i), tmp_path / "GroundTruth" / "girl" / f"girl_{i:05d}.bmp")
+        save(frame(i), tmp_path / "JPEGImages" / "bmx" / f"bmx_{i + 6668:05d}.png")
+        one, two = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
+        one[0:4, 0:4], two[20:24, 28:32] = 255, 255
+        save(np.stack([one] * 3, -1), tmp_path / "GroundTruth" / "bmx" / "1" / f"bmx_{i + 6668:05d}.png")
+        save(two, tmp_path / "GroundTruth" / "bmx" / "2" / f"{i + 6668:05d}.png")  # no prefix: pairs by number
+    bmx, girl = list_sequences("segtrackv2", tmp_path, "all")
+    assert isinstance(bmx.masks[0], tuple) and len(bmx.masks[0]) == 2
+    assert bmx.target(0).sum() == 32
+    assert girl.frames[0].suffix == ".bmp" and len(girl.targets) == 3
+
+
+def test_vot2016_frames_and_segmentation_folders(tmp_path):
+    for i in range(1, 4):
+        save(frame(i), tmp_path / "bag" / f"{i:08d}.jpg")
+        save(frame(i), tmp_path / "ball1" / "color" / f"{i:08d}.jpg")
+        save(box_mask(i), tmp_path / "segmentation" / "bag" / f"{i:08d}.png")
+        save(box_mask(i), tmp_path / "segmentation" / "ball1" / f"{i:08d}.png")
+    (tmp_path / "bag" / "groundtruth.txt").write_text("1,2,3,4\n")
+    bag, ball = list_sequences("vot2016", tmp_path, "all")
+    assert (bag.name, ball.name) == ("bag", "ball1")
+    assert ball.frames[0].parent.name == "color" and len(bag.targets) == 3
+
+
+@pytest.mark.parametrize("layout", ["davsod", "usvd"])
+def test_davsod_style_sparse_masks(tmp_path, layout):
+    for i in range(5):
+        save(frame(i), tmp_path / "select_0001" / "Imgs" / f"{i:04d}.jpg")
+        if i % 2 == 0:
+            save(box_mask(i), tmp_path / "select_0001" / "GT_object_level" / f"{i:04d}.png")
+    (seq,) = list_sequences(layout, tmp_path, "all")
+    assert seq.targets == [0, 2, 4] and len(seq.masks) == 5
+
+
+def test_fbms_sparse_colour_ground_truth(tmp_path):
+    seq_dir = tmp_path / "Trainingset" / "cars1"
+    for i in range(1, 8):
+        save(frame(i), seq_dir / f"cars1_{i:02d}.jpg")
+    white = np.full((H, W, 3), 255, np.uint8)
+    white[5:9, 5:9] = (255, 0, 0)  # object 1
+    white[15:17, 20:24] = (0, 0, 0)  # object 2, black on a white background
+    save(white, seq_dir / "GroundTruth" / "cars1_01_gt.ppm")
+    grey = np.zeros((H, W), np.uint8)
+    grey[2:4, 2:5] = 200
+    save(grey, seq_dir / "GroundTruth" / "cars1_05_gt.pgm")
+    save(grey, seq_dir / "GroundTruth" / "cars1_05_PROB_gt.pgm")  # probability map beside it: ignored
+    for i in (1, 2):
+        save(frame(i), tmp_path / "Testset" / "tennis" / f"tennis{i:03d}.jpg")
+    save(grey, tmp_path / "Testset" / "tennis" / "GroundTruth" / "tennis001_gt.pgm")
+    (cars,) = list_sequences("fbms", tmp_path, "train")
+    assert cars.targets == [0, 4]
+    assert cars.target(0).sum() == 16 + 8 and cars.target(4).sum() == 6
+    assert [s.name for s in list_sequences("fbms", tmp_path, "all")] == ["cars1", "tennis"]
+    assert fbms_mask(seq_dir / "GroundTruth" / "cars1_01_gt.ppm")[6, 6] == 1
+
+
+def test_concat_prefixes_names_maps_splits_and_sets_weights(tmp_path):
+    davis(tmp_path / "A", {"bear": 3, "boat": 3})
+    davis(tmp_path / "B", {"cows": 3, "dogs": 3})
+    datasets = {
+        "a": {"layout": "davis2016", "root": "A", "weight": 2.0, "splits": {"train": "all"}},
+        "b": {"layout": "davis2016", "root": str(tmp_path / "B"), "splits": {"test": "val"}},
+    }
+    train = list_sequences("concat", tmp_path, "train", datasets=datasets)
+    assert [(s.name, s.weight) for s in train] == [("a/bear", 2.0), ("a/boat", 2.0)]
+    assert [s.name for s in list_sequences("concat", tmp_path, "test", datasets=datasets)] == ["b/dogs"]
+
+
+def test_missing_dataset_says_where_and_how_to_prepare(tmp_path):
+    with pytest.raises(DatasetError) as info:
+        list_sequences("davis2016", tmp_path / "nowhere", "train")
+    assert str(tmp_path / "nowhere") in str(info.value)
+    assert f"python -m salvid.data.prepare davis2016 --root {tmp_path / 'nowhere'}" in str(info.value)
+
+
+def test_unknown_layout_option_is_named(tmp_path):
+    with pytest.raises(ValueError, match="data.resolutoin: not an option of layout 'davis2016'"):
+        list_sequences("davis2016", tmp_path, "train", resolutoin="240p")
+
+
+def test_shared_davis_train_split(davis_root):
+    sequences = list_sequences("davis2016", davis_root, "train", resolution="240p")
+    assert len(sequences) == 30
+    counts = count_sequences(sequences)
+    assert sum(c.frames for c in counts) == 2079
+    assert all(c.targets == c.frames for c in counts)  # DAVIS annotates every frame
+    assert {c.size for c in counts} == {(240, 427)}
+    assert 0 < sum(c.empty for c in counts) < 100  # the object leaves the frame in a few
