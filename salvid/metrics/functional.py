@@ -115,7 +115,7 @@ def auc(pred: Tensor, gt: Tensor) -> Tensor:
     are sorted and each foreground score is located among the background scores, so the result is
     exact for any float map. AUC is invariant to monotone maps, so it is computed on the map as given.
     """
-    scores = (pred.flatten(1) + 0.0).float()  # + 0.0 turns -0.0 into 0.0, which must tie with it
+    scores = pred.flatten(1).float()
     labels = gt.flatten(1)
     if scores.is_cuda:
         return _auc_batched(scores, labels)
@@ -136,7 +136,7 @@ def _auc_numpy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def _auc_batched(scores: Tensor, labels: Tensor) -> Tensor:
     """The same count for all frames at once: one int64 key per pixel orders by (frame, score)."""
-    bits = scores.view(torch.int32)
+    bits = (scores + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into 0.0, which must tie with it
     # flipping the magnitude bits of negative floats makes their int32 order the float order
     ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).long()
     frame = torch.arange(scores.shape[0], device=scores.device)[:, None]

@@ -145,7 +145,11 @@ class SaliencyMetrics(Metric):
         return pred.double()
 
     def _ordered_states(self) -> tuple[dict[str, Tensor], Tensor, int]:
-        """Per-frame states in (video, frame) order after the frame selection, and the repeats dropped."""
+        """Per-frame states in (video, frame) order after the frame selection, and the repeats dropped.
+
+        Call with the states synced across processes: compute() syncs them itself, the other readers
+        use ``self.sync_context()``.
+        """
         video_ids = dim_zero_cat(self.video_ids)
         order, repeats = frame_order(video_ids, dim_zero_cat(self.frame_ids), self.skip_first_last)
         names = self._value_names() + (["histograms"] if self.keeps_histograms else [])
@@ -197,7 +201,8 @@ class SaliencyMetrics(Metric):
 
     def compute_per_video(self) -> dict[int, dict[str, float]]:
         """Each video's metrics (means over its frames) with its scored and excluded frame counts."""
-        states, video_ids, _ = self._ordered_states()
+        with self.sync_context():
+            states, video_ids, _ = self._ordered_states()
         videos, _, frames = video_means(torch.zeros_like(video_ids, dtype=torch.float64), video_ids)
         per_video = {name: video_means(states[name], video_ids)[1] for name in self._value_names()}
         for name, (suffix, curve_fn) in _CURVE_MEASURES.items():
@@ -224,7 +229,8 @@ class SaliencyMetrics(Metric):
         """
         if not self.keeps_histograms:
             raise ValueError("curves need one of 'auc', 'fmeasure' or 'emeasure' among the metrics")
-        states, video_ids, _ = self._ordered_states()
+        with self.sync_context():
+            states, video_ids, _ = self._ordered_states()
         histograms = states["histograms"]
         curves: dict[str, Tensor] = {"thresholds": torch.arange(F.NUM_THRESHOLDS, device=self.device)}
         if "auc" in self.metrics:
