@@ -5,12 +5,15 @@ Conventions, applied here and nowhere else:
 
 * ``resize_to_target``: predictions are resized to the ground truth's resolution (bilinear), never
   the other way round.
-* ``binarize_target``: ground truth is foreground where it exceeds half of its value range.
-* ``normalize_prediction``: per-frame min-max to [0, 1] in float64; a constant frame is kept as it is,
-  clipped to [0, 1] (as pysodmetrics' ``prepare_data`` leaves it).
+* ``binarize_target``: ground truth is foreground where it exceeds half of its value range
+  (uint8: > 127.5; pysodmetrics uses > 128, which differs only on pixels of value exactly 128).
+* ``normalize_prediction``: per-frame min-max to [0, 1] in float64; a constant frame is left
+  unscaled, clipped to [0, 1] (pysodmetrics, whose input is 8-bit, leaves it at c / 255).
 * The VSOD measures (MAE, S-, F-, E-measure) follow pysodmetrics 1.6.2 / the DAVSOD MATLAB toolbox:
   the same epsilon, the same 256 thresholds on ``floor(255 * pred)``, the same adaptive threshold
-  ``min(2 * mean(pred), 1)`` and the same degenerate-case rules.
+  ``min(2 * mean(pred), 1)`` and the same degenerate-case rules. One deliberate difference: when
+  the mask's centroid falls on the last row or column, S-measure's split leaves an empty block;
+  pysodmetrics then returns NaN, here the empty block carries no weight.
 
 Undefined values are NaN: PLCC and AUC need foreground and background pixels, NSS needs foreground.
 A constant prediction is not undefined: it scores PLCC = NSS = 0 and AUC = 0.5.
