@@ -5,18 +5,23 @@ Conventions, applied here and nowhere else:
 
 * ``resize_to_target``: predictions are resized to the ground truth's resolution (bilinear), never
   the other way round.
-* ``binarize_target``: ground truth is foreground where it exceeds half of its value range.
-* ``normalize_prediction``: per-frame min-max to [0, 1] in float64; a constant frame is kept as it is,
-  clipped to [0, 1] (as pysodmetrics' ``prepare_data`` leaves it).
+* ``binarize_target``: ground truth is foreground where it exceeds half of its value range
+  (uint8: > 127.5; pysodmetrics uses > 128, which differs only on pixels of value exactly 128).
+* ``normalize_prediction``: per-frame min-max to [0, 1] in float64; a constant frame is left
+  unscaled, clipped to [0, 1] (pysodmetrics, whose input is 8-bit, leaves it at c / 255).
 * The VSOD measures (MAE, S-, F-, E-measure) follow pysodmetrics 1.6.2 / the DAVSOD MATLAB toolbox:
   the same epsilon, the same 256 thresholds on ``floor(255 * pred)``, the same adaptive threshold
-  ``min(2 * mean(pred), 1)`` and the same degenerate-case rules.
+  ``min(2 * mean(pred), 1)`` and the same degenerate-case rules. One deliberate difference: when
+  the mask's centroid falls on the last row or column, S-measure's split leaves an empty block;
+  pysodmetrics then returns NaN, here the empty block carries no weight.
 
 Undefined values are NaN: PLCC and AUC need foreground and background pixels, NSS needs foreground.
 A constant prediction is not undefined: it scores PLCC = NSS = 0 and AUC = 0.5.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -49,7 +54,7 @@ def binarize_target(target: Tensor) -> Tensor:
     if target.dtype == torch.bool:
         return target
     if target.dtype == torch.uint8:
-        return target > 127.5
+        return target > 127  # above 127.5, compared in integers
     if target.numel() and (target.min() < 0 or target.max() > 1):
         raise ValueError(
             f"ground truth of dtype {target.dtype} must lie in [0, 1] (pass 0..255 masks as uint8), "
@@ -60,7 +65,8 @@ def binarize_target(target: Tensor) -> Tensor:
 
 def nonfinite_frames(pred: Tensor) -> Tensor:
     """Indices of the frames of (N, H, W) ``pred`` that hold NaN or Inf."""
-    return torch.nonzero(~torch.isfinite(pred).flatten(1).all(dim=1)).flatten()
+    lo, hi = torch.aminmax(pred.flatten(1), dim=1)  # NaN and Inf both show in the extremes
+    return torch.nonzero(~(torch.isfinite(lo) & torch.isfinite(hi))).flatten()
 
 
 def normalize_prediction(pred: Tensor) -> Tensor:
@@ -69,43 +75,101 @@ def normalize_prediction(pred: Tensor) -> Tensor:
     float64 keeps ``floor(255 * pred)`` and the threshold comparisons bit-identical to pysodmetrics,
     which works in float64 too.
     """
-    pred = pred.double()
-    flat = pred.flatten(1)
-    lo = flat.amin(dim=1)[:, None, None]
-    hi = flat.amax(dim=1)[:, None, None]
+    lo, hi = torch.aminmax(pred.flatten(1), dim=1)
+    lo, hi = lo.double()[:, None, None], hi.double()[:, None, None]
     span = hi - lo
-    scaled = (pred - lo) / torch.where(span > 0, span, 1.0)
-    return torch.where(span > 0, scaled, pred.clamp(0.0, 1.0))
+    scaled = pred.double().sub_(lo).div_(torch.where(span > 0, span, 1.0))
+    constant = (span == 0).flatten()
+    if constant.any():
+        scaled[constant] = pred[constant].double().clamp(0.0, 1.0)
+    return scaled
 
 
 def _frame_sums(x: Tensor) -> Tensor:
     return x.flatten(1).sum(dim=1)
 
 
+@dataclass(frozen=True)
+class BlockSums:
+    """Per-frame sums over the four blocks that split each frame at its mask's rounded centroid.
+
+    The split is the S-measure's (centroid + 1, as in the MATLAB code); summed over the blocks, the
+    same sums give the whole-frame moments that PLCC, NSS and MAE need, so one pass over the pixels
+    serves all four. Sums are float64; each field is (N, 4) in the order top-left, top-right,
+    bottom-left, bottom-right.
+    """
+
+    x: Tensor
+    xx: Tensor
+    y: Tensor
+    xy: Tensor
+    xxy: Tensor
+    area: Tensor
+    constant: Tensor  # (N,) the map is constant, so its variances are exactly zero
+
+    @property
+    def size(self) -> Tensor:
+        return self.area.sum(dim=1)
+
+
+def block_sums(pred: Tensor, gt: Tensor) -> BlockSums:
+    """Sums of x, x^2, y, xy and x^2 y per block, from two batched matrix products per quantity."""
+    x = pred.double()
+    n, h, w = x.shape
+    rows = torch.arange(h, dtype=torch.float64, device=x.device)
+    cols = torch.arange(w, dtype=torch.float64, device=x.device)
+    count = _frame_sums(gt).clamp_min(1).double()
+    cy = torch.round((gt.sum(dim=2).double() @ rows) / count) + 1
+    cx = torch.round((gt.sum(dim=1).double() @ cols) / count) + 1
+    top = rows[None] < cy[:, None]
+    left = cols[None] < cx[:, None]
+    row_split = torch.stack([top, ~top], dim=1).double()  # (N, 2, H)
+    col_split = torch.stack([left, ~left], dim=2).double()  # (N, W, 2)
+
+    def split_sums(plane: Tensor) -> Tensor:
+        return torch.bmm(row_split, torch.bmm(plane, col_split)).flatten(1)
+
+    # one scratch plane, refilled in place: fresh full-size temporaries cost more than the arithmetic
+    plane = torch.mul(x, x)
+    sums = {"x": split_sums(x), "xx": split_sums(plane)}
+    plane.mul_(gt)
+    sums["xxy"] = split_sums(plane)
+    torch.mul(x, gt, out=plane)
+    sums["xy"] = split_sums(plane)
+    plane.copy_(gt)
+    sums["y"] = split_sums(plane)
+    heights = torch.stack([cy, h - cy], dim=1)
+    widths = torch.stack([cx, w - cx], dim=1)
+    area = (heights[:, :, None] * widths[:, None, :]).flatten(1)
+    lo, hi = torch.aminmax(x.flatten(1), dim=1)
+    return BlockSums(**sums, area=area, constant=lo == hi)
+
+
 def plcc(pred: Tensor, gt: Tensor) -> Tensor:
     """Pearson's linear correlation between each map and its binary mask (paper eq. 3)."""
-    x = pred.double().flatten(1)
-    y = gt.flatten(1).double()
-    xc = x - x.mean(dim=1, keepdim=True)
-    yc = y - y.mean(dim=1, keepdim=True)
-    cov = (xc * yc).sum(dim=1)
-    sx = xc.square().sum(dim=1).sqrt()
-    sy = yc.square().sum(dim=1).sqrt()
-    value = torch.where(sx > 0, cov / (sx * sy), 0.0)
+    return plcc_from_sums(block_sums(pred, gt))
+
+
+def plcc_from_sums(s: BlockSums) -> Tensor:
+    n, sx, sy = s.size, s.x.sum(1), s.y.sum(1)
+    cov = s.xy.sum(1) - sx * sy / n
+    var_x = (s.xx.sum(1) - sx * sx / n).clamp_min(0)
+    var_y = sy - sy * sy / n
+    value = torch.where(s.constant, 0.0, cov / (var_x * var_y).sqrt())
     # a constant mask (empty or full) has no correlation to speak of
-    return torch.where(sy > 0, value, torch.nan)
+    return torch.where(var_y > 0, value, torch.nan)
 
 
 def nss(pred: Tensor, gt: Tensor) -> Tensor:
     """Mean of the standardised map (zero mean, unit population std) over the mask's pixels (eq. 6)."""
-    x = pred.double().flatten(1)
-    y = gt.flatten(1)
-    mean = x.mean(dim=1)
-    std = x.std(dim=1, correction=0)
-    count = y.sum(dim=1)
-    fg_mean = (x * y).sum(dim=1) / count.clamp_min(1)
-    value = torch.where(std > 0, (fg_mean - mean) / torch.where(std > 0, std, 1.0), 0.0)
-    return torch.where(count > 0, value, torch.nan)
+    return nss_from_sums(block_sums(pred, gt))
+
+
+def nss_from_sums(s: BlockSums) -> Tensor:
+    n, sx, sy = s.size, s.x.sum(1), s.y.sum(1)
+    std = ((s.xx.sum(1) - sx * sx / n).clamp_min(0) / n).sqrt()
+    value = torch.where(s.constant, 0.0, (s.xy.sum(1) / sy - sx / n) / std)
+    return torch.where(sy > 0, value, torch.nan)
 
 
 def auc(pred: Tensor, gt: Tensor) -> Tensor:
@@ -115,7 +179,7 @@ def auc(pred: Tensor, gt: Tensor) -> Tensor:
     are sorted and each foreground score is located among the background scores, so the result is
     exact for any float map. AUC is invariant to monotone maps, so it is computed on the map as given.
     """
-    scores = (pred.flatten(1) + 0.0).float()  # + 0.0 turns -0.0 into 0.0, which must tie with it
+    scores = pred.flatten(1).float()
     labels = gt.flatten(1)
     if scores.is_cuda:
         return _auc_batched(scores, labels)
@@ -136,7 +200,7 @@ def _auc_numpy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def _auc_batched(scores: Tensor, labels: Tensor) -> Tensor:
     """The same count for all frames at once: one int64 key per pixel orders by (frame, score)."""
-    bits = scores.view(torch.int32)
+    bits = (scores + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into 0.0, which must tie with it
     # flipping the magnitude bits of negative floats makes their int32 order the float order
     ordered = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).long()
     frame = torch.arange(scores.shape[0], device=scores.device)[:, None]
@@ -158,7 +222,12 @@ def _auc_batched(scores: Tensor, labels: Tensor) -> Tensor:
 
 def mae(pred: Tensor, gt: Tensor) -> Tensor:
     """Mean absolute error between the [0, 1] map and the binary mask."""
-    return (pred.double() - gt.double()).abs().flatten(1).mean(dim=1)
+    return mae_from_sums(block_sums(pred, gt))
+
+
+def mae_from_sums(s: BlockSums) -> Tensor:
+    # with x in [0, 1]: |x - y| is x on the background and 1 - x on the foreground
+    return (s.x.sum(1) - 2 * s.xy.sum(1) + s.y.sum(1)) / s.size
 
 
 def threshold_histograms(pred: Tensor, gt: Tensor) -> Tensor:
@@ -167,10 +236,10 @@ def threshold_histograms(pred: Tensor, gt: Tensor) -> Tensor:
     ``pred`` must be in [0, 1]; in float64 the product is exact for float32 inputs, as in pysodmetrics.
     """
     n = pred.shape[0]
-    level = (pred.double().flatten(1) * (NUM_THRESHOLDS - 1)).long()
-    channel = (~gt.flatten(1)).long()
-    frame = torch.arange(n, device=pred.device)[:, None]
-    index = (frame * 2 + channel) * NUM_THRESHOLDS + level
+    # one bincount over (frame, channel, level), built in place in int32
+    index = torch.mul(pred.double().flatten(1), NUM_THRESHOLDS - 1).to(torch.int32)
+    index.add_(gt.flatten(1).logical_not(), alpha=NUM_THRESHOLDS)
+    index.add_(torch.arange(n, device=pred.device, dtype=torch.int32)[:, None] * (2 * NUM_THRESHOLDS))
     return torch.bincount(index.flatten(), minlength=n * 2 * NUM_THRESHOLDS).view(n, 2, NUM_THRESHOLDS)
 
 
@@ -210,22 +279,19 @@ def roc_curve(histograms: Tensor) -> tuple[Tensor, Tensor]:
     return fp / totals[:, 1], tp / totals[:, 0]
 
 
-def adaptive_threshold(pred: Tensor) -> Tensor:
-    """``min(2 * mean, 1)`` per frame, shape (N, 1, 1)."""
-    return (2 * pred.double().flatten(1).mean(dim=1)).clamp_max(1.0)[:, None, None]
-
-
-def _adaptive_counts(pred: Tensor, gt: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    found = pred.double() >= adaptive_threshold(pred)
-    tp = _frame_sums(found & gt).double()
-    fp = _frame_sums(found & ~gt).double()
+def adaptive_counts(pred: Tensor, gt: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """True positives, false positives and positives (N,) at the threshold ``min(2 * mean, 1)``."""
+    threshold = (2 * pred.double().flatten(1).mean(dim=1)).clamp_max(1.0)[:, None, None]
+    found = pred.double() >= threshold
+    found_count = _frame_sums(found).double()
+    tp = _frame_sums(torch.logical_and(found, gt, out=found)).double()
+    fp = found_count - tp
     return tp, fp, _frame_sums(gt).double()
 
 
 def adaptive_fmeasure(pred: Tensor, gt: Tensor, beta2: float = BETA2) -> Tensor:
     """F-measure of the map binarised at the adaptive threshold."""
-    tp, fp, positives = _adaptive_counts(pred, gt)
-    return fmeasure_from_counts(tp, fp, positives, beta2)
+    return fmeasure_from_counts(*adaptive_counts(pred, gt), beta2)
 
 
 def emeasure_from_counts(tp: Tensor, fp: Tensor, positives: Tensor, size: int) -> Tensor:
@@ -257,8 +323,7 @@ def emeasure_curve(histograms: Tensor) -> Tensor:
 
 def adaptive_emeasure(pred: Tensor, gt: Tensor) -> Tensor:
     """E-measure of the map binarised at the adaptive threshold."""
-    tp, fp, positives = _adaptive_counts(pred, gt)
-    return emeasure_from_counts(tp, fp, positives, gt[0].numel())
+    return emeasure_from_counts(*adaptive_counts(pred, gt), gt[0].numel())
 
 
 def smeasure(pred: Tensor, gt: Tensor, alpha: float = 0.5) -> Tensor:
@@ -266,67 +331,46 @@ def smeasure(pred: Tensor, gt: Tensor, alpha: float = 0.5) -> Tensor:
 
     ``pred`` must be in [0, 1]. An empty mask scores 1 - mean(pred), a full mask mean(pred).
     """
-    x = pred.double()
-    y = gt.double()
-    n, h, w = x.shape
-    fg_count = _frame_sums(y)
-    fg_ratio = fg_count / (h * w)
-    score = alpha * _object_score(x, y, fg_count, fg_ratio) + (1 - alpha) * _region_score(x, y, fg_count)
-    mean = x.flatten(1).mean(dim=1)
+    return smeasure_from_sums(block_sums(pred, gt), alpha)
+
+
+def smeasure_from_sums(s: BlockSums, alpha: float = 0.5) -> Tensor:
+    n = s.size
+    fg_ratio = s.y.sum(1) / n
+    score = alpha * _object_score(s) + (1 - alpha) * _region_score(s)
+    mean = s.x.sum(1) / n
     return torch.where(fg_ratio == 0, 1 - mean, torch.where(fg_ratio == 1, mean, score.clamp_min(0)))
 
 
-def _object_score(x: Tensor, y: Tensor, fg_count: Tensor, fg_ratio: Tensor) -> Tensor:
+def _object_score(s: BlockSums) -> Tensor:
     """Foreground/background similarity from the mean and sample std of the map in each region."""
-    bg_count = x[0].numel() - fg_count
+    n, fg_count = s.size, s.y.sum(1)
+    bg_count = n - fg_count
+    fg_sum, fg_squares = s.xy.sum(1), s.xxy.sum(1)
+    bg_sum, bg_squares = s.x.sum(1) - fg_sum, s.xx.sum(1) - fg_squares
 
-    def region_similarity(values: Tensor, mask: Tensor, count: Tensor) -> Tensor:
-        mean = _frame_sums(values * mask) / count.clamp_min(1)
-        squares = _frame_sums((values - mean[:, None, None]).square() * mask)
-        std = torch.where(count > 1, (squares / (count - 1).clamp_min(1)).sqrt(), 0.0)
+    def similarity(mean: Tensor, total: Tensor, squares: Tensor, count: Tensor) -> Tensor:
+        var = ((squares - total * total / count.clamp_min(1)).clamp_min(0)) / (count - 1).clamp_min(1)
+        std = torch.where((count > 1) & ~s.constant, var.sqrt(), 0.0)
         return 2 * mean / (mean * mean + 1 + std + EPS)
 
-    fg = region_similarity(x, y, fg_count)
-    bg = region_similarity(1 - x, 1 - y, bg_count)
-    return fg * fg_ratio + bg * (1 - fg_ratio)
+    fg = similarity(fg_sum / fg_count.clamp_min(1), fg_sum, fg_squares, fg_count)
+    # the background is scored on 1 - x, which has the same variance as x
+    bg = similarity(1 - bg_sum / bg_count.clamp_min(1), bg_sum, bg_squares, bg_count)
+    return (fg * fg_count + bg * bg_count) / n
 
 
-def _region_score(x: Tensor, y: Tensor, fg_count: Tensor) -> Tensor:
-    """Area-weighted SSIM of the four blocks split at the mask's rounded centroid (+1, as in MATLAB).
-
-    Block sums come from two matrix products with the row and column split indicators, one pass
-    over the pixels for all frames and blocks.
-    """
-    n, h, w = x.shape
-    rows = torch.arange(h, dtype=torch.float64, device=x.device)
-    cols = torch.arange(w, dtype=torch.float64, device=x.device)
-    count = fg_count.clamp_min(1)
-    cy = torch.round(_frame_sums(y * rows[:, None]) / count) + 1
-    cx = torch.round(_frame_sums(y * cols) / count) + 1
-    top = (rows[None] < cy[:, None]).double()  # (N, H)
-    left = (cols[None] < cx[:, None]).double()  # (N, W)
-    planes = torch.stack([x, x * x, y, x * y], dim=1)  # (N, 4, H, W)
-    row_split = torch.stack([top, 1 - top], dim=1)  # (N, 2, H)
-    col_split = torch.stack([left, 1 - left], dim=2)  # (N, W, 2)
-    per_row = planes.flatten(1, 2) @ col_split  # (N, 4H, 2)
-    blocks = torch.einsum("nkhc,nrh->nkrc", per_row.view(n, 4, h, 2), row_split)  # (N, 4, 2, 2)
-    sum_x, sum_xx, sum_y, sum_xy = blocks.flatten(2).unbind(1)  # each (N, 4): TL, TR, BL, BR
-    heights = torch.stack([cy, h - cy], dim=1)
-    widths = torch.stack([cx, w - cx], dim=1)
-    area = (heights[:, :, None] * widths[:, None, :]).flatten(1)  # (N, 4)
-    return (_block_ssim(sum_x, sum_xx, sum_y, sum_xy, area) * area).sum(dim=1) / (h * w)
-
-
-def _block_ssim(sum_x: Tensor, sum_xx: Tensor, sum_y: Tensor, sum_xy: Tensor, area: Tensor) -> Tensor:
-    """SSIM of a block from its sums; a block whose mask is constant has exactly zero (co)variance."""
+def _region_score(s: BlockSums) -> Tensor:
+    """Area-weighted SSIM of the four blocks; an empty block carries no weight."""
+    area = s.area
     safe_area = area.clamp_min(1)
-    mx = sum_x / safe_area
-    my = sum_y / safe_area
-    mask_constant = (sum_y == 0) | (sum_y == area)
-    var_x = ((sum_xx - sum_x * mx).clamp_min(0)) / (area - 1 + EPS)
-    var_y = torch.where(mask_constant, 0.0, (sum_y - sum_y * my) / (area - 1 + EPS))
-    cov = torch.where(mask_constant, 0.0, (sum_xy - sum_x * my) / (area - 1 + EPS))
+    mx = s.x / safe_area
+    my = s.y / safe_area
+    mask_constant = (s.y == 0) | (s.y == area)  # its (co)variances are exactly zero
+    var_x = torch.where(s.constant[:, None], 0.0, (s.xx - s.x * mx).clamp_min(0) / (area - 1 + EPS))
+    var_y = torch.where(mask_constant, 0.0, (s.y - s.y * my) / (area - 1 + EPS))
+    cov = torch.where(mask_constant, 0.0, (s.xy - s.x * my) / (area - 1 + EPS))
     a = 4 * mx * my * cov
     b = (mx * mx + my * my) * (var_x + var_y)
     ssim = torch.where(a != 0, a / (b + EPS), torch.where(b == 0, 1.0, 0.0))
-    return torch.where(area > 0, ssim, 0.0)  # an empty block carries no weight
+    return (torch.where(area > 0, ssim, 0.0) * area).sum(dim=1) / s.size

@@ -30,6 +30,12 @@ _FRAME_VALUES = {
 }
 _UNDEFINED_WITHOUT_MASK = ("plcc", "nss", "auc")  # NaN on an empty mask; such frames are counted
 _NEEDS_UNIT_RANGE = ("smeasure", "fmeasure", "mae", "emeasure")
+_FROM_SUMS = {
+    "plcc": F.plcc_from_sums,
+    "nss": F.nss_from_sums,
+    "mae": F.mae_from_sums,
+    "smeasure": F.smeasure_from_sums,
+}
 _CURVE_MEASURES = {"fmeasure": ("F", F.fmeasure_curve), "emeasure": ("E", F.emeasure_curve)}
 
 
@@ -101,20 +107,19 @@ class SaliencyMetrics(Metric):
         )
 
         values = {}
-        if "plcc" in self.metrics:
-            values["plcc"] = F.plcc(pred, gt)
-        if "nss" in self.metrics:
-            values["nss"] = F.nss(pred, gt)
+        if {"plcc", "nss", "mae", "smeasure"} & set(self.metrics):
+            sums = F.block_sums(pred, gt)  # one pass over the pixels for these four
+            for name, from_sums in _FROM_SUMS.items():
+                if name in self.metrics:
+                    values[name] = from_sums(sums)
         if "auc" in self.metrics:
             values["auc"] = F.auc(raw, gt).to(self.device)
-        if "mae" in self.metrics:
-            values["mae"] = F.mae(pred, gt)
-        if "smeasure" in self.metrics:
-            values["smeasure"] = F.smeasure(pred, gt)
-        if "fmeasure" in self.metrics:
-            values["adpF"] = F.adaptive_fmeasure(pred, gt)
-        if "emeasure" in self.metrics:
-            values["adpE"] = F.adaptive_emeasure(pred, gt)
+        if {"fmeasure", "emeasure"} & set(self.metrics):
+            counts = F.adaptive_counts(pred, gt)
+            if "fmeasure" in self.metrics:
+                values["adpF"] = F.fmeasure_from_counts(*counts)
+            if "emeasure" in self.metrics:
+                values["adpE"] = F.emeasure_from_counts(*counts, gt[0].numel())
         for name, value in values.items():
             getattr(self, name).append(value)
         if self.keeps_histograms:
@@ -145,7 +150,11 @@ class SaliencyMetrics(Metric):
         return pred.double()
 
     def _ordered_states(self) -> tuple[dict[str, Tensor], Tensor, int]:
-        """Per-frame states in (video, frame) order after the frame selection, and the repeats dropped."""
+        """Per-frame states in (video, frame) order after the frame selection, and the repeats dropped.
+
+        Call with the states synced across processes: compute() syncs them itself, the other readers
+        use ``self.sync_context()``.
+        """
         video_ids = dim_zero_cat(self.video_ids)
         order, repeats = frame_order(video_ids, dim_zero_cat(self.frame_ids), self.skip_first_last)
         names = self._value_names() + (["histograms"] if self.keeps_histograms else [])
@@ -197,7 +206,8 @@ class SaliencyMetrics(Metric):
 
     def compute_per_video(self) -> dict[int, dict[str, float]]:
         """Each video's metrics (means over its frames) with its scored and excluded frame counts."""
-        states, video_ids, _ = self._ordered_states()
+        with self.sync_context():
+            states, video_ids, _ = self._ordered_states()
         videos, _, frames = video_means(torch.zeros_like(video_ids, dtype=torch.float64), video_ids)
         per_video = {name: video_means(states[name], video_ids)[1] for name in self._value_names()}
         for name, (suffix, curve_fn) in _CURVE_MEASURES.items():
@@ -224,7 +234,8 @@ class SaliencyMetrics(Metric):
         """
         if not self.keeps_histograms:
             raise ValueError("curves need one of 'auc', 'fmeasure' or 'emeasure' among the metrics")
-        states, video_ids, _ = self._ordered_states()
+        with self.sync_context():
+            states, video_ids, _ = self._ordered_states()
         histograms = states["histograms"]
         curves: dict[str, Tensor] = {"thresholds": torch.arange(F.NUM_THRESHOLDS, device=self.device)}
         if "auc" in self.metrics:

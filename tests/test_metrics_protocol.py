@@ -1,0 +1,188 @@
+"""SaliencyMetrics' protocol: undefined cases, averaging, the DAVSOD rule, resizing, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+from salvid.metrics import AUC, MAE, NSS, PLCC, EMeasure, FMeasure, SaliencyMetrics, SMeasure
+from salvid.metrics import functional as F
+
+
+def batch(n: int = 10, h: int = 24, w: int = 32, seed: int = 0):
+    """Blob masks with noisy predictions; frame 2 has an empty mask."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    centres = torch.rand(n, 2, generator=g) * torch.tensor([h, w])
+    radii = 3 + 5 * torch.rand(n, generator=g)
+    dist = ((yy - centres[:, :1, None]) ** 2 + (xx - centres[:, 1:, None]) ** 2).sqrt()
+    masks = dist <= radii[:, None, None]
+    masks[2] = False
+    preds = masks.float() + 0.5 * torch.randn(n, h, w, generator=g)
+    return preds, masks.to(torch.uint8) * 255
+
+
+def per_frame(preds, masks) -> dict[str, np.ndarray]:
+    pred, gt = F.normalize_prediction(preds), F.binarize_target(masks)
+    return {
+        "plcc": F.plcc(pred, gt).numpy(),
+        "nss": F.nss(pred, gt).numpy(),
+        "auc": F.auc(preds, gt).numpy(),
+        "mae": F.mae(pred, gt).numpy(),
+    }
+
+
+def test_video_and_frame_averaging_differ_as_defined():
+    preds, masks = batch()
+    videos = torch.tensor([0, 0, 0, 0, 0, 0, 0, 1, 1, 2])  # unequal lengths make the two averages differ
+    frames = torch.arange(10)
+    scores = per_frame(preds, masks)
+    by_video = SaliencyMetrics(("plcc", "nss", "auc", "mae"), average="video")
+    by_frame = SaliencyMetrics(("plcc", "nss", "auc", "mae"), average="frame")
+    for metric in (by_video, by_frame):
+        metric.update(preds, masks, videos, frames)
+    video_results, frame_results = by_video.compute(), by_frame.compute()
+    for name, values in scores.items():
+        video_means = [np.nanmean(values[videos.numpy() == v]) for v in (0, 1, 2)]
+        assert video_results[name].item() == pytest.approx(np.mean(video_means), abs=1e-12)
+        assert frame_results[name].item() == pytest.approx(np.nanmean(values), abs=1e-12)
+        assert video_results[name].item() != pytest.approx(frame_results[name].item(), abs=1e-6)
+
+
+def test_empty_masks_are_excluded_and_counted():
+    preds, masks = batch()
+    masks[5] = 0
+    metric = SaliencyMetrics(("plcc", "nss", "auc", "smeasure"))
+    metric.update(preds, masks, torch.tensor([0] * 5 + [1] * 5), torch.arange(10))
+    results = metric.compute()
+    assert results["excluded_frames"].item() == 2
+    per_video = metric.compute_per_video()
+    assert (per_video[0]["excluded_frames"], per_video[1]["excluded_frames"]) == (1, 1)
+    scores = per_frame(preds, masks)
+    assert per_video[0]["auc"] == pytest.approx(np.mean(scores["auc"][[0, 1, 3, 4]]), abs=1e-12)
+    # S-measure is defined on empty masks (1 - mean prediction), so it keeps all frames
+    pred = F.normalize_prediction(preds)
+    expected_s = F.smeasure(pred, F.binarize_target(masks))[:5].mean().item()
+    assert per_video[0]["smeasure"] == pytest.approx(expected_s, abs=1e-12)
+
+
+def test_video_with_only_empty_masks_drops_out_of_the_video_mean():
+    preds, masks = batch()
+    masks[8:] = 0
+    videos = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    metric = AUC()
+    metric.update(preds, masks, videos, torch.arange(10))
+    scores = per_frame(preds, masks)["auc"]
+    expected = np.mean([np.nanmean(scores[:4]), np.nanmean(scores[4:8])])
+    assert metric.compute().item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_constant_prediction_scores_zero_zero_half():
+    _, masks = batch()
+    preds = torch.full((10, 24, 32), 7.0)
+    metric = SaliencyMetrics(("plcc", "nss", "auc"), average="frame")
+    metric.update(preds, masks, torch.zeros(10), torch.arange(10))
+    results = metric.compute()
+    assert results["plcc"].item() == 0 and results["nss"].item() == 0 and results["auc"].item() == 0.5
+    assert results["excluded_frames"].item() == 1  # frame 2's empty mask
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_prediction_names_video_and_frame(bad):
+    preds, masks = batch()
+    preds[3, 4, 5] = bad
+    with pytest.raises(ValueError, match="video 7 frame 103 contains NaN or Inf"):
+        SaliencyMetrics().update(preds, masks, torch.full((10,), 7), torch.arange(100, 110))
+
+
+def test_unnormalised_predictions_must_be_in_unit_range():
+    preds, masks = batch()
+    with pytest.raises(ValueError, match=r"video 0 frame 0 is outside \[0, 1\]"):
+        SaliencyMetrics(normalize=False).update(preds, masks, torch.zeros(10), torch.arange(10))
+    # the paper's metrics alone take any range
+    PLCC(normalize=False).update(preds, masks, torch.zeros(10), torch.arange(10))
+
+
+def test_float_target_outside_unit_range_is_an_error():
+    preds, masks = batch()
+    with pytest.raises(ValueError, match="pass 0..255 masks as uint8"):
+        SaliencyMetrics().update(preds, masks.float(), torch.zeros(10), torch.arange(10))
+
+
+def test_skip_first_last_drops_each_videos_first_and_last_annotated_frame():
+    preds, masks = batch(n=12)
+    videos = torch.tensor([3] * 5 + [9] * 4 + [4] * 3)
+    frames = torch.tensor([10, 11, 12, 13, 14, 0, 5, 10, 15, 7, 8, 9])
+    kept = torch.tensor([1, 2, 3, 6, 7, 10])
+    skipping = SaliencyMetrics(skip_first_last=True)
+    order = torch.randperm(12, generator=torch.Generator().manual_seed(1))  # arrival order must not matter
+    for part in order.split(5):
+        skipping.update(preds[part], masks[part], videos[part], frames[part])
+    plain = SaliencyMetrics()
+    plain.update(preds[kept], masks[kept], videos[kept], frames[kept])
+    for name, value in plain.compute().items():
+        torch.testing.assert_close(skipping.compute()[name], value, rtol=0, atol=1e-12, equal_nan=True)
+    assert skipping.compute_per_video() == plain.compute_per_video()
+
+
+def test_predictions_are_resized_to_the_target_never_the_reverse():
+    preds, masks = batch()
+    small = preds[:, None, ::2, ::2].contiguous()  # (N, 1, H/2, W/2)
+    resized = TF.interpolate(small, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+    direct, manual = SaliencyMetrics(), SaliencyMetrics()
+    direct.update(small, masks, torch.zeros(10), torch.arange(10))
+    manual.update(resized, masks[:, None], torch.zeros(10), torch.arange(10))
+    for name, value in manual.compute().items():
+        torch.testing.assert_close(direct.compute()[name], value, rtol=0, atol=0, equal_nan=True)
+
+
+def test_repeated_frames_count_once():
+    preds, masks = batch()
+    once, twice = SaliencyMetrics(), SaliencyMetrics()
+    once.update(preds, masks, torch.zeros(10), torch.arange(10))
+    twice.update(preds, masks, torch.zeros(10), torch.arange(10))
+    twice.update(preds[:3], masks[:3], torch.zeros(3), torch.arange(3))  # DistributedSampler-style padding
+    results = twice.compute()
+    assert results.pop("duplicate_frames").item() == 3
+    expected = once.compute()
+    expected.pop("duplicate_frames")
+    for name, value in expected.items():
+        torch.testing.assert_close(results[name], value, rtol=0, atol=0)
+
+
+def test_single_metric_classes_return_their_values():
+    preds, masks = batch()
+    args = (preds, masks, torch.tensor([0] * 5 + [1] * 5), torch.arange(10))
+    full = SaliencyMetrics()
+    full.update(*args)
+    expected = full.compute()
+    for cls, names in [(PLCC, ["plcc"]), (NSS, ["nss"]), (AUC, ["auc"]), (MAE, ["mae"]), (SMeasure, ["smeasure"]),
+                       (FMeasure, ["maxF", "meanF", "adpF"]), (EMeasure, ["maxE", "meanE", "adpE"])]:  # fmt: skip
+        metric = cls()
+        metric.update(*args)
+        value = metric.compute()
+        values = [value] if len(names) == 1 else [value[name] for name in names]
+        for name, got in zip(names, values, strict=True):
+            torch.testing.assert_close(got, expected[name], rtol=0, atol=0)
+
+
+def test_curves_are_averaged_like_the_scalars():
+    preds, masks = batch()
+    videos = torch.tensor([0] * 7 + [1] * 3)
+    metric = SaliencyMetrics(("auc", "fmeasure", "emeasure"))
+    metric.update(preds, masks, videos, torch.arange(10))
+    curves = metric.curves()
+    hist = F.threshold_histograms(F.normalize_prediction(preds), F.binarize_target(masks))
+    f = F.fmeasure_curve(hist)
+    expected_f = (f[:7].mean(0) + f[7:].mean(0)) / 2
+    torch.testing.assert_close(curves["fmeasure"], expected_f, rtol=0, atol=1e-12)
+    assert metric.compute()["maxF"].item() == pytest.approx(
+        (f[:7].mean(0).max() + f[7:].mean(0).max()).item() / 2, abs=1e-12
+    )
+    fpr, tpr = F.roc_curve(hist)
+    tpr_video0 = tpr[[0, 1, 3, 4, 5, 6]].mean(0)  # frame 2 has no foreground: no TPR
+    torch.testing.assert_close(curves["tpr"], (tpr_video0 + tpr[7:].mean(0)) / 2, rtol=0, atol=1e-12)
+    assert curves["fpr"][0] == 1 and curves["tpr"][0] == 1  # threshold 0 takes every pixel
+    assert set(curves) == {"thresholds", "fpr", "tpr", "precision", "recall", "fmeasure", "emeasure"}
