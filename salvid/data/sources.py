@@ -18,12 +18,15 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from salvid.data.errors import ImageReadError, SizeMismatchError, VideoSourceError
+
+if TYPE_CHECKING:
+    import av
 
 try:
     import decord
@@ -77,6 +80,8 @@ def _open_failure_reason(path: Path, error: Exception) -> str:
         return "no such file"
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
+    import av  # imported where used: image-folder datasets need no FFmpeg
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -168,6 +173,9 @@ class PyAVVideo(FrameSource):
     """
 
     def __init__(self, path: str | Path):
+        import av
+
+        self._av = av
         self.path = Path(path)
         try:
             self._container = av.open(str(self.path))
@@ -197,10 +205,10 @@ class PyAVVideo(FrameSource):
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
         """Frames from the start, ending at the first frame that fails to decode."""
         self._container.close()
-        self._container = av.open(str(self.path))
+        self._container = self._av.open(str(self.path))
         try:
             yield from self._container.decode(video=0)
-        except av.FFmpegError:
+        except self._av.FFmpegError:
             return
 
     def _rewind(self) -> None:
