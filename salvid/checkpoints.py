@@ -121,9 +121,14 @@ def _from_lightning(path: Path, trusted: bool) -> tuple[SaliencyNet3D, dict[str,
     return _build(config, state, path), config
 
 
-def save_pretrained(net: SaliencyNet3D, config: dict[str, Any], path: str | Path, card: dict[str, Any]) -> None:
-    """Write ``<path>.safetensors`` + ``<path>.json`` (model config and how it was trained)."""
+def save_pretrained(net: SaliencyNet3D, config: dict[str, Any], path: str | Path, card: dict[str, Any],
+                    half: bool = False) -> None:
+    """Write ``<path>.safetensors`` + ``<path>.json`` (model config and how it was trained).
+
+    ``half`` stores floating-point weights as float16 (half the size; loading casts them back to float32).
+    """
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(path))
     path.with_suffix(".json").write_text(json.dumps({"model": config, **card}, indent=2) + "\n", encoding="utf-8")

@@ -97,3 +97,13 @@ def test_safetensors_with_json_config(tmp_path):
 def test_unknown_pretrained_name_lists_what_exists():
     with pytest.raises(CheckpointError, match="not a pretrained name"):
         load_network("no-such-model")
+
+
+def test_half_precision_storage_loads_back_close_to_the_original(tmp_path):
+    net = SaliencyNet3D(**TINY).eval()
+    save_pretrained(net, TINY, tmp_path / "h", {}, half=True)
+    loaded, _ = load_network(tmp_path / "h.safetensors")
+    assert next(loaded.parameters()).dtype == torch.float32
+    x = torch.randn(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net(x), atol=2e-3, rtol=0)
