@@ -4,7 +4,9 @@ Both sides score the same synthetic frames (elliptic masks, blurred noisy predic
 and produce the same numbers: PLCC, AUC, NSS, S-measure, max/mean/adaptive F- and E-measure, MAE.
 The reference side needs the dev extras (scikit-learn, scipy, pysodmetrics).
 
-    python -m salvid.bench_metrics [--frames 64] [--height 480] [--width 854] [--device cpu]
+    python -m salvid.bench_metrics [--frames 64] [--height 480] [--width 854] [--device cpu] [--threads N]
+
+The reference side is single-threaded; ``--threads 1`` gives salvid the same share of the CPU.
 """
 
 from __future__ import annotations
@@ -113,7 +115,9 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=854)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     result = run(args.frames, (args.height, args.width), args.device)
     print(
         f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]} on {result['device']} "
