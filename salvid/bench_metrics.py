@@ -84,8 +84,12 @@ def reference_scores(preds, masks, videos) -> dict[str, float]:
     return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
 
 
-def run(num_frames: int = 64, size: tuple[int, int] = (480, 854), device: str = "cpu") -> dict:
+def run(
+    num_frames: int = 64, size: tuple[int, int] = (480, 854), device: str = "cpu", threads: int | None = None
+) -> dict:
     """Time both sides on the same frames; return frames/s, their ratio and the largest score gap."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     preds, masks = synthetic_frames(num_frames, size)
     videos = torch.arange(num_frames) // FRAMES_PER_VIDEO
     salvid_scores(preds[:BATCH], masks[:BATCH], videos[:BATCH], device)  # warm-up
@@ -115,10 +119,9 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=854)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    result = run(args.frames, (args.height, args.width), args.device)
+    result = run(args.frames, (args.height, args.width), args.device, args.threads)
     print(
         f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]} on {result['device']} "
         f"({result['torch_threads']} torch threads)\n"
