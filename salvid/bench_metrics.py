@@ -4,7 +4,9 @@ Both sides score the same synthetic frames (elliptic masks, blurred noisy predic
 and produce the same numbers: PLCC, AUC, NSS, S-measure, max/mean/adaptive F- and E-measure, MAE.
 The reference side needs the dev extras (scikit-learn, scipy, pysodmetrics).
 
-    python -m salvid.bench_metrics [--frames 64] [--height 480] [--width 854] [--device cpu]
+    python -m salvid.bench_metrics [--frames 64] [--height 480] [--width 854] [--device cpu] [--threads N]
+
+The reference side is single-threaded; ``--threads 1`` gives salvid the same share of the CPU.
 """
 
 from __future__ import annotations
@@ -82,8 +84,12 @@ def reference_scores(preds, masks, videos) -> dict[str, float]:
     return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
 
 
-def run(num_frames: int = 64, size: tuple[int, int] = (480, 854), device: str = "cpu") -> dict:
+def run(
+    num_frames: int = 64, size: tuple[int, int] = (480, 854), device: str = "cpu", threads: int | None = None
+) -> dict:
     """Time both sides on the same frames; return frames/s, their ratio and the largest score gap."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     preds, masks = synthetic_frames(num_frames, size)
     videos = torch.arange(num_frames) // FRAMES_PER_VIDEO
     salvid_scores(preds[:BATCH], masks[:BATCH], videos[:BATCH], device)  # warm-up
@@ -113,8 +119,9 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=854)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
-    result = run(args.frames, (args.height, args.width), args.device)
+    result = run(args.frames, (args.height, args.width), args.device, args.threads)
     print(
         f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]} on {result['device']} "
         f"({result['torch_threads']} torch threads)\n"

@@ -65,8 +65,14 @@ def binarize_target(target: Tensor) -> Tensor:
 
 def nonfinite_frames(pred: Tensor) -> Tensor:
     """Indices of the frames of (N, H, W) ``pred`` that hold NaN or Inf."""
-    lo, hi = torch.aminmax(pred.flatten(1), dim=1)  # NaN and Inf both show in the extremes
+    lo, hi = frame_range(pred)  # NaN and Inf both show in the extremes
     return torch.nonzero(~(torch.isfinite(lo) & torch.isfinite(hi))).flatten()
+
+
+def frame_range(pred: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-frame minimum and maximum, shape (N,) each (amin + amax beat aminmax on CPU)."""
+    flat = pred.flatten(1)
+    return flat.amin(dim=1), flat.amax(dim=1)
 
 
 def normalize_prediction(pred: Tensor) -> Tensor:
@@ -75,7 +81,7 @@ def normalize_prediction(pred: Tensor) -> Tensor:
     float64 keeps ``floor(255 * pred)`` and the threshold comparisons bit-identical to pysodmetrics,
     which works in float64 too.
     """
-    lo, hi = torch.aminmax(pred.flatten(1), dim=1)
+    lo, hi = frame_range(pred)
     lo, hi = lo.double()[:, None, None], hi.double()[:, None, None]
     span = hi - lo
     scaled = pred.double().sub_(lo).div_(torch.where(span > 0, span, 1.0))
@@ -85,8 +91,9 @@ def normalize_prediction(pred: Tensor) -> Tensor:
     return scaled
 
 
-def _frame_sums(x: Tensor) -> Tensor:
-    return x.flatten(1).sum(dim=1)
+def _frame_counts(mask: Tensor) -> Tensor:
+    """Per-frame count of a boolean (N, H, W) mask; summing its bytes is ~3x faster than bool.sum."""
+    return mask.view(torch.uint8).flatten(1).sum(dim=1, dtype=torch.int32)
 
 
 @dataclass(frozen=True)
@@ -118,9 +125,12 @@ def block_sums(pred: Tensor, gt: Tensor) -> BlockSums:
     n, h, w = x.shape
     rows = torch.arange(h, dtype=torch.float64, device=x.device)
     cols = torch.arange(w, dtype=torch.float64, device=x.device)
-    count = _frame_sums(gt).clamp_min(1).double()
-    cy = torch.round((gt.sum(dim=2).double() @ rows) / count) + 1
-    cx = torch.round((gt.sum(dim=1).double() @ cols) / count) + 1
+    # one scratch plane, refilled in place and always multiplied within float64: fresh full-size
+    # temporaries and bool-by-float products cost more than the arithmetic on CPU
+    plane = gt.double()
+    count = plane.sum(dim=(1, 2)).clamp_min(1)
+    cy = torch.round((plane.sum(dim=2) @ rows) / count) + 1
+    cx = torch.round((plane.sum(dim=1) @ cols) / count) + 1
     top = rows[None] < cy[:, None]
     left = cols[None] < cx[:, None]
     row_split = torch.stack([top, ~top], dim=1).double()  # (N, 2, H)
@@ -129,19 +139,14 @@ def block_sums(pred: Tensor, gt: Tensor) -> BlockSums:
     def split_sums(plane: Tensor) -> Tensor:
         return torch.bmm(row_split, torch.bmm(plane, col_split)).flatten(1)
 
-    # one scratch plane, refilled in place: fresh full-size temporaries cost more than the arithmetic
-    plane = torch.mul(x, x)
-    sums = {"x": split_sums(x), "xx": split_sums(plane)}
-    plane.mul_(gt)
-    sums["xxy"] = split_sums(plane)
-    torch.mul(x, gt, out=plane)
-    sums["xy"] = split_sums(plane)
-    plane.copy_(gt)
-    sums["y"] = split_sums(plane)
+    sums = {"x": split_sums(x), "y": split_sums(plane)}
+    sums["xy"] = split_sums(plane.mul_(x))
+    sums["xxy"] = split_sums(plane.mul_(x))
+    sums["xx"] = split_sums(torch.mul(x, x, out=plane))
     heights = torch.stack([cy, h - cy], dim=1)
     widths = torch.stack([cx, w - cx], dim=1)
     area = (heights[:, :, None] * widths[:, None, :]).flatten(1)
-    lo, hi = torch.aminmax(x.flatten(1), dim=1)
+    lo, hi = frame_range(x)
     return BlockSums(**sums, area=area, constant=lo == hi)
 
 
@@ -283,10 +288,9 @@ def adaptive_counts(pred: Tensor, gt: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """True positives, false positives and positives (N,) at the threshold ``min(2 * mean, 1)``."""
     threshold = (2 * pred.double().flatten(1).mean(dim=1)).clamp_max(1.0)[:, None, None]
     found = pred.double() >= threshold
-    found_count = _frame_sums(found).double()
-    tp = _frame_sums(torch.logical_and(found, gt, out=found)).double()
-    fp = found_count - tp
-    return tp, fp, _frame_sums(gt).double()
+    found_count = _frame_counts(found).double()
+    tp = _frame_counts(torch.logical_and(found, gt, out=found)).double()
+    return tp, found_count - tp, _frame_counts(gt).double()
 
 
 def adaptive_fmeasure(pred: Tensor, gt: Tensor, beta2: float = BETA2) -> Tensor:
