@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 from salvid.io import atomic_write_bytes
 
@@ -24,10 +26,10 @@ def heatmap_overlay(frame: np.ndarray, saliency_u8: np.ndarray, alpha: float = 0
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f"{path}: PNG encoding failed")
-    atomic_write_bytes(path, data.tobytes())
+    """Grey (H, W) or RGB (H, W, 3) uint8 as a PNG, written atomically."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 class VideoWriter:

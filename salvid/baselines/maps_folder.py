@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from salvid.data.sources import IMAGE_SUFFIXES
 from salvid.inference import Clip, SaliencyMethod
@@ -59,14 +60,26 @@ class MapsFolder(SaliencyMethod):
     def predict(self, clips: list[Clip], frame_ids: list[int]) -> np.ndarray:
         maps = []
         for clip, t in zip(clips, frame_ids, strict=True):
-            path = self._files[t]
-            image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path is not None else None
-            if image is None:
-                raise MissingMapsError(f"{path or self.directory}: cannot read the map of frame {t} ({self.name})")
-            if image.ndim == 3:
-                image = image[..., :3].max(axis=-1)
+            image = _read_map(self._files[t], self.directory, self.name, t)
             h, w = clip[len(clip) // 2].shape[:2]
             if image.shape != (h, w):  # maps stored at another resolution are compared at the frame's
                 image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-            maps.append(image.astype(np.float32))
+            maps.append(image)
         return np.stack(maps)
+
+
+def _read_map(path: Path | None, directory: Path, method: str, frame: int) -> np.ndarray:
+    """A map file as (H, W) float32: grey as stored, colour as the maximum over its channels.
+
+    Decoded with PIL: OpenCV's PNG decoder fails ("bad parameters to zlib") once decord is imported first.
+    """
+    if path is None:
+        raise MissingMapsError(f"{directory}: no map of frame {frame} ({method})")
+    try:
+        with Image.open(path) as image:
+            values = np.asarray(image.convert("RGB") if image.mode in ("P", "PA", "CMYK") else image)
+    except (OSError, UnidentifiedImageError, SyntaxError) as e:
+        raise MissingMapsError(f"{path}: cannot read the map of frame {frame} ({method}): {e}") from e
+    if values.ndim == 3:
+        values = values[..., :3].max(axis=-1)
+    return values.astype(np.float32)

@@ -30,13 +30,13 @@ def eval_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_ckpt(eval_data, tmp_path_factory) -> Path:
-    """A real Lightning checkpoint of the tiny network after 20 training steps."""
+    """A real Lightning checkpoint of the tiny network after 4 training steps."""
     run = tmp_path_factory.mktemp("run")
     L.seed_everything(0)
     module = SaliencyModule(model=TINY, log_images=0)
     data = SaliencyDataModule("videos", str(eval_data), {"train": "train", "val": "val", "test": None},
                               input_size=(64, 64), batch_size=4, buffer_size=8)
-    trainer = L.Trainer(max_steps=20, accelerator="cpu", logger=False, enable_progress_bar=False,
+    trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=1,
                         callbacks=[ModelCheckpoint(dirpath=run / "checkpoints", save_last=True)])
     trainer.fit(module, datamodule=data)
@@ -47,7 +47,7 @@ def trained_ckpt(eval_data, tmp_path_factory) -> Path:
 def tiny_pretrained(trained_ckpt, tmp_path_factory) -> Path:
     net, config = load_network(trained_ckpt)
     path = tmp_path_factory.mktemp("pretrained") / "tiny.safetensors"
-    save_pretrained(net, config, path, {"note": "test network, 20 steps"})
+    save_pretrained(net, config, path, {"note": "test network, 4 steps"})
     return path
 
 

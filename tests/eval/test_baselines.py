@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from salvid.baselines import (
@@ -70,7 +71,7 @@ def test_opencv_fine_grained_runs_or_says_what_to_install():
 
 def test_maps_folder_missing_frames_names_the_folder_and_frames(tmp_path):
     (tmp_path / "bear").mkdir()
-    cv2.imwrite(str(tmp_path / "bear" / "00000.png"), np.zeros((H, W), np.uint8))
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(tmp_path / "bear" / "00000.png")
     maps = MapsFolder("fang", tmp_path)
     with pytest.raises(MissingMapsError, match=r"bear.*fang.*2 of 3 annotated frames.*00001, 00002"):
         maps.check("bear", ["00000", "00001", "00002"], [0, 1, 2])
