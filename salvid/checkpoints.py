@@ -80,6 +80,12 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
     if path.suffix == ".ckpt" or path.is_file():
         return _from_lightning(path, trusted)
     names = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+    if spec == DEFAULT_PRETRAINED:
+        raise CheckpointError(
+            f"the default pretrained model {DEFAULT_PRETRAINED!r} is not in this installation ({PRETRAINED_DIR} "
+            f"holds {names or 'none'}): pass ckpt_path=<.ckpt or .safetensors file>, or train and export one "
+            "(python -m salvid.train +experiment=pretrain_davis, then python -m salvid.export)"
+        )
     raise CheckpointError(f"{spec}: no such file, and not a pretrained name (available: {names})")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import platform
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -28,3 +30,22 @@ def _netrc_has_wandb() -> bool:
         return netrc.netrc().authenticators("api.wandb.ai") is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
+
+
+def hardware_description() -> str:
+    """The CPU model and core count, plus the GPUs torch sees: what a model card records about training."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    parts = [f"{cpu} ({os.cpu_count()} cores)"]
+    import torch
+
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        parts.append(", ".join(f"{names.count(n)}x {n}" for n in dict.fromkeys(names)))
+    return "; ".join(parts)

@@ -7,6 +7,7 @@ Writes ``<output_dir>/checkpoints/{last,best}.ckpt`` and, once the run has finis
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import salvid  # noqa: F401  (sets process environment before torch loads)
 from salvid.io import atomic_write_json
-from salvid.runtime import wandb_mode
+from salvid.runtime import hardware_description, wandb_mode
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.get("test_untrained"):
         untrained = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         results["untrained"] = {k: float(v) for k, v in untrained.items()}
+    started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # what a model card needs (salvid.export reads it): how long, how many steps, on what
+    results["run"] = {"fit_wall_time_s": round(time.perf_counter() - started, 1), "steps": trainer.global_step,
+                      "epochs": trainer.current_epoch, "hardware": hardware_description()}
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]

@@ -1,0 +1,199 @@
+"""The inference core shared by ``evaluate`` and ``predict``: frame sources in, saliency maps out.
+
+* :func:`iter_batches` streams the clips (t-1, t, t+1 by default) of a :class:`FrameSource`: every frame is
+  decoded once, in ascending chunks, and only a sliding window of frames is held, so memory does not grow
+  with the video's length. Missing neighbours at the ends repeat the edge frame (as in training).
+* :class:`SaliencyMethod` is what turns a batch of clips into maps at the frames' own resolution; the network
+  (:class:`NetworkSaliency`), the classical baselines and folders of precomputed maps all implement it, so
+  one loop scores them all from one decoding pass.
+* :class:`NetworkSaliency` resizes and normalises exactly as the evaluation transform of training does,
+  runs under ``torch.inference_mode`` with optional bf16 autocast and ``channels_last_3d`` memory, and resizes
+  each map back to its frame (bilinear).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from salvid.data.datamodule import MEAN, STD
+from salvid.data.sources import FrameSource
+from salvid.data.stream import triplet_indices
+from salvid.models import SaliencyNet3D
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "bf16", "fp32")
+Clip = list[np.ndarray]  # in_frames RGB uint8 (H, W, 3) frames, the target frame in the middle
+
+
+def iter_clips(
+    source: FrameSource, in_frames: int, targets: Iterable[int] | None = None, chunk_len: int = 32
+) -> Iterator[tuple[int, Clip]]:
+    """``(t, clip)`` for each target frame ``t`` (all frames by default), in ascending order.
+
+    Only the frames some clip needs are decoded, each once, ``chunk_len`` at a time; frames no later clip
+    needs are dropped, so at most ``chunk_len + in_frames`` frames are held.
+    """
+    n = len(source)
+    targets = range(n) if targets is None else sorted(set(targets))
+    needed = sorted({i for t in targets for i in triplet_indices(t, n, in_frames)})
+    window: dict[int, np.ndarray] = {}
+    next_needed = 0
+    r = in_frames // 2
+    for t in targets:
+        last = min(t + r, n - 1)
+        while next_needed < len(needed) and needed[next_needed] <= last:
+            chunk = needed[next_needed : next_needed + chunk_len]
+            window.update(zip(chunk, source.read(chunk), strict=True))
+            next_needed += len(chunk)
+        yield t, [window[i] for i in triplet_indices(t, n, in_frames)]
+        for i in [i for i in window if i < t + 1 - r]:  # later clips start at t + 1 - r or after
+            del window[i]
+
+
+def iter_batches(
+    source: FrameSource, in_frames: int, batch_size: int, targets: Iterable[int] | None = None, chunk_len: int = 32
+) -> Iterator[tuple[list[int], list[Clip]]]:
+    """:func:`iter_clips` grouped into batches of up to ``batch_size`` (frame indices, clips)."""
+    ids: list[int] = []
+    clips: list[Clip] = []
+    for t, clip in iter_clips(source, in_frames, targets, max(chunk_len, batch_size)):
+        ids.append(t)
+        clips.append(clip)
+        if len(ids) == batch_size:
+            yield ids, clips
+            ids, clips = [], []
+    if ids:
+        yield ids, clips
+
+
+def centre(clip: Clip, in_frames: int) -> Clip:
+    """The middle ``in_frames`` frames of a longer clip (edge padding stays consistent)."""
+    r = (len(clip) - in_frames) // 2
+    return clip[r : r + in_frames]
+
+
+def frame_stems(frames: Path | Sequence[Path], n_frames: int) -> list[str]:
+    """A name per frame: the image files' stems for a frame folder, the zero-padded index for a video file.
+
+    Predicted maps are written under these names and maps folders are read by them.
+    """
+    if isinstance(frames, Path):
+        return [f"{i:05d}" for i in range(n_frames)]
+    return [p.stem for p in frames]
+
+
+class SaliencyMethod(abc.ABC):
+    """Anything that maps clips to saliency maps: the network, a baseline, a folder of precomputed maps.
+
+    ``in_frames`` is the clip length it needs (1: the frame alone). :meth:`predict` returns (N, H, W) float32
+    maps at the frames' resolution, of any range (metrics normalise each map).
+    """
+
+    name: str
+    in_frames: int = 1
+
+    def begin_sequence(self, name: str, frame_names: list[str]) -> None:  # noqa: B027  (optional hook)
+        """Called before the first batch of each sequence (a maps folder needs to know where it is)."""
+
+    @abc.abstractmethod
+    def predict(self, clips: list[Clip], frame_ids: list[int]) -> np.ndarray:
+        """Maps of the centre frames of ``clips`` (frame ``frame_ids[i]`` of the current sequence)."""
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
+    except OSError:  # not Linux: do not guess
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags)) and torch.backends.mkldnn.is_available()
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 for ``"bf16"``, ``None`` (fp32) for ``"fp32"``; ``"auto"`` picks bf16 where the hardware has it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: must be one of {PRECISIONS}")
+    if precision == "auto":
+        if device.type == "cuda":
+            native = torch.cuda.is_bf16_supported()
+        else:
+            native = device.type == "cpu" and cpu_has_native_bf16()
+        precision = "bf16" if native else "fp32"
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int  # frame index in the source
+    saliency: np.ndarray  # (H, W) float32 in [0, 1] at the frame's resolution
+    frame: np.ndarray  # (H, W, 3) uint8 RGB
+
+
+class NetworkSaliency(SaliencyMethod):
+    """:class:`SaliencyNet3D` as a saliency method.
+
+    Args:
+        net: the network (put in eval mode here).
+        name: the method's name in tables.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
+        precision: ``"auto"`` (bf16 autocast where the hardware computes bf16 natively: CUDA with bf16,
+            CPUs with AVX512-BF16/AMX; else fp32), ``"bf16"`` or ``"fp32"``.
+        channels_last: run in ``channels_last_3d`` memory format (faster with oneDNN bf16 on CPU).
+    """
+
+    def __init__(self, net: SaliencyNet3D, name: str = "salvid", device: str = "auto", precision: str = "auto",
+                 channels_last: bool = False):
+        self.name = name
+        self.device = resolve_device(device)
+        self.dtype = autocast_dtype(precision, self.device)
+        self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
+        self.net = net.eval().to(self.device, memory_format=self.memory_format)
+        self.in_frames = net.in_frames
+        self.input_size = net.input_size
+        self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1, 1)
+        self.std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1, 1)
+        log.info("%s: %s, %s", name, self.device, "bf16 autocast" if self.dtype else "fp32")
+
+    def _inputs(self, clips: list[Clip]) -> torch.Tensor:
+        """(N, 3, T, h, w) normalised; each distinct frame is resized once (clips share frames)."""
+        h, w = self.input_size
+        resized: dict[int, np.ndarray] = {}
+        for frame in (f for clip in clips for f in clip):
+            if id(frame) not in resized:  # cv2 INTER_LINEAR, as albumentations' Resize in training
+                resized[id(frame)] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+        x = np.stack([np.stack([resized[id(f)] for f in clip]) for clip in clips])  # (N, T, h, w, 3)
+        x = torch.from_numpy(x).to(self.device).permute(0, 4, 1, 2, 3).float().div_(255.0)
+        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+
+    @torch.inference_mode()
+    def predict(self, clips: list[Clip], frame_ids: list[int] | None = None) -> np.ndarray:
+        x = self._inputs(clips)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
+            maps = self.net(x)
+        size = clips[0][len(clips[0]) // 2].shape[:2]
+        maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+        return maps[:, 0].cpu().numpy()
+
+    def stream(self, source: FrameSource, batch_size: int = 8, targets: Iterable[int] | None = None,
+               chunk_len: int = 32) -> Iterator[Prediction]:
+        """Maps of a whole source (or its ``targets``), in frame order, in constant memory."""
+        for ids, clips in iter_batches(source, self.in_frames, batch_size, targets, chunk_len):
+            maps = self.predict(clips, ids)
+            for t, clip, saliency in zip(ids, clips, maps, strict=True):
+                yield Prediction(t, saliency, clip[len(clip) // 2])

@@ -1,0 +1,73 @@
+import csv
+import json
+import shutil
+
+import pytest
+from conftest import compose_config
+
+from salvid.baselines import MissingMapsError
+from salvid.evaluate import evaluate
+from salvid.io import UnsafeOutputError
+
+FILES = ("per_sequence.csv", "summary.json", "table.md", "roc.png", "pr.png", "qualitative.png")
+
+
+def run(eval_data, out, ckpt, *overrides):
+    cfg = compose_config("evaluate", [f"ckpt_path={ckpt}", "data=videos", f"data.root={eval_data}",
+                                      "data.split=test", f"paths.output_dir={out}", "batch_size=4",
+                                      "qualitative_frames=2", *overrides])
+    return evaluate(cfg)
+
+
+def gt_maps(eval_data, folder):
+    """The ground-truth masks laid out as a maps folder: a perfect method."""
+    for seq in ("test_000", "test_001"):
+        shutil.copytree(eval_data / "masks" / seq, folder / seq)
+    return folder
+
+
+def test_evaluate_scores_network_baselines_and_maps_folders(eval_data, trained_ckpt, image_only_pretrained, tmp_path):
+    out = tmp_path / "out"
+    maps = gt_maps(eval_data, tmp_path / "gt_maps")
+    summary = run(eval_data, out, trained_ckpt, f"image_only_ckpt={image_only_pretrained}",
+                  f"+maps_dirs.oracle={maps}")
+    methods = ["salvid", "center_prior", "frame_difference", "spectral_residual", "image_only", "oracle"]
+    assert list(summary) == methods  # opencv_fine_grained only with opencv-contrib
+    for name in FILES:
+        assert (out / name).stat().st_size > 0, name
+    # the oracle's maps are the ground truth: every metric at its best
+    oracle = summary["oracle"]
+    assert oracle["auc"] == pytest.approx(1.0) and oracle["plcc"] == pytest.approx(1.0)
+    assert oracle["mae"] == pytest.approx(0.0) and oracle["smeasure"] == pytest.approx(1.0)
+    assert json.loads((out / "summary.json").read_text()) == summary
+    rows = list(csv.DictReader((out / "per_sequence.csv").open()))
+    assert sorted({(r["method"], r["sequence"]) for r in rows}) == sorted(
+        (m, s) for m in methods for s in ("test_000", "test_001"))
+    assert sum(int(r["frames"]) for r in rows if r["method"] == "salvid") == 16
+    excluded = sum(int(r["excluded_frames"]) for r in rows if r["method"] == "salvid")
+    assert summary["salvid"]["excluded_frames"] == excluded
+    table = (out / "table.md").read_text()
+    assert "| metric | salvid | center_prior |" in table and "| PLCC |" in table and "| AUC |" in table
+    assert "**1.000**" in table  # the oracle's AUC marked best
+
+
+def test_maps_folder_missing_frames_fails_before_scoring(eval_data, tiny_pretrained, tmp_path):
+    maps = gt_maps(eval_data, tmp_path / "maps")
+    (maps / "test_001" / "00003.png").unlink()
+    with pytest.raises(MissingMapsError, match=r"test_001.*'partial'.*1 of 8 annotated frames.*00003"):
+        run(eval_data, tmp_path / "out", tiny_pretrained, "baselines=[]", f"+maps_dirs.partial={maps}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_equal_to_the_data_root_is_refused(eval_data, tiny_pretrained):
+    before = sorted(p.relative_to(eval_data) for p in eval_data.rglob("*"))
+    with pytest.raises(UnsafeOutputError, match="is the input folder"):
+        run(eval_data, eval_data, tiny_pretrained, "baselines=[]")
+    assert sorted(p.relative_to(eval_data) for p in eval_data.rglob("*")) == before
+
+
+def test_unknown_baseline_and_wrong_image_only_network_are_named(eval_data, tiny_pretrained, tmp_path):
+    with pytest.raises(ValueError, match="unknown 'itti'"):
+        run(eval_data, tmp_path / "a", tiny_pretrained, "baselines=[itti]")
+    with pytest.raises(ValueError, match="3 input frames, not the 1-frame ablation"):
+        run(eval_data, tmp_path / "b", tiny_pretrained, "baselines=[image_only]", f"image_only_ckpt={tiny_pretrained}")

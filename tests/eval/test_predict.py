@@ -1,0 +1,82 @@
+import json
+import shutil
+
+import av
+import numpy as np
+import pytest
+from conftest import compose_config
+from PIL import Image
+
+from salvid.data.errors import ImageReadError
+from salvid.io import UnsafeOutputError
+from salvid.predict import PredictInputError, predict
+
+
+def run(input_, out, ckpt, *overrides):
+    return predict(compose_config("predict", [f"input={input_}", f"paths.output_dir={out}", f"ckpt_path={ckpt}",
+                                              "batch_size=4", *overrides]))
+
+
+def video_frames(path):
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_predict_on_a_video_writes_maps_videos_and_a_complete_status(eval_data, tiny_pretrained, tmp_path):
+    (folder,) = run(eval_data / "videos" / "test_000.mp4", tmp_path / "out", tiny_pretrained)
+    assert folder == (tmp_path / "out" / "test_000").resolve()
+    pngs = sorted(p.name for p in (folder / "maps").iterdir())
+    assert pngs == [f"{i:05d}.png" for i in range(8)]
+    assert np.asarray(Image.open(folder / "maps" / "00000.png")).shape == (72, 96)
+    for name in ("saliency.mp4", "overlay.mp4"):
+        frames = video_frames(folder / name)
+        assert len(frames) == 8 and frames[0].shape == (72, 96, 3)
+    status = json.loads((folder / "status.json").read_text())
+    assert status["complete"] and status["frames_written"] == 8
+
+
+def test_predict_on_a_frame_folder_and_a_glob_names_maps_by_frame(eval_data, tiny_pretrained, tmp_path):
+    frames = tmp_path / "walk"
+    frames.mkdir()
+    for i, frame in enumerate(video_frames(eval_data / "videos" / "test_001.mp4")[:5]):
+        Image.fromarray(frame[1:, 1:]).save(frames / f"img_{i * 10:03d}.jpg")  # odd size: 71x95
+    (folder,) = run(frames, tmp_path / "out", tiny_pretrained)
+    assert sorted(p.name for p in (folder / "maps").iterdir()) == [f"img_{i * 10:03d}.png" for i in range(5)]
+    assert len(video_frames(folder / "overlay.mp4")) == 5
+    (folder,) = run(f"'{frames}/img_0[0-2]*.jpg'", tmp_path / "glob", tiny_pretrained, "write_videos=false")
+    assert sorted(p.name for p in (folder / "maps").iterdir()) == ["img_000.png", "img_010.png", "img_020.png"]
+
+
+def test_a_failure_keeps_the_maps_written_and_marks_the_output_incomplete(tiny_pretrained, tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):  # noise: large enough that half a file keeps its header
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(frames / f"{i:05d}.jpg")
+    data = (frames / "00039.jpg").read_bytes()
+    (frames / "00039.jpg").write_bytes(data[: len(data) // 2])  # truncated: fails when its chunk is decoded
+    with pytest.raises(ImageReadError, match="00039.jpg"):
+        run(frames, tmp_path / "out", tiny_pretrained, "write_videos=false")
+    status = json.loads((tmp_path / "out" / "frames" / "status.json").read_text())
+    assert not status["complete"] and "00039.jpg" in status["error"]
+    kept = sorted((tmp_path / "out" / "frames" / "maps").iterdir())
+    assert status["frames_written"] == len(kept) > 0
+
+
+def test_bad_inputs_are_named(tiny_pretrained, tmp_path):
+    with pytest.raises(PredictInputError, match="nowhere.mp4: no such file or folder"):
+        run(tmp_path / "nowhere.mp4", tmp_path / "out", tiny_pretrained)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ImageReadError, match="empty: no images"):
+        run(tmp_path / "empty", tmp_path / "out", tiny_pretrained)
+    with pytest.raises(PredictInputError, match="matches no files"):
+        run(f"{tmp_path}/*.png", tmp_path / "out", tiny_pretrained)
+
+
+def test_output_dir_equal_to_the_input_folder_is_refused(eval_data, tiny_pretrained, tmp_path):
+    frames = tmp_path / "frames"
+    shutil.copytree(eval_data / "masks" / "test_000", frames)  # any images will do
+    before = {p.name: p.read_bytes() for p in frames.iterdir()}
+    with pytest.raises(UnsafeOutputError, match="is the input folder"):
+        run(frames, frames, tiny_pretrained)
+    assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
