@@ -9,6 +9,7 @@ rank 0's config and output directory (see :mod:`salvid.ddp`).
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,18 @@ def train(cfg: DictConfig) -> float | None:
         wandb_mode()
         if cfg.logger.wandb.get("id") is None:
             cfg.logger.wandb.id = resume.wandb_run_id(output_dir)
-    with ddp.shared_with_ranks(cfg):
-        return _fit_and_test(cfg, output_dir)
+    try:
+        with ddp.shared_with_ranks(cfg):
+            return _fit_and_test(cfg, output_dir)
+    finally:
+        _finish_wandb_run()
+
+
+def _finish_wandb_run() -> None:
+    """Close this job's W&B run: Lightning leaves it open, and the next job of a multirun in this process
+    would otherwise log into it."""
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()
 
 
 def _fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:

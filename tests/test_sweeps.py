@@ -42,7 +42,7 @@ def test_grid_sweep_shares_a_wandb_group_and_writes_a_summary(tmp_path, data_dir
                f"hydra.sweep.dir={sweep_dir}"])
     rows = read_summary(sweep_dir)
     assert [r["job"] for r in rows] == ["0", "1"]
-    groups = set()
+    groups, wandb_runs = set(), set()
     for row, preset in zip(rows, ("paper", "all_spatial"), strict=True):
         job = sweep_dir / row["job"]
         logged = yaml.safe_load((job / "csv" / "hparams.yaml").read_text())  # the config the loggers received
@@ -51,10 +51,13 @@ def test_grid_sweep_shares_a_wandb_group_and_writes_a_summary(tmp_path, data_dir
         assert f"pool_strides={preset}" in logged["sweep"]["overrides"]
         assert logged["logger"]["wandb"]["group"] == logged["sweep"]["id"]
         groups.add(logged["sweep"]["id"])
+        (run,) = (job / "wandb").glob("offline-run-*")  # each job its own W&B run
+        wandb_runs.add(run.name.rsplit("-", 1)[-1])
         assert f"pool_strides={preset}" in row["overrides"].split() and row["status"] == "done"
         test = json.loads((job / "metrics.json").read_text())["test"]
         assert float(row["test/plcc"]) == pytest.approx(test["test/plcc"])
     assert len(groups) == 1 and None not in groups
+    assert len(wandb_runs) == 2
 
 
 def test_optuna_search_returns_the_validation_metric(tmp_path, data_dir):
