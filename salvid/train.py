@@ -1,12 +1,15 @@
 """Train, then test: ``python -m salvid.train [+experiment=NAME] [overrides]``.
 
 Writes ``<output_dir>/checkpoints/{last,best}.ckpt`` and, once the run has finished, ``metrics.json``
-(its absence marks an incomplete run). Returns ``cfg.optimized_metric`` for sweepers.
+(its absence marks an incomplete run). Returns ``cfg.optimized_metric`` for sweepers. Rerunning with
+``hydra.run.dir=<a run's directory>`` resumes that run (see :mod:`salvid.resume`); under DDP all ranks share
+rank 0's config and output directory (see :mod:`salvid.ddp`).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,13 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 import salvid  # noqa: F401  (sets process environment before torch loads)
+from salvid import ddp, resume, sweep
 from salvid.io import atomic_write_json
 from salvid.runtime import hardware_description, wandb_mode
 
 log = logging.getLogger(__name__)
+
+sweep.register_resolvers()
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -28,11 +34,28 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> float | None:
-    L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    cfg.ckpt_path = resume.checkpoint_to_resume(cfg.get("ckpt_path"), output_dir)
     if cfg.get("logger") and "wandb" in cfg.logger:
         wandb_mode()
+        if cfg.logger.wandb.get("id") is None:
+            cfg.logger.wandb.id = resume.wandb_run_id(output_dir)
+    try:
+        with ddp.shared_with_ranks(cfg):
+            return _fit_and_test(cfg, output_dir)
+    finally:
+        _finish_wandb_run()
 
+
+def _finish_wandb_run() -> None:
+    """Close this job's W&B run: Lightning leaves it open, and the next job of a multirun in this process
+    would otherwise log into it."""
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()
+
+
+def _fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:
+    L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.module, model=OmegaConf.to_container(cfg.model, resolve=True),
                                      _convert_="all")
@@ -44,14 +67,15 @@ def train(cfg: DictConfig) -> float | None:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     results: dict[str, Any] = {}
-    if cfg.get("test_untrained"):
+    if cfg.get("test_untrained") and not cfg.ckpt_path:
         untrained = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         results["untrained"] = {k: float(v) for k, v in untrained.items()}
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     # what a model card needs (salvid.export reads it): how long, how many steps, on what
     results["run"] = {"fit_wall_time_s": round(time.perf_counter() - started, 1), "steps": trainer.global_step,
                       "epochs": trainer.current_epoch, "hardware": hardware_description()}
+    results["val"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
@@ -61,7 +85,7 @@ def train(cfg: DictConfig) -> float | None:
     if trainer.is_global_zero:
         atomic_write_json(output_dir / "metrics.json", results)
         _print_summary(results, output_dir)
-    return results["test"].get(cfg.get("optimized_metric") or "", None)
+    return sweep.metric_value(results, cfg.get("optimized_metric") or "")
 
 
 def _print_summary(results: dict[str, Any], output_dir: Path) -> None:
@@ -81,8 +105,16 @@ def _print_summary(results: dict[str, Any], output_dir: Path) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float | None:
     return train(cfg)
+
+
+def main() -> float | None:
+    """Entry point. In a DDP rank that Lightning's launcher started, run rank 0's config without Hydra."""
+    cfg = ddp.launched_config()
+    if cfg is None:
+        return _hydra_main()
+    return _fit_and_test(cfg, Path(cfg.paths.output_dir))
 
 
 if __name__ == "__main__":

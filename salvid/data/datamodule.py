@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from salvid.data.inventory import SequenceCounts, check_mask_resize, count_sequences
@@ -91,6 +92,7 @@ class SaliencyDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.sequences: dict[str, list[Sequence]] = {}
         self.counts: dict[str, list[SequenceCounts]] = {}
+        self._resume: tuple[int, int] | None = None  # (epoch, batches done), from a checkpoint
 
     def prepare_data(self) -> None:
         if self.synthetic is not None:
@@ -147,6 +149,7 @@ class SaliencyDataModule(L.LightningDataModule):
     def _loader(self, stage: str, train: bool) -> DataLoader:
         if stage not in self.sequences:
             raise ValueError(f"no {stage} data: set data.splits.{stage} (or data.val_holdout for validation)")
+        trainer = self.trainer
         stream = TripletStream(
             self.sequences[stage],
             ClipTransform(self.input_size, train, self.in_frames),
@@ -154,9 +157,15 @@ class SaliencyDataModule(L.LightningDataModule):
             shuffle=train,
             chunk_len=self.chunk_len,
             buffer_size=self.buffer_size,
+            batch_size=self.batch_size,
             seed=self.seed,
             mask_resize=self.mask_resize,
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
         )
+        if train and self._resume is not None:
+            stream.resume_at(*self._resume)
+            self._resume = None
         return DataLoader(
             stream,
             batch_size=self.batch_size,
@@ -164,7 +173,30 @@ class SaliencyDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=train and self.num_workers > 0,
             drop_last=False,
+            # Its own generator: creating an iterator draws a seed, which would otherwise advance the global
+            # RNG at moments that differ between an uninterrupted and a resumed run.
+            generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands in its epoch; Lightning stores it in checkpoints (see ``load_state_dict``)."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return {}
+        return {
+            "epoch": trainer.current_epoch,
+            "batches": trainer.fit_loop.epoch_loop.batch_progress.current.ready,
+            "epoch_batches": int(trainer.num_training_batches),
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume the training stream where the checkpoint left it: mid-epoch, skip the batches already seen."""
+        if not state:
+            return
+        if state["batches"] >= state["epoch_batches"]:
+            self._resume = (state["epoch"] + 1, 0)
+        else:
+            self._resume = (state["epoch"], state["batches"])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -32,6 +32,11 @@ class ClipTransform:
         self.keys = [f"image{i}" for i in range(1, in_frames)]
         self.pipeline = A.Compose(ops, additional_targets={k: "image" for k in self.keys})
 
-    def __call__(self, frames: list[np.ndarray], mask: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    def __call__(
+        self, frames: list[np.ndarray], mask: np.ndarray, seed: int | None = None
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """``seed`` fixes the random parameters (reproducible whatever process applies it); None draws fresh ones."""
+        if seed is not None:
+            self.pipeline.set_random_seed(seed)
         out = self.pipeline(image=frames[0], mask=mask, **dict(zip(self.keys, frames[1:], strict=True)))
         return [out["image"], *(out[k] for k in self.keys)], out["mask"]

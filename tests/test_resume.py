@@ -1,0 +1,118 @@
+"""Resuming a killed run: same final weights as an uninterrupted run, same W&B run; atomic checkpoint writes;
+random state restored."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from train_cli import REPO, run_train, tiny
+
+from salvid.io import AtomicCheckpointIO
+from salvid.resume import WANDB_ID_FILE, RngState, checkpoint_to_resume
+
+KILL_AFTER_STEP = 3  # mid first epoch: 20 training samples / batch 4 = 5 steps per epoch
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def resume_overrides(root, data_dir):
+    return [
+        *tiny(root, data_dir, epochs=2),
+        "trainer.deterministic=true",
+        "callbacks.model_checkpoint.every_n_train_steps=1",  # a last.ckpt after every step
+        "logger=wandb",
+        f"hydra.run.dir={root}/run",
+    ]
+
+
+def read_checkpoint(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, data_dir):
+    run_train(resume_overrides(tmp_path / "straight", data_dir))
+    straight = read_checkpoint(tmp_path / "straight" / "run" / "checkpoints" / "last.ckpt")
+
+    args = resume_overrides(tmp_path / "killed", data_dir)
+    run_dir = tmp_path / "killed" / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "SALVID_RANK0_CONFIG")}
+    proc = subprocess.Popen([sys.executable, "-m", "salvid.train", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if last.is_file() and read_checkpoint(last)["global_step"] >= KILL_AFTER_STEP:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed_at = read_checkpoint(last)["global_step"]
+    assert killed_at < straight["global_step"] and not (run_dir / "metrics.json").exists()
+    run_id = (run_dir / WANDB_ID_FILE).read_text().strip()
+
+    # The same command in the same directory: resumes from last.ckpt by itself.
+    proc = run_train(args)
+    resumed = read_checkpoint(last)
+    # (its "epoch" field depends on whether the final save came at the last batch or after the epoch ended)
+    assert resumed["global_step"] == straight["global_step"]
+    for name, weight in straight["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], weight, rtol=1e-5, atol=1e-6, msg=name)
+    # one W&B run, continued: both offline run folders carry the stored id
+    assert (run_dir / WANDB_ID_FILE).read_text().strip() == run_id
+    wandb_runs = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
+    assert len(wandb_runs) == 2 and all(name.endswith(f"-{run_id}") for name in wandb_runs)
+    straight_test = json.loads((tmp_path / "straight" / "run" / "metrics.json").read_text())["test"]
+    resumed_test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert resumed_test == pytest.approx(straight_test, rel=1e-5, abs=1e-6)
+
+
+def test_ckpt_path_last_without_checkpoint_names_the_directory(tmp_path):
+    assert checkpoint_to_resume(None, tmp_path) is None
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        checkpoint_to_resume("last", tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert checkpoint_to_resume(None, tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint_to_resume("other.ckpt", tmp_path) == "other.ckpt"
+
+
+def test_failure_during_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"global_step": 1, "w": torch.arange(10.0)}, path)
+
+    def save_half_then_die(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(torch, "save", save_half_then_die)
+    with pytest.raises(OSError, match="mid-write"):
+        io.save_checkpoint({"global_step": 2, "w": torch.zeros(10)}, path)
+    monkeypatch.undo()
+    assert read_checkpoint(path)["global_step"] == 1
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    callback = RngState()
+    torch.save({"rng": callback.state_dict()}, tmp_path / "state.pt")
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    callback.load_state_dict(read_checkpoint(tmp_path / "state.pt")["rng"])
+    callback.on_train_start(None, None)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected

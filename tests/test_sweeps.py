@@ -1,0 +1,75 @@
+"""Sweeps: a grid over pooling-stride presets, an Optuna search, and the summary written at the end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+from train_cli import compose_config, run_train, tiny
+
+PRESETS = ("paper", "all_spatial", "early_temporal", "late_temporal")
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_pool_stride_presets_compose_into_the_model(preset):
+    cfg = compose_config(["+experiment=demo", f"pool_strides={preset}"])
+    strides = OmegaConf.to_container(cfg.model.pool_strides)
+    assert strides == yaml.safe_load(open(f"conf/pool_strides/{preset}.yaml"))["pool_strides"]
+    assert cfg.model.widths == [64, 128, 256, 512, 512] and cfg.model.width_mult == 0.25  # rest of model=tiny
+    # a literal list still wins over the preset
+    cfg = compose_config(["+experiment=demo", f"pool_strides={preset}", "model.pool_strides=[[1,2,2],[1,2,2],"
+                          "[1,2,2],[1,2,2],[1,2,2]]"])
+    assert OmegaConf.to_container(cfg.model.pool_strides) == [[1, 2, 2]] * 5
+
+
+def read_summary(sweep_dir):
+    with open(sweep_dir / "summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_grid_sweep_shares_a_wandb_group_and_writes_a_summary(tmp_path, data_dir):
+    sweep_dir = tmp_path / "sweep"
+    run_train(["-m", *tiny(tmp_path, data_dir, epochs=1), "pool_strides=paper,all_spatial", "logger=wandb",
+               f"hydra.sweep.dir={sweep_dir}"])
+    rows = read_summary(sweep_dir)
+    assert [r["job"] for r in rows] == ["0", "1"]
+    groups, wandb_runs = set(), set()
+    for row, preset in zip(rows, ("paper", "all_spatial"), strict=True):
+        job = sweep_dir / row["job"]
+        logged = yaml.safe_load((job / "csv" / "hparams.yaml").read_text())  # the config the loggers received
+        assert logged["model"]["pool_strides"] == yaml.safe_load(open(f"conf/pool_strides/{preset}.yaml"))[
+            "pool_strides"]
+        assert f"pool_strides={preset}" in logged["sweep"]["overrides"]
+        assert logged["logger"]["wandb"]["group"] == logged["sweep"]["id"]
+        groups.add(logged["sweep"]["id"])
+        (run,) = (job / "wandb").glob("offline-run-*")  # each job its own W&B run
+        wandb_runs.add(run.name.rsplit("-", 1)[-1])
+        assert f"pool_strides={preset}" in row["overrides"].split() and row["status"] == "done"
+        test = json.loads((job / "metrics.json").read_text())["test"]
+        assert float(row["test/plcc"]) == pytest.approx(test["test/plcc"])
+    assert len(groups) == 1 and None not in groups
+    assert len(wandb_runs) == 2
+
+
+def test_optuna_search_returns_the_validation_metric(tmp_path, data_dir):
+    sweep_dir = tmp_path / "optuna"
+    run_train([*tiny(tmp_path, data_dir, epochs=1), "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+               "logger=csv", f"hydra.sweep.dir={sweep_dir}"])
+    rows = read_summary(sweep_dir)
+    assert len(rows) == 3 and all(r["status"] == "done" for r in rows)
+    values = [float(r["val/plcc"]) for r in rows]
+    for row, value in zip(rows, values, strict=True):
+        assert value == pytest.approx(json.loads((sweep_dir / row["job"] / "metrics.json").read_text())["val"][
+            "val/plcc"])
+        assert "module.optimizer.lr=" in row["overrides"] and "pool_strides=" in row["overrides"]
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(max(v for v in values if not math.isnan(v)))
