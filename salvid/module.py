@@ -33,6 +33,8 @@ class SaliencyModule(L.LightningModule):
         scheduler: ``None`` or ``{"name": "cosine"}`` (cosine decay over all training steps).
         metric_average: ``"video"`` (the paper's protocol) or ``"frame"``.
         log_images: how many (frame | ground truth | map) examples to log per validation epoch.
+        channels_last: run the network in ``channels_last_3d`` memory format. ``"auto"``: on CUDA only, where
+            it made bf16 training 1.4-3.5x faster on an H200 (NCDHW bf16 was slower than fp32 there).
     """
 
     def __init__(
@@ -43,8 +45,11 @@ class SaliencyModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         metric_average: str = "video",
         log_images: int = 4,
+        channels_last: str | bool = "auto",
     ):
         super().__init__()
+        if channels_last not in ("auto", True, False):
+            raise ValueError(f"module.channels_last={channels_last!r}: must be auto, true or false")
         if loss not in LOSSES:
             raise ValueError(f"module.loss={loss!r}: must be one of {sorted(LOSSES)}")
         self.save_hyperparameters()
@@ -61,8 +66,18 @@ class SaliencyModule(L.LightningModule):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.net(frames)
 
+    def setup(self, stage: str) -> None:
+        wanted = self.hparams.channels_last
+        device = self.trainer.strategy.root_device if self._trainer is not None else self.device
+        self._channels_last = device.type == "cuda" if wanted == "auto" else bool(wanted)
+        if self._channels_last:
+            self.net.to(memory_format=torch.channels_last_3d)
+
     def _shared_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.net.logits(batch["frames"])
+        frames = batch["frames"]
+        if getattr(self, "_channels_last", False):
+            frames = frames.contiguous(memory_format=torch.channels_last_3d)
+        logits = self.net.logits(frames)
         pred = self.net.activate(logits)
         return self.loss_fn(logits.float(), pred.float(), batch["mask"]), pred
 

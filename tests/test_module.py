@@ -31,6 +31,16 @@ def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(loss):
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_channels_last_3d_computes_the_same_loss():
+    torch.manual_seed(0)
+    module = SaliencyModule(model=TINY, channels_last=True).eval()
+    reference, _ = module._shared_step(_batch())
+    module.setup("fit")
+    assert module.net.encoder.blocks[0][0][0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    loss, _ = module._shared_step(_batch())
+    torch.testing.assert_close(loss, reference, rtol=1e-4, atol=1e-6)
+
+
 def test_logit_losses_refuse_the_clamped_output():
     with pytest.raises(ValueError, match="needs model.output_activation=sigmoid"):
         SaliencyModule(model={**TINY, "output_activation": "clamp"}, loss="bce")
