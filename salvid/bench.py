@@ -392,7 +392,6 @@ def predict_video(net, video: str, out_dir: str, batch: int) -> int:
     import cv2
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
     from salvid.data.datamodule import MEAN, STD
     from salvid.data.sources import open_video
@@ -416,17 +415,23 @@ def predict_video(net, video: str, out_dir: str, batch: int) -> int:
             clips = np.stack([[window[i] for i in triplet_indices(t, n, net.in_frames)] for t in targets])
             x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float()
             x = ((x - mean) / std).contiguous(memory_format=torch.channels_last_3d)
-            maps = F.interpolate(model(x).float(), size=(height, width), mode="bilinear", align_corners=False)
-            maps = maps[:, 0].mul(255).round_().to(torch.uint8).numpy()
+            maps = model(x)[:, 0].float().mul_(255).round_().to(torch.uint8).numpy()
             for done in pending:
                 done.result()
-            pending = [writer.submit(cv2.imwrite, str(Path(out_dir) / f"{t:05d}.png"), m,
-                                     [cv2.IMWRITE_PNG_COMPRESSION, 1]) for t, m in zip(targets, maps, strict=True)]
+            pending = [writer.submit(_write_map, Path(out_dir) / f"{t:05d}.png", m, (width, height))
+                       for t, m in zip(targets, maps, strict=True)]
             for i in [i for i in window if i < targets[-1]]:
                 del window[i]
         for done in pending:
             done.result()
     return n
+
+
+def _write_map(path: Path, saliency, size: tuple[int, int]) -> None:
+    """Upsample a uint8 map to its frame (bilinear, as training's resize) and write it as a fast PNG."""
+    import cv2
+
+    cv2.imwrite(str(path), cv2.resize(saliency, size, interpolation=cv2.INTER_LINEAR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
 
 
 def inference_context(device: str):
