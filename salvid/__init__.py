@@ -2,9 +2,8 @@
 
 import os
 
-# bf16 training on AMX CPUs can crash in oneDNN's Conv3d weight gradient (see README, "Performance");
-# capping the ISA avoids it. Must be set before torch initialises oneDNN; an explicit setting wins.
-os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+# The oneDNN ISA cap that keeps bf16 training safe costs inference its AMX speed, so only training entry
+# points set it: see salvid.runtime.cap_cpu_isa_for_training.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"

@@ -14,14 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
-import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from salvid.runtime import cap_cpu_isa_for_training, wandb_mode
 
-import salvid  # noqa: F401  (sets process environment before torch loads)
-from salvid import ddp, resume, sweep
-from salvid.io import atomic_write_json
-from salvid.runtime import hardware_description, wandb_mode
+cap_cpu_isa_for_training()  # before lightning imports torch
+
+import hydra  # noqa: E402
+import lightning as L  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from salvid import ddp, resume, sweep  # noqa: E402
+from salvid.io import atomic_write_json  # noqa: E402
+from salvid.runtime import hardware_description  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,11 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 import pytest  # noqa: E402
 
+from salvid.runtime import cap_cpu_isa_for_training  # noqa: E402
+
+# Tests train in this process, so they get the training processes' oneDNN cap.
+cap_cpu_isa_for_training()
+
 
 def _shared_data() -> Path:
     """The team's shared data: $SALVID_SHARED_DATA, else ../shared/data beside the checkout."""
