@@ -380,92 +380,37 @@ def write_test_video(path: Path, num_frames: int, size: tuple[int, int]) -> Path
     return path
 
 
-def predict_video(net, video: str, out_dir: str, batch: int) -> int:
-    """Maps of every frame of ``video`` as PNGs at its resolution, bf16 + channels_last_3d where supported.
-
-    A stand-in for ``salvid.predict`` (eval issue, not merged yet) built from the same pieces: decord
-    decoding, each frame decoded and resized once, batched triplets, bilinear upsampling, PNG writes in a
-    thread that overlaps the next batch.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import cv2
-    import numpy as np
-    import torch
-
-    from salvid.data.datamodule import MEAN, STD
-    from salvid.data.sources import open_video
-    from salvid.data.stream import triplet_indices
-
-    source = open_video(video)
-    n, (height, width) = len(source), source.size
-    h, w = net.input_size
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1, 1) * 255
-    std = torch.tensor(STD).view(1, 3, 1, 1, 1) * 255
-    model = net.eval().to(memory_format=torch.channels_last_3d)
-    window: dict[int, np.ndarray] = {}  # resized frames still needed by a later triplet
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(1) as writer, inference_context("cpu"):
-        pending = []
-        for start in range(0, n, batch):
-            targets = range(start, min(start + batch, n))
-            new = [i for i in range(start - 1, min(targets[-1] + 2, n)) if i >= 0 and i not in window]
-            for i, frame in zip(new, source.read(new), strict=True):
-                window[i] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
-            clips = np.stack([[window[i] for i in triplet_indices(t, n, net.in_frames)] for t in targets])
-            x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float()
-            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last_3d)
-            maps = model(x)[:, 0].float().mul_(255).round_().to(torch.uint8).numpy()
-            for done in pending:
-                done.result()
-            pending = [writer.submit(_write_map, Path(out_dir) / f"{t:05d}.png", m, (width, height))
-                       for t, m in zip(targets, maps, strict=True)]
-            for i in [i for i in window if i < targets[-1]]:
-                del window[i]
-        for done in pending:
-            done.result()
-    return n
-
-
-def _write_map(path: Path, saliency, size: tuple[int, int]) -> None:
-    """Upsample a uint8 map to its frame (bilinear, as training's resize) and write it as a fast PNG."""
-    import cv2
-
-    cv2.imwrite(str(path), cv2.resize(saliency, size, interpolation=cv2.INTER_LINEAR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-
-
-def inference_context(device: str):
-    """inference_mode + bf16 autocast where the hardware has bf16: the inference fast path."""
-    import contextlib
-
-    import torch
-
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.inference_mode())
-    stack.enter_context(torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16_supported(device)))
-    return stack
-
-
 def e2e_predict(config: dict[str, Any], video: str, out_dir: str, batch: int, bare_batches: int) -> dict[str, Any]:
-    """Predict every frame of ``video`` to PNG maps; time it, the bare forward, and the peak RSS."""
+    """``salvid.predict`` on ``video`` (PNG maps, map and overlay videos) with the default inference settings;
+    time it, the bare forward of the same runner, and the peak RSS."""
     import torch
+    from omegaconf import OmegaConf
 
+    from salvid.inference import NetworkSaliency
+    from salvid.io import OutputGuard
     from salvid.models import SaliencyNet3D
+    from salvid.predict import predict_one, resolve_inputs
 
     torch.manual_seed(0)
-    net = SaliencyNet3D(**config).eval()
+    runner = NetworkSaliency(SaliencyNet3D(**config), device="cpu")
     x = torch.randn(batch, 3, config["in_frames"], *config["input_size"]).contiguous(
-        memory_format=torch.channels_last_3d)
-    with inference_context("cpu"):
-        net(x)  # oneDNN picks its kernels on the first call: a one-off cost, excluded on both sides
+        memory_format=runner.memory_format)
+
+    def forward():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=runner.dtype is not None):
+            return runner.net(x)
+
+    forward()  # oneDNN picks its kernels on the first call: a one-off cost, excluded on both sides
+    item = resolve_inputs(video)[0]
+    cfg = OmegaConf.create({"fps": 25, "batch_size": batch, "write_pngs": True, "write_videos": True,
+                            "overlay_alpha": 0.5})
     start = time.perf_counter()
-    frames = predict_video(net, video, out_dir, batch)
+    frames = predict_one(runner, item, OutputGuard(out_dir, input_files=[video]), cfg)
     seconds = time.perf_counter() - start
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     result = {"frames": frames, "seconds": seconds, "fps": frames / seconds, "peak_rss_mb": peak_rss_mb}
     if bare_batches:
-        with inference_context("cpu"):
-            per_batch = best_seconds(lambda: net(x), bare_batches, warmup=1)
+        per_batch = best_seconds(forward, bare_batches, warmup=1)
         result["bare_fps"] = batch / per_batch
         result["e2e_over_bare"] = result["bare_fps"] / result["fps"]
     return result

@@ -68,7 +68,7 @@ class SaliencyDataModule(L.LightningDataModule):
         mask_resize: str = "error",
         synthetic: dict[str, Any] | None = None,
         seed: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         **layout_options: Any,
     ):
         super().__init__()
@@ -89,7 +89,8 @@ class SaliencyDataModule(L.LightningDataModule):
         self.synthetic = synthetic
         self.layout_options = layout_options
         self.seed = seed
-        self.pin_memory = pin_memory
+        # pinned host memory speeds host-to-GPU copies and is useless without a GPU
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.sequences: dict[str, list[Sequence]] = {}
         self.counts: dict[str, list[SequenceCounts]] = {}
         self._resume: tuple[int, int] | None = None  # (epoch, batches done), from a checkpoint
