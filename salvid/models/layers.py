@@ -12,20 +12,20 @@ def _kernel(frames: int, trim_temporal: bool) -> tuple[tuple[int, int, int], tup
     return (3, 3, 3), (1, 1, 1)
 
 
-def conv_bn_relu(c_in: int, c_out: int, frames: int, trim_temporal: bool) -> nn.Sequential:
+def _bn_relu(layer: type[nn.Conv3d] | type[nn.ConvTranspose3d], c_in: int, c_out: int, frames: int,
+             trim_temporal: bool) -> nn.Sequential:
     kernel, padding = _kernel(frames, trim_temporal)
     # bias is redundant before BatchNorm
     return nn.Sequential(
-        nn.Conv3d(c_in, c_out, kernel, stride=1, padding=padding, bias=False),
+        layer(c_in, c_out, kernel, stride=1, padding=padding, bias=False),
         nn.BatchNorm3d(c_out),
         nn.ReLU(inplace=True),
     )
+
+
+def conv_bn_relu(c_in: int, c_out: int, frames: int, trim_temporal: bool) -> nn.Sequential:
+    return _bn_relu(nn.Conv3d, c_in, c_out, frames, trim_temporal)
 
 
 def deconv_bn_relu(c_in: int, c_out: int, frames: int, trim_temporal: bool) -> nn.Sequential:
-    kernel, padding = _kernel(frames, trim_temporal)
-    return nn.Sequential(
-        nn.ConvTranspose3d(c_in, c_out, kernel, stride=1, padding=padding, bias=False),
-        nn.BatchNorm3d(c_out),
-        nn.ReLU(inplace=True),
-    )
+    return _bn_relu(nn.ConvTranspose3d, c_in, c_out, frames, trim_temporal)
