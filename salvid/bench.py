@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import salvid  # noqa: F401  (sets process environment before torch loads)
-from salvid.runtime import CPU_ISA_CAP, ISA_ENV
+from salvid.runtime import CONF_DIR, CPU_ISA_CAP, ISA_ENV
 
 SECTIONS = ("model", "loader", "e2e", "metrics")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO_ROOT / "conf"
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -78,7 +77,7 @@ def model_config(name: str) -> dict[str, Any]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "defaults list is missing _self_" of the model group
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        with initialize_config_dir(CONF_DIR, version_base="1.3"):
             cfg = compose(config_name=f"model/{name}")
     return OmegaConf.to_container(cfg.model, resolve=True)
 

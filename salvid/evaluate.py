@@ -32,7 +32,7 @@ from salvid.data.masks import load_mask
 from salvid.inference import NetworkSaliency, SaliencyMethod, centre, frame_stems, iter_batches
 from salvid.io import OutputGuard, atomic_write_json, atomic_write_text
 from salvid.metrics import SaliencyMetrics
-from salvid.runtime import wandb_mode
+from salvid.runtime import CONF_DIR, wandb_mode
 from salvid.train import instantiate_all
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def _log_to_loggers(cfg: DictConfig, guard: OutputGuard, summary: dict, rows: li
         lg.finalize("success")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

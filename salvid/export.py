@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 import salvid  # noqa: F401  (sets process environment before torch loads)
 from salvid.checkpoints import PRETRAINED_DIR, CheckpointError, load_network, read_checkpoint, save_pretrained
 from salvid.io import safe_name
+from salvid.runtime import CONF_DIR
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def export(cfg: DictConfig) -> Path:
     return target
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     export(cfg)
 

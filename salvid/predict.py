@@ -29,6 +29,7 @@ from salvid.data.layouts.videos import VIDEO_SUFFIXES
 from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, open_video
 from salvid.inference import NetworkSaliency, frame_stems
 from salvid.io import OutputGuard, atomic_write_json, safe_name
+from salvid.runtime import CONF_DIR
 from salvid.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     return [guard.path(name) for name in names]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

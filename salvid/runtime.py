@@ -11,6 +11,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# Hydra's config folder as an absolute path: a relative config_path resolves against the calling module, which
+# for console scripts (salvid-train, ...) is not a file path and Hydra then looks for a 'conf' package.
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
 ISA_ENV = "ONEDNN_MAX_CPU_ISA"
 # AVX512 with bf16 instructions but without AMX: bf16 training on AMX CPUs can segfault or hang in oneDNN's
 # Conv3d weight gradient, and this cap avoids it. It also takes AMX from bf16 inference (measured by

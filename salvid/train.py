@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from salvid.runtime import cap_cpu_isa_for_training, wandb_mode
+from salvid.runtime import CONF_DIR, cap_cpu_isa_for_training, wandb_mode
 
 cap_cpu_isa_for_training()  # before lightning imports torch
 
@@ -107,7 +107,7 @@ def _print_summary(results: dict[str, Any], output_dir: Path) -> None:
     console.print(f"metrics: {output_dir / 'metrics.json'}")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     return train(cfg)
 
