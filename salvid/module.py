@@ -111,7 +111,9 @@ class SaliencyModule(L.LightningModule):
         values = metrics.compute()
         metrics.reset()
         for name, value in values.items():
-            self.log(f"{stage}/{name}", value.float(), prog_bar=name in ("plcc", "auc"), sync_dist=False)
+            # compute() already gathered every rank's frames, so each rank holds the same value; sync_dist
+            # averages identical numbers and keeps Lightning from warning about epoch-level logging under DDP
+            self.log(f"{stage}/{name}", value.float(), prog_bar=name in ("plcc", "auc"), sync_dist=True)
 
     def _log_examples(self, batch: dict[str, torch.Tensor], pred: torch.Tensor) -> None:
         """Log (frame | ground truth | map) rows to loggers that take images (W&B, TensorBoard)."""
