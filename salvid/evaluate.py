@@ -28,7 +28,6 @@ from salvid import report
 from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
 from salvid.checkpoints import CheckpointError, load_network
 from salvid.data.layouts import Sequence
-from salvid.data.masks import load_mask
 from salvid.inference import NetworkSaliency, SaliencyMethod, centre, frame_stems, iter_batches
 from salvid.io import OutputGuard, atomic_write_json, atomic_write_text
 from salvid.metrics import SaliencyMetrics
@@ -86,13 +85,6 @@ def load_sequences(cfg: DictConfig, network: NetworkSaliency) -> tuple[list[Sequ
     return datamodule.sequences[stage], datamodule.root
 
 
-def target_mask(sequence: Sequence, index: int) -> np.ndarray:
-    """The (H, W) {0, 1} ground truth of an annotated frame."""
-    if hasattr(sequence, "target"):  # layouts with multi-file masks and their own mask reader
-        return sequence.target(index)
-    return load_mask(sequence.masks[index])
-
-
 def _qualitative_picks(sequences: list[Sequence], count: int) -> dict[int, int]:
     """{sequence index: frame} for up to ``count`` frames: the middle annotated frame of evenly spread sequences."""
     if count <= 0:
@@ -129,7 +121,7 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[Sequen
             for m in methods:
                 m.begin_sequence(seq.name, stems_of[v])
             for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.targets):
-                masks = [target_mask(seq, t) for t in ids]
+                masks = [seq.target(t) for t in ids]
                 target = torch.from_numpy(np.stack(masks).astype(bool)) if len({m.shape for m in masks}) == 1 \
                     else None
                 video_ids = torch.full((len(ids),), v)
