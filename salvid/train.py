@@ -50,6 +50,19 @@ def train(cfg: DictConfig) -> float | None:
         _finish_wandb_run()
 
 
+def _load_initial_weights(module: L.LightningModule, spec: str, trusted: bool) -> None:
+    """Start from a pretrained network (fine-tuning): its config must equal the model being trained."""
+    from salvid.checkpoints import CheckpointError, load_network
+
+    net, config = load_network(spec, trusted=trusted)
+    if config != module.hparams.model:
+        differ = sorted(k for k in set(config) | set(module.hparams.model)
+                        if config.get(k) != module.hparams.model.get(k))
+        raise CheckpointError(f"init_weights={spec}: its model config differs from model.* in {differ}")
+    module.net.load_state_dict(net.state_dict())
+    log.info("initial weights from %s", spec)
+
+
 def _finish_wandb_run() -> None:
     """Close this job's W&B run: Lightning leaves it open, and the next job of a multirun in this process
     would otherwise log into it."""
@@ -62,6 +75,10 @@ def _fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.module, model=OmegaConf.to_container(cfg.model, resolve=True),
                                      _convert_="all")
+    if cfg.get("init_weights") and cfg.ckpt_path:
+        log.info("init_weights=%s not used: resuming from %s", cfg.init_weights, cfg.ckpt_path)
+    elif cfg.get("init_weights"):
+        _load_initial_weights(module, cfg.init_weights, cfg.get("trusted_checkpoint", False))
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=instantiate_all(cfg.get("logger"))
         or False
