@@ -68,6 +68,10 @@ def test_frames_are_decoded_once_per_chunk(tmp_path, monkeypatch):
     monkeypatch.setattr(sources.ImageFolder, "read", counting_read)
     list(TripletStream([seq], chunk_len=10))
     assert reads == [list(range(10))]  # one ascending read, each frame once, not 3 per triplet
+    reads.clear()
+    list(TripletStream([seq], chunk_len=4))
+    # across chunks too: the next chunk gets the neighbours already decoded, so reads never go back
+    assert reads == [[0, 1, 2, 3, 4], [5, 6, 7, 8], [9]]
 
 
 def test_training_shuffle_changes_with_epoch_and_keeps_the_sample_set(tmp_path):

@@ -49,6 +49,7 @@ from salvid.data.errors import DataError
 from salvid.data.inventory import check_mask_resize
 from salvid.data.layouts.base import DatasetError, Sequence
 from salvid.data.masks import check_same_size
+from salvid.data.sources import FrameSource
 
 
 def triplet_indices(t: int, n_frames: int, in_frames: int = 3) -> list[int]:
@@ -224,6 +225,10 @@ class TripletStream(IterableDataset):
         """``(index, sample)`` for the wanted items, in item order; each chunk's frames decoded in one read."""
         r = self.in_frames // 2
         i = 0
+        # Consecutive chunks of one sequence share a decoder, and the neighbours one chunk already decoded
+        # are handed to the next: reading an earlier frame again would make decord seek back to a keyframe.
+        opened: tuple[int, FrameSource] | None = None
+        held: dict[int, np.ndarray] = {}
         while i < len(items):
             chunk = items[i][0]
             run = i
@@ -234,10 +239,14 @@ class TripletStream(IterableDataset):
             if not targets:
                 continue
             seq = self.sequences[chunk.seq]
-            source = seq.open()
+            if opened is None or opened[0] != chunk.seq:
+                opened, held = (chunk.seq, seq.open()), {}
+            source = opened[1]
             n = len(source)
             needed = sorted({f for _, t in targets for f in triplet_indices(t, n, self.in_frames)})
-            decoded = dict(zip(needed, source.read(needed), strict=True))
+            new = [f for f in needed if f not in held]
+            decoded = {**{f: held[f] for f in needed if f in held}, **dict(zip(new, source.read(new), strict=True))}
+            held = {f: decoded[f] for f in needed if f > needed[-1] - 2 * r}
             for k, t in targets:
                 frames = [decoded[f] for f in triplet_indices(t, n, self.in_frames)]
                 try:
