@@ -9,7 +9,6 @@ a centre prior.
 from __future__ import annotations
 
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 
@@ -27,9 +26,6 @@ from salvid.metrics import functional as F
 psm = pytest.importorskip("py_sod_metrics")
 
 TOL = 1e-4
-DAVIS_MASKS = Path(os.environ.get("SALVID_SHARED_DATA", "/work/shared/data")) / (
-    "DAVIS-2016-train-240p/Annotations/240p"
-)
 # bear/00077 is stored with an alpha channel, bmx-bumps/00060 is empty
 REAL_FRAMES = [
     "bear/00000",
@@ -52,10 +48,10 @@ def generated_masks() -> np.ndarray:
     return np.stack(masks).astype(np.uint8) * 255
 
 
-def real_masks() -> np.ndarray:
-    if not DAVIS_MASKS.is_dir():
-        pytest.skip(f"shared DAVIS-2016 masks not found at {DAVIS_MASKS} (set SALVID_SHARED_DATA)")
-    return np.stack([np.array(Image.open(DAVIS_MASKS / f"{name}.png").convert("L")) for name in REAL_FRAMES])
+def real_masks(davis_root: Path) -> np.ndarray:
+    """Masks from the shared DAVIS copy (the ``davis_root`` fixture skips, saying where it looked, if absent)."""
+    masks = davis_root / "Annotations" / "240p"
+    return np.stack([np.array(Image.open(masks / f"{name}.png").convert("L")) for name in REAL_FRAMES])
 
 
 def predictions(masks: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
@@ -155,8 +151,8 @@ def test_frames_match_references_on_generated_masks(kind):
 
 
 @pytest.mark.parametrize("kind", PREDICTION_KINDS)
-def test_frames_match_references_on_davis_masks(kind):
-    masks = real_masks()
+def test_frames_match_references_on_davis_masks(kind, davis_root):
+    masks = real_masks(davis_root)
     assert_frames_match(predictions(masks, kind), masks)
 
 
