@@ -9,12 +9,20 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+import multiprocessing  # noqa: E402
+
 import pytest  # noqa: E402
 
 from salvid.runtime import cap_cpu_isa_for_training  # noqa: E402
 
 # Tests train in this process, so they get the training processes' oneDNN cap.
 cap_cpu_isa_for_training()
+
+# This one process accumulates threads from many tests (W&B, progress bars, video decoders); a dataloader
+# worker forked while one of them holds a lock can hang at start-up (seen once: both workers idle in their
+# seeding code, the suite stalled). Workers start from a clean, single-threaded fork server instead.
+multiprocessing.set_forkserver_preload(["torch", "salvid.data.stream"])
+multiprocessing.set_start_method("forkserver", force=True)
 
 
 def _shared_data() -> Path:
