@@ -2,13 +2,13 @@
 
 Nothing here unpickles arbitrary objects: ``.ckpt`` files go through ``torch.load(weights_only=True)``
 (refused with a clear message when they need other globals, unless ``trusted=True`` is passed explicitly),
-and the network configuration read from any file is checked against :class:`SaliencyNet3D`'s arguments
-before it is used, so a ``_target_`` or unknown key can never pick what gets built.
+and the network configuration read from any file is checked against the allow-listed families of
+:mod:`salvid.models` and their arguments before it is used, so a ``_target_`` or unknown key can never pick
+what gets built.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import pickle
 from pathlib import Path
@@ -16,11 +16,12 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
-from salvid.models import SaliencyNet3D
+from salvid.models import FAMILIES, build_network, network_arguments
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-DEFAULT_PRETRAINED = "salvid-small-davis"
+DEFAULT_PRETRAINED = "salvid-fusion3d-davis"
 
 
 class CheckpointError(ValueError):
@@ -31,10 +32,13 @@ def validate_model_config(config: Any, source: str | Path) -> dict[str, Any]:
     """Check a network configuration from a file against the network's own arguments."""
     if not isinstance(config, dict):
         raise CheckpointError(f"{source}: model config must be a mapping, got {type(config).__name__}")
-    allowed = set(inspect.signature(SaliencyNet3D.__init__).parameters) - {"self"}
     if "_target_" in config:
         raise CheckpointError(f"{source}: model config names _target_={config['_target_']!r}; salvid builds only "
-                              "its own SaliencyNet3D and never instantiates targets from files")
+                              "its own networks and never instantiates targets from files")
+    if config.get("family", "paper") not in FAMILIES:
+        raise CheckpointError(f"{source}: model family {config['family']!r} is not one of salvid's "
+                              f"{sorted(FAMILIES)}")
+    allowed = network_arguments(config)
     unknown = sorted(set(config) - allowed)
     if unknown:
         raise CheckpointError(f"{source}: unknown model config keys {unknown} (known: {sorted(allowed)})")
@@ -68,7 +72,7 @@ def _unpickler_reason(error: Exception) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "unsupported pickle content")
 
 
-def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple[SaliencyNet3D, dict[str, Any]]:
+def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Build the network from a pretrained name, a ``.safetensors`` file (config in the sibling ``.json``) or a
     Lightning ``.ckpt``. Returns the network in eval mode and its configuration."""
     spec = spec or DEFAULT_PRETRAINED
@@ -89,9 +93,11 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
     raise CheckpointError(f"{spec}: no such file, and not a pretrained name (available: {names})")
 
 
-def _build(config: dict[str, Any], state: dict[str, torch.Tensor], source: Path) -> SaliencyNet3D:
+def _build(config: dict[str, Any], state: dict[str, torch.Tensor], source: Path) -> nn.Module:
+    # the file holds every weight: a pretrained backbone is not fetched again
+    build = {**config, "pretrained": "none"} if "pretrained" in network_arguments(config) else config
     try:
-        net = SaliencyNet3D(**config)
+        net = build_network(build)
     except ValueError as e:
         raise CheckpointError(f"{source}: its model config is invalid: {e}") from e
     try:
@@ -101,7 +107,7 @@ def _build(config: dict[str, Any], state: dict[str, torch.Tensor], source: Path)
     return net.eval()
 
 
-def _from_safetensors(path: Path) -> tuple[SaliencyNet3D, dict[str, Any]]:
+def _from_safetensors(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     config_path = path.with_suffix(".json")
     if not config_path.is_file():
         raise CheckpointError(f"{path}: model config {config_path} is missing")
@@ -117,7 +123,7 @@ def _from_safetensors(path: Path) -> tuple[SaliencyNet3D, dict[str, Any]]:
     return _build(config, state, path), config
 
 
-def _from_lightning(path: Path, trusted: bool) -> tuple[SaliencyNet3D, dict[str, Any]]:
+def _from_lightning(path: Path, trusted: bool) -> tuple[nn.Module, dict[str, Any]]:
     ckpt = read_checkpoint(path, trusted)
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or "model" not in hparams:
@@ -127,7 +133,7 @@ def _from_lightning(path: Path, trusted: bool) -> tuple[SaliencyNet3D, dict[str,
     return _build(config, state, path), config
 
 
-def save_pretrained(net: SaliencyNet3D, config: dict[str, Any], path: str | Path, card: dict[str, Any],
+def save_pretrained(net: nn.Module, config: dict[str, Any], path: str | Path, card: dict[str, Any],
                     half: bool = False) -> None:
     """Write ``<path>.safetensors`` + ``<path>.json`` (model config and how it was trained).
 

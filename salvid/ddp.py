@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 CONFIG_VAR = "SALVID_RANK0_CONFIG"
@@ -41,6 +40,8 @@ def shared_with_ranks(cfg: DictConfig) -> Iterator[None]:
     try:
         yield
     finally:
+        import torch  # imported here: training applies a oneDNN setting before torch loads
+
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
         for key, value in saved.items():

@@ -6,9 +6,10 @@
 * :class:`SaliencyMethod` is what turns a batch of clips into maps at the frames' own resolution; the network
   (:class:`NetworkSaliency`), the classical baselines and folders of precomputed maps all implement it, so
   one loop scores them all from one decoding pass.
-* :class:`NetworkSaliency` resizes and normalises exactly as the evaluation transform of training does,
-  runs under ``torch.inference_mode`` with optional bf16 autocast and ``channels_last_3d`` memory, and resizes
-  each map back to its frame (bilinear).
+* :class:`NetworkSaliency` resizes and normalises exactly as the evaluation transform of training does
+  (:mod:`salvid.data.preprocess`), runs under ``torch.inference_mode`` with optional bf16 autocast and
+  channels_last memory, and resizes each map back to its frame (bilinear). For a network that encodes frames
+  one by one (``fusion3d``) it encodes each frame once and reuses its features in the clips that share it.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from salvid.data.datamodule import MEAN, STD
+from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
-from salvid.models import SaliencyNet3D
+from salvid.models import channels_last_enabled
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class Prediction:
 
 
 class NetworkSaliency(SaliencyMethod):
-    """:class:`SaliencyNet3D` as a saliency method.
+    """A network of :mod:`salvid.models` as a saliency method.
 
     Args:
         net: the network (put in eval mode here).
@@ -154,42 +155,59 @@ class NetworkSaliency(SaliencyMethod):
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
         precision: ``"auto"`` (bf16 autocast where the hardware computes bf16 natively: CUDA with bf16,
             CPUs with AVX512-BF16/AMX; else fp32), ``"bf16"`` or ``"fp32"``.
-        channels_last: run in ``channels_last_3d`` memory format. ``"auto"``: with bf16 or on CUDA, where it
-            measured 2.0x (paper model, bf16, this CPU) and up to 3.5x (bf16 training, H200) faster; fp32 on
-            the CPU showed no stable gain.
+        channels_last: ``"auto"``, ``True`` or ``False`` (see :func:`salvid.models.channels_last_enabled`).
+
+    Frame features. A network with ``encode_frames`` / ``decode`` (``fusion3d``) computes its backbone once
+    per frame: :meth:`predict` keeps the features of the previous call's frames, so consecutive batches of
+    one stream (whose clips overlap by ``in_frames - 1`` frames) cost one backbone pass per frame.
     """
 
-    def __init__(self, net: SaliencyNet3D, name: str = "salvid", device: str = "auto", precision: str = "auto",
+    def __init__(self, net: nn.Module, name: str = "salvid", device: str = "auto", precision: str = "auto",
                  channels_last: bool | str = "auto"):
         self.name = name
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(precision, self.device)
-        if channels_last == "auto":
-            channels_last = self.dtype is not None or self.device.type == "cuda"
-        self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
-        self.net = net.eval().to(self.device, memory_format=self.memory_format)
+        self.net = net.eval().to(self.device)
+        self.net.use_channels_last(channels_last_enabled(channels_last, self.device.type, self.dtype is not None))
         self.in_frames = net.in_frames
         self.input_size = net.input_size
-        self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1, 1)
-        self.std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1, 1)
+        self.encodes_frames = hasattr(net, "encode_frames")
+        # id(frame) -> (frame, its features): holding the frame keeps its id from being reused
+        self._features: dict[int, tuple[np.ndarray, list[torch.Tensor]]] = {}
         log.info("%s: %s, %s", name, self.device, "bf16 autocast" if self.dtype else "fp32")
 
-    def _inputs(self, clips: list[Clip]) -> torch.Tensor:
-        """(N, 3, T, h, w) normalised; each distinct frame is resized once (clips share frames)."""
-        h, w = self.input_size
-        resized: dict[int, np.ndarray] = {}
-        for frame in (f for clip in clips for f in clip):
-            if id(frame) not in resized:  # cv2 INTER_LINEAR, as albumentations' Resize in training
-                resized[id(frame)] = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
-        x = np.stack([np.stack([resized[id(f)] for f in clip]) for clip in clips])  # (N, T, h, w, 3)
-        x = torch.from_numpy(x).to(self.device).permute(0, 4, 1, 2, 3).float().div_(255.0)
-        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+    def _normalised(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """``(M, 3, h, w)`` network input of single frames."""
+        x = np.stack([resize_frame(f, self.input_size) for f in frames])
+        return normalise(torch.from_numpy(x).to(self.device))
+
+    def _clip_logits(self, clips: list[Clip]) -> torch.Tensor:
+        """Every frame once through the whole network input: ``(N, 3, T, h, w)``."""
+        unique = list({id(f): f for clip in clips for f in clip}.values())
+        index = {id(f): i for i, f in enumerate(unique)}
+        x = self._normalised(unique)
+        order = torch.tensor([[index[id(f)] for f in clip] for clip in clips], device=self.device)
+        return self.net.logits(x[order].transpose(1, 2))
+
+    def _cached_logits(self, clips: list[Clip]) -> torch.Tensor:
+        """Backbone features of frames not seen in the previous call, reused ones from it, then decoding."""
+        frames = {id(f): f for clip in clips for f in clip}
+        new = [f for key, f in frames.items() if key not in self._features]
+        if new:
+            levels = self.net.encode_frames(self._normalised(new))
+            for i, f in enumerate(new):
+                self._features[id(f)] = (f, [level[i] for level in levels])
+        self._features = {key: self._features[key] for key in frames}  # what the next batch can share
+        n_levels = len(next(iter(self._features.values()))[1])
+        features = [torch.stack([torch.stack([self._features[id(f)][1][level] for f in clip]) for clip in clips])
+                    for level in range(n_levels)]
+        return self.net.decode(features)
 
     @torch.inference_mode()
     def predict(self, clips: list[Clip], frame_ids: list[int] | None = None) -> np.ndarray:
-        x = self._inputs(clips)
         with torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
-            maps = self.net(x)
+            logits = self._cached_logits(clips) if self.encodes_frames else self._clip_logits(clips)
+            maps = self.net.activate(logits)
         size = clips[0][len(clips[0]) // 2].shape[:2]
         maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
         return maps[:, 0].cpu().numpy()

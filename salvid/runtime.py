@@ -22,11 +22,14 @@ ISA_ENV = "ONEDNN_MAX_CPU_ISA"
 CPU_ISA_CAP = "AVX512_CORE_BF16"
 
 
-def cap_cpu_isa_for_training() -> None:
-    """Cap oneDNN below AMX for this process (an explicit ``ONEDNN_MAX_CPU_ISA`` wins).
+def cap_cpu_isa_for_training(model_config) -> None:
+    """Cap oneDNN below AMX for this process when it trains the paper's 3D network (an explicit
+    ``ONEDNN_MAX_CPU_ISA`` wins). The 2D convolutions of ``fusion3d`` train in bf16 without it.
 
     oneDNN reads the variable once, when torch first uses it: call this before importing torch.
     """
+    if model_config.get("family", "paper") != "paper":
+        return
     if ISA_ENV not in os.environ and "torch" in sys.modules:
         log.warning("%s set after torch was imported; it may not take effect (bf16 CPU training may crash)",
                     ISA_ENV)

@@ -14,17 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from salvid.runtime import CONF_DIR, cap_cpu_isa_for_training, wandb_mode
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
-cap_cpu_isa_for_training()  # before lightning imports torch
+from salvid import sweep
+from salvid.io import atomic_write_json
+from salvid.runtime import CONF_DIR, cap_cpu_isa_for_training, hardware_description, wandb_mode
 
-import hydra  # noqa: E402
-import lightning as L  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from salvid import ddp, resume, sweep  # noqa: E402
-from salvid.io import atomic_write_json  # noqa: E402
-from salvid.runtime import hardware_description  # noqa: E402
+# torch and Lightning are imported only once the config is known: the oneDNN ISA cap that the paper's 3D
+# network needs for bf16 CPU training must be set before torch loads, and only when it is needed.
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +35,9 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> float | None:
+    cap_cpu_isa_for_training(cfg.model)
+    from salvid import ddp, resume
+
     output_dir = Path(cfg.paths.output_dir)
     cfg.ckpt_path = resume.checkpoint_to_resume(cfg.get("ckpt_path"), output_dir)
     if cfg.get("logger") and "wandb" in cfg.logger:
@@ -50,7 +51,7 @@ def train(cfg: DictConfig) -> float | None:
         _finish_wandb_run()
 
 
-def _load_initial_weights(module: L.LightningModule, spec: str, trusted: bool) -> None:
+def _load_initial_weights(module, spec: str, trusted: bool) -> None:
     """Start from a pretrained network (fine-tuning): its config must equal the model being trained."""
     from salvid.checkpoints import CheckpointError, load_network
 
@@ -71,6 +72,8 @@ def _finish_wandb_run() -> None:
 
 
 def _fit_and_test(cfg: DictConfig, output_dir: Path) -> float | None:
+    import lightning as L
+
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.module, model=OmegaConf.to_container(cfg.model, resolve=True),
@@ -131,9 +134,12 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> float | None:
     """Entry point. In a DDP rank that Lightning's launcher started, run rank 0's config without Hydra."""
+    from salvid import ddp
+
     cfg = ddp.launched_config()
     if cfg is None:
         return _hydra_main()
+    cap_cpu_isa_for_training(cfg.model)
     return _fit_and_test(cfg, Path(cfg.paths.output_dir))
 
 

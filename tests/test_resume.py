@@ -16,7 +16,7 @@ import pytest
 import torch
 from train_cli import REPO, run_train, tiny
 
-from salvid.io import AtomicCheckpointIO
+from salvid.checkpoint_io import AtomicCheckpointIO
 from salvid.resume import WANDB_ID_FILE, RngState, checkpoint_to_resume
 
 KILL_AFTER_STEP = 3  # mid first epoch: 20 training samples / batch 4 = 5 steps per epoch

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from salvid.data.inventory import SequenceCounts, check_mask_resize, count_sequences
 from salvid.data.layouts import LAYOUTS, Sequence, check_options, list_sequences
 from salvid.data.layouts.base import SkippedInput
+from salvid.data.preprocess import normalise
 from salvid.data.sources import FrameCountWarning
 from salvid.data.stream import TripletStream
 from salvid.data.transforms import ClipTransform
@@ -23,11 +24,6 @@ from salvid.data.transforms import ClipTransform
 log = logging.getLogger(__name__)
 
 __all__ = ["LAYOUTS", "EpochToStream", "SaliencyDataModule"]
-
-# ImageNet statistics: the usual choice for natural video; applied on the device, after the uint8 transfer.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-
 
 class SaliencyDataModule(L.LightningDataModule):
     """Streams (t-1, t, t+1) triplets of a dataset layout.
@@ -208,17 +204,11 @@ class SaliencyDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
-
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         """uint8 (N, T, H, W, 3) -> normalised float (N, 3, T, H, W), on the device: 4x less to transfer."""
         frames = batch["frames"]
         batch["image"] = frames[:, self.in_frames // 2]
-        x = frames.permute(0, 4, 1, 2, 3).float().div_(255.0)
-        mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1, 1)
-        std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1, 1)
-        batch["frames"] = (x - mean) / std
+        batch["frames"] = normalise(frames).transpose(1, 2)
         batch["mask"] = batch["mask"].unsqueeze(1).float()
         return batch
 

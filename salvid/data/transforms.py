@@ -9,6 +9,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI version check 
 import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
 
+from salvid.data.preprocess import resize_frame, resize_mask  # noqa: E402
+
 
 class ClipTransform:
     """``(frames, mask) -> (frames, mask)``: one albumentations call per clip, frames as additional targets.
@@ -21,14 +23,16 @@ class ClipTransform:
 
     def __init__(self, size: tuple[int, int], train: bool, in_frames: int = 3):
         h, w = int(size[0]), int(size[1])
+        ops = []
         if train:
             ops = [
-                A.RandomResizedCrop(size=(h, w), scale=(0.6, 1.0), ratio=(0.75, 1.333), p=1.0),
+                # crops within 3/4..4/3 of the output's own aspect ratio, so wide video is not squashed
+                A.RandomResizedCrop(size=(h, w), scale=(0.6, 1.0), ratio=(0.75 * w / h, 1.333 * w / h), p=1.0),
                 A.HorizontalFlip(p=0.5),
                 A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
             ]
-        else:
-            ops = [A.Resize(h, w)]
+        self.size = (h, w)
+        self.train = train
         self.keys = [f"image{i}" for i in range(1, in_frames)]
         self.pipeline = A.Compose(ops, additional_targets={k: "image" for k in self.keys})
 
@@ -36,6 +40,8 @@ class ClipTransform:
         self, frames: list[np.ndarray], mask: np.ndarray, seed: int | None = None
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """``seed`` fixes the random parameters (reproducible whatever process applies it); None draws fresh ones."""
+        if not self.train:  # the same resize as inference (salvid.data.preprocess)
+            return [resize_frame(f, self.size) for f in frames], resize_mask(mask, self.size)
         if seed is not None:
             self.pipeline.set_random_seed(seed)
         out = self.pipeline(image=frames[0], mask=mask, **dict(zip(self.keys, frames[1:], strict=True)))

@@ -28,6 +28,8 @@ class SaliencyNet3D(nn.Module):
     ``width_mult`` scales every channel width (``model=small`` is 0.5, ``model=tiny`` 0.25).
     """
 
+    family = "paper"
+
     def __init__(
         self,
         in_frames: int = 3,
@@ -51,6 +53,7 @@ class SaliencyNet3D(nn.Module):
         self.in_frames = int(in_frames)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_activation = output_activation
+        self.channels_last = False
         enc_w = [max(1, round(w * width_mult)) for w in widths]
         dec_w = [max(1, round(w * width_mult)) for w in decoder_widths]
         self.encoder = Conv3DNet(enc_w, convs_per_block, pool_strides, in_frames, 3, pool_order,
@@ -62,8 +65,15 @@ class SaliencyNet3D(nn.Module):
         """Pre-activation map (N, 1, H, W); losses on logits (BCE) are numerically safer."""
         if x.ndim != 5 or x.shape[1] != 3 or x.shape[2] != self.in_frames:
             raise ValueError(f"expected input (N, 3, {self.in_frames}, H, W), got {tuple(x.shape)}")
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         feats, sizes, switches = self.encoder(x)
         return self.decoder(feats, sizes, switches)
+
+    def use_channels_last(self, enabled: bool) -> None:
+        """channels_last_3d memory (much faster bf16 3D convolutions on CPUs and GPUs)."""
+        self.channels_last = enabled
+        self.to(memory_format=torch.channels_last_3d if enabled else torch.contiguous_format)
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         if self.output_activation == "sigmoid":

@@ -1,0 +1,40 @@
+"""The network's input, in one place: resize frames to the input size, then normalise on the device.
+
+Training (the evaluation transform and the DataModule) and inference (``evaluate``, ``predict``) both use these
+functions, so a map at inference is computed from exactly the input the network was validated on.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+# ImageNet statistics: the usual choice for natural video, and what the pretrained backbones expect.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An RGB uint8 frame resized to ``size`` (height, width), bilinear (OpenCV, as albumentations' Resize)."""
+    h, w = size
+    if frame.shape[:2] == (h, w):
+        return frame
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask resized to ``size`` (height, width), nearest neighbour so it stays binary."""
+    h, w = size
+    if mask.shape[:2] == (h, w):
+        return mask
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def normalise(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames with channels last, ``(..., H, W, 3)``, to normalised float ``(..., 3, H, W)`` channels-first
+    at the same device; a batch of clips ``(N, T, H, W, 3)`` becomes ``(N, T, 3, H, W)``."""
+    x = frames.movedim(-1, -3).float().div_(255.0)
+    mean = torch.tensor(MEAN, device=x.device).view(3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(3, 1, 1)
+    return (x - mean) / std
