@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from salvid.runtime import cap_cpu_isa_for_training  # noqa: E402
 
 # Tests train in this process, so they get the training processes' oneDNN cap.
-cap_cpu_isa_for_training()
+cap_cpu_isa_for_training({"family": "paper"})
 
 # This one process accumulates threads from many tests (W&B, progress bars, video decoders); a dataloader
 # worker forked while one of them holds a lock can hang at start-up (seen once: both workers idle in their
