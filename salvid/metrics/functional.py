@@ -298,12 +298,13 @@ def adaptive_fmeasure(pred: Tensor, gt: Tensor, beta2: float = BETA2) -> Tensor:
     return fmeasure_from_counts(*adaptive_counts(pred, gt), beta2)
 
 
-def emeasure_from_counts(tp: Tensor, fp: Tensor, positives: Tensor, size: int) -> Tensor:
+def emeasure_from_counts(tp: Tensor, fp: Tensor, positives: Tensor, size: int | Tensor) -> Tensor:
     """Enhanced-alignment measure of a binarised map from its confusion counts.
 
     With binary maps the alignment matrix takes one value per (prediction, mask) combination, so the
     sum over pixels is four products of counts. An empty mask scores the predicted-background
-    fraction, a full mask the predicted-foreground fraction (pysodmetrics' rule).
+    fraction, a full mask the predicted-foreground fraction (pysodmetrics' rule). ``size`` is the
+    frame's pixel count: an int, or a tensor that broadcasts against the counts when frames differ.
     """
     found = tp + fp
     fn = positives - tp
@@ -318,10 +319,11 @@ def emeasure_from_counts(tp: Tensor, fp: Tensor, positives: Tensor, size: int) -
 
 
 def emeasure_curve(histograms: Tensor) -> Tensor:
-    """E-measure (N, 256) at thresholds 0..255."""
+    """E-measure (N, 256) at thresholds 0..255; each frame is scored at its own size."""
     tp, fp = counts_per_threshold(histograms)
     positives = histograms[:, 0].sum(dim=1, keepdim=True).double()
-    size = int(histograms[0].sum())
+    # a metric's histograms pool frames of every video, and videos differ in resolution
+    size = histograms.sum(dim=(1, 2)).double()[:, None]
     return emeasure_from_counts(tp, fp, positives, size)
 
 
