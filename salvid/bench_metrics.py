@@ -72,16 +72,20 @@ def reference_scores(preds, masks, videos) -> dict[str, float]:
                 values["sod"] = [psm.Smeasure(), psm.Fmeasure(), psm.Emeasure(), psm.MAE()]
         for measure in values["sod"]:
             measure.step(p, gt, normalize=False)
-    rows = []
+    rows, curves = [], []
     for values in per_video.values():
         sm, fm, em, mae = (m.get_results() for m in values["sod"])
         rows.append({
             "plcc": np.mean(values["plcc"]), "auc": np.mean(values["auc"]), "nss": np.mean(values["nss"]),
-            "smeasure": sm["sm"], "mae": mae["mae"],
-            "maxF": fm["fm"]["curve"].max(), "meanF": fm["fm"]["curve"].mean(), "adpF": fm["fm"]["adp"],
-            "maxE": em["em"]["curve"].max(), "meanE": em["em"]["curve"].mean(), "adpE": em["em"]["adp"],
+            "smeasure": sm["sm"], "mae": mae["mae"], "adpF": fm["fm"]["adp"], "adpE": em["em"]["adp"],
+            "meanMaxF": fm["fm"]["curve"].max(), "meanMaxE": em["em"]["curve"].max(),
         })  # fmt: skip
-    return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
+        curves.append((fm["fm"]["curve"], em["em"]["curve"]))
+    scores = {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
+    # max / mean over thresholds of the curve averaged over videos (the DAVSOD toolbox's maxF)
+    f_curve, e_curve = (np.mean(c, axis=0) for c in zip(*curves, strict=True))
+    scores.update(maxF=f_curve.max(), meanF=f_curve.mean(), maxE=e_curve.max(), meanE=e_curve.mean())
+    return scores
 
 
 def run(

@@ -32,9 +32,12 @@ def run_rank(rank: int, port: int, out: str) -> None:
     try:
         preds, masks, videos, ids = frames()
         metric = SaliencyMetrics()
+        # without ids, the DAVSOD rule drops the first and last frame numbered in arrival order
+        bare = SaliencyMetrics(skip_first_last=True)
         for part in torch.arange(rank, len(ids), WORLD_SIZE).split(3):  # disjoint halves, several updates
             metric.update(preds[part], masks[part], videos[part], ids[part])
-        torch.save(results(metric), f"{out}.{rank}")
+            bare.update(preds[part], masks[part])
+        torch.save((results(metric), results(bare)), f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
 
@@ -52,8 +55,18 @@ def test_ddp_matches_single_process(tmp_path):
     single = SaliencyMetrics()
     single.update(*frames())
     expected = results(single)
+    # an unshuffled DistributedSampler's split: rank r's k-th frame is dataset frame k * world + r, the
+    # number it gets without ids, so the first and last dataset frames are the ones dropped
+    preds, masks, _, _ = frames()
+    single_bare = SaliencyMetrics(skip_first_last=True)
+    single_bare.update(preds, masks)
+    expected_bare = results(single_bare)
     for rank in range(WORLD_SIZE):
-        scalars, per_video, curves = torch.load(f"{out}.{rank}")
+        (scalars, per_video, curves), bare = torch.load(f"{out}.{rank}")
+        for name, value in expected_bare[0].items():
+            torch.testing.assert_close(bare[0][name], value, rtol=0, atol=1e-12, equal_nan=True)
+        assert bare[1].keys() == expected_bare[1].keys() == {0}
+        assert bare[1][0]["frames"] == len(preds) - 2
         assert scalars.keys() == expected[0].keys()
         for name, value in expected[0].items():
             torch.testing.assert_close(scalars[name], value, rtol=0, atol=0, equal_nan=True)

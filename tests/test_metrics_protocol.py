@@ -178,11 +178,71 @@ def test_curves_are_averaged_like_the_scalars():
     f = F.fmeasure_curve(hist)
     expected_f = (f[:7].mean(0) + f[7:].mean(0)) / 2
     torch.testing.assert_close(curves["fmeasure"], expected_f, rtol=0, atol=1e-12)
-    assert metric.compute()["maxF"].item() == pytest.approx(
+    results = metric.compute()
+    # the table's max F is the plotted curve's maximum; the mean of per-video maxima is named apart
+    assert results["maxF"].item() == pytest.approx(curves["fmeasure"].max().item(), abs=1e-12)
+    assert results["maxE"].item() == pytest.approx(curves["emeasure"].max().item(), abs=1e-12)
+    assert results["meanMaxF"].item() == pytest.approx(
         (f[:7].mean(0).max() + f[7:].mean(0).max()).item() / 2, abs=1e-12
     )
+    assert results["meanMaxF"] > results["maxF"]  # the two videos peak at different thresholds here
     fpr, tpr = F.roc_curve(hist)
     tpr_video0 = tpr[[0, 1, 3, 4, 5, 6]].mean(0)  # frame 2 has no foreground: no TPR
     torch.testing.assert_close(curves["tpr"], (tpr_video0 + tpr[7:].mean(0)) / 2, rtol=0, atol=1e-12)
     assert curves["fpr"][0] == 1 and curves["tpr"][0] == 1  # threshold 0 takes every pixel
     assert set(curves) == {"thresholds", "fpr", "tpr", "precision", "recall", "fmeasure", "emeasure"}
+
+
+def test_update_without_ids_is_one_video_in_arrival_order():
+    preds, masks = batch()
+    bare, explicit = PLCC(), PLCC()
+    bare.update(preds[:6], masks[:6])  # the torchmetrics call
+    bare.update(preds[6:], masks[6:])
+    explicit.update(preds, masks, torch.zeros(10), torch.arange(10))
+    assert bare.compute().item() == explicit.compute().item()
+    # one video: averaging over videos and over frames agree, except for the mean of per-unit maxima
+    # (one video's maximum against each frame's)
+    by_video, by_frame = SaliencyMetrics(average="video"), SaliencyMetrics(average="frame")
+    for metric in (by_video, by_frame):
+        metric.update(preds, masks)
+    video_results, frame_results = by_video.compute(), by_frame.compute()
+    for name, value in video_results.items():
+        if name not in ("meanMaxF", "meanMaxE"):
+            torch.testing.assert_close(frame_results[name], value, rtol=0, atol=1e-12)
+    assert video_results["meanMaxF"] == video_results["maxF"] < frame_results["meanMaxF"]
+    assert list(by_video.compute_per_video()) == [0]
+
+
+def test_frames_without_ids_are_numbered_as_they_arrive():
+    """With video ids only, the first and last frame to arrive in each video are its first and last."""
+    preds, masks = batch(n=12)
+    videos = torch.tensor([3] * 5 + [9] * 4 + [4] * 3)
+    numbered = SaliencyMetrics(skip_first_last=True)
+    for part in torch.arange(12).split(5):
+        numbered.update(preds[part], masks[part], videos[part])
+    given = SaliencyMetrics(skip_first_last=True)
+    given.update(preds, masks, videos, torch.arange(12))
+    assert numbered.compute_per_video() == given.compute_per_video()
+    assert numbered.compute()["duplicate_frames"].item() == 0
+
+
+def test_forward_without_ids_accumulates_every_batch():
+    preds, masks = batch()
+    metric, reference = MAE(), MAE()
+    batch_values = [metric(preds[part], masks[part]) for part in torch.arange(10).split(4)]
+    reference.update(preds, masks)
+    assert metric.compute().item() == pytest.approx(reference.compute().item(), abs=1e-12)
+    expected_first = F.mae(F.normalize_prediction(preds[:4]), F.binarize_target(masks[:4])).mean()
+    assert batch_values[0].item() == pytest.approx(expected_first.item(), abs=1e-12)
+
+
+def test_frame_ids_on_some_calls_only_is_an_error():
+    preds, masks = batch()
+    metric = SaliencyMetrics()
+    metric.update(preds[:5], masks[:5], torch.zeros(5), torch.arange(5))
+    with pytest.raises(ValueError, match="frame_ids missing on this call but given on earlier ones"):
+        metric.update(preds[5:], masks[5:])
+    metric.reset()
+    metric.update(preds[5:], masks[5:])  # a fresh start may number its frames
+    with pytest.raises(ValueError, match="frame_ids given on this call but missing on earlier ones"):
+        metric.update(preds[:5], masks[:5], torch.zeros(5), torch.arange(5))

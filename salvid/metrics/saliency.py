@@ -3,6 +3,8 @@
 Keeping per-frame values as "cat" states (a few bytes per frame, plus two 256-bin histograms for the
 curve measures) makes the per-video averages under DDP identical to a single-process run, and lets
 compute() apply the per-video protocol and the DAVSOD first/last-frame rule after the fact.
+
+Which frames count for which metric, and the two max-F / max-E variants, are set out in docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
@@ -37,6 +40,7 @@ _FROM_SUMS = {
     "smeasure": F.smeasure_from_sums,
 }
 _CURVE_MEASURES = {"fmeasure": ("F", F.fmeasure_curve), "emeasure": ("E", F.emeasure_curve)}
+DEFAULT_VIDEO = 0  # the video of frames passed without video ids
 
 
 class SaliencyMetrics(Metric):
@@ -50,9 +54,19 @@ class SaliencyMetrics(Metric):
             already lie in [0, 1].
         skip_first_last: drop the first and last annotated frame of each video (the DAVSOD rule).
 
-    ``update(preds, target, video_ids, frame_ids)``: ``preds`` (N, 1, H, W) or (N, H, W) of any float
-    range, resized bilinearly to the target's size when it differs; ``target`` (N, H, W) or
-    (N, 1, H, W), uint8 0..255 or bool/float 0..1; ids are (N,) integer tensors.
+    ``update(preds, target, video_ids=None, frame_ids=None)``: ``preds`` (N, 1, H, W) or (N, H, W) of
+    any float range, resized bilinearly to the target's size when it differs; ``target`` (N, H, W) or
+    (N, 1, H, W), uint8 0..255 or bool/float 0..1; ids are (N,) integers.
+
+    Without ``video_ids`` every frame belongs to one video (``DEFAULT_VIDEO``), so ``average="video"``
+    equals ``average="frame"``. Without ``frame_ids`` frames are numbered in the order they arrive
+    (under DDP, rank r's k-th frame is number k * world_size + r, which is the dataset index under an
+    unshuffled DistributedSampler); such frames are never repeats of one another, so the padding a
+    DistributedSampler adds is only dropped when ids are given. Pass frame ids on every call or on none.
+
+    ``maxF`` / ``maxE`` are the maximum over thresholds of the averaged curve (the DAVSOD toolbox and
+    pysodmetrics); ``meanMaxF`` / ``meanMaxE`` average each video's (``average="frame"``: each
+    frame's) own maximum instead, so they are never lower.
     """
 
     full_state_update = False
@@ -83,15 +97,30 @@ class SaliencyMetrics(Metric):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         if self.keeps_histograms:
             self.add_state("histograms", default=[], dist_reduce_fx="cat")
+        # numbering of frames passed without ids; never reset, since only uniqueness and order matter,
+        # and forward() resets the states around each batch
+        self._arrivals = 0
+        self._frame_ids_given: bool | None = None
 
     def _value_names(self) -> list[str]:
         return [value for name in self.metrics for value in _FRAME_VALUES[name]]
 
-    def update(self, preds: Tensor, target: Tensor, video_ids: Tensor, frame_ids: Tensor) -> None:
+    def update(
+        self, preds: Tensor, target: Tensor, video_ids: Tensor | None = None, frame_ids: Tensor | None = None
+    ) -> None:
         raw = F.as_frames(preds)
         target = F.as_frames(target)
-        video_ids = torch.as_tensor(video_ids, device=self.device).long().flatten()
-        frame_ids = torch.as_tensor(frame_ids, device=self.device).long().flatten()
+        video_ids = (
+            torch.full((len(raw),), DEFAULT_VIDEO, device=self.device)
+            if video_ids is None
+            else torch.as_tensor(video_ids, device=self.device).long().flatten()
+        )
+        self._check_frame_id_use(given=frame_ids is not None)
+        frame_ids = (
+            self._arrival_ids(len(raw))
+            if frame_ids is None
+            else torch.as_tensor(frame_ids, device=self.device).long().flatten()
+        )
         if not (len(raw) == len(target) == len(video_ids) == len(frame_ids)):
             raise ValueError(
                 f"batch sizes differ: preds {len(raw)}, target {len(target)}, "
@@ -126,6 +155,26 @@ class SaliencyMetrics(Metric):
             self.histograms.append(F.threshold_histograms(pred, gt))
         self.video_ids.append(video_ids)
         self.frame_ids.append(frame_ids)
+
+    def _check_frame_id_use(self, given: bool) -> None:
+        """Numbered frames must not meet given ones: their numbers could repeat a given id."""
+        stored = any(len(ids) for ids in self.frame_ids)
+        if stored and self._frame_ids_given is not None and self._frame_ids_given != given:
+            now, before = ("given", "missing") if given else ("missing", "given")
+            raise ValueError(
+                f"{type(self).__name__}.update: frame_ids {now} on this call but {before} on earlier ones; "
+                "frames numbered in arrival order could repeat a given id (pass frame_ids on every call or on "
+                "none, or call reset() first)"
+            )
+        self._frame_ids_given = given
+
+    def _arrival_ids(self, n: int) -> Tensor:
+        rank, world = 0, 1
+        if dist.is_available() and dist.is_initialized():
+            rank, world = dist.get_rank(self.process_group), dist.get_world_size(self.process_group)
+        ids = (self._arrivals + torch.arange(n, device=self.device)) * world + rank
+        self._arrivals += n
+        return ids
 
     @staticmethod
     def _check_finite(pred: Tensor, video_ids: Tensor, frame_ids: Tensor) -> None:
@@ -181,27 +230,33 @@ class SaliencyMetrics(Metric):
         names = []
         for name in self.metrics:
             if name == "fmeasure":
-                names += ["maxF", "meanF", "adpF"]
+                names += ["maxF", "meanF", "adpF", "meanMaxF"]
             elif name == "emeasure":
-                names += ["maxE", "meanE", "adpE"]
+                names += ["maxE", "meanE", "adpE", "meanMaxE"]
             else:
                 names.append(name)
         return names + ["excluded_frames", "duplicate_frames"]
 
-    def _averaged_curve(self, curves: Tensor, video_ids: Tensor) -> Tensor:
-        """(T,) mean curve, or (V, T) per-video mean curves when averaging over videos."""
+    def _unit_curves(self, curves: Tensor, video_ids: Tensor) -> Tensor:
+        """(U, T) curves of the averaging units: each video's mean curve, or each frame's curve."""
         if self.average == "frame":
-            return curves.nanmean(dim=0)
+            return curves
         return video_means(curves, video_ids)[1]
 
+    def _averaged_curve(self, curves: Tensor, video_ids: Tensor) -> Tensor:
+        """(T,) mean curve over the averaging units; NaN points (ROC of a one-class frame) are left out."""
+        return self._unit_curves(curves, video_ids).nanmean(dim=0)
+
     def _curve_summaries(self, histograms: Tensor, video_ids: Tensor) -> dict[str, Tensor]:
-        """max / mean over thresholds of the mean F- and E-measure curves (per video, then over videos)."""
+        """F and E: max and mean over thresholds of the averaged curve, and the mean of each unit's max."""
         out = {}
         for name, (suffix, curve_fn) in _CURVE_MEASURES.items():
             if name in self.metrics:
-                curve = self._averaged_curve(curve_fn(histograms), video_ids)
-                out[f"max{suffix}"] = curve.amax(dim=-1).mean()
-                out[f"mean{suffix}"] = curve.mean(dim=-1).mean()
+                units = self._unit_curves(curve_fn(histograms), video_ids)
+                curve = units.mean(dim=0)
+                out[f"max{suffix}"] = curve.amax()
+                out[f"mean{suffix}"] = curve.mean()
+                out[f"meanMax{suffix}"] = units.amax(dim=-1).mean()
         return out
 
     def compute_per_video(self) -> dict[int, dict[str, float]]:
@@ -247,8 +302,6 @@ class SaliencyMetrics(Metric):
             curves["emeasure"] = F.emeasure_curve(histograms)
         for name in curves.keys() - {"thresholds"}:
             curves[name] = self._averaged_curve(curves[name], video_ids)
-            if self.average == "video":
-                curves[name] = curves[name].nanmean(dim=0)
         return curves
 
 
@@ -301,12 +354,14 @@ class SMeasure(_OneMetric):
 
 
 class FMeasure(_OneMetric):
-    """Max, mean (over 256 thresholds) and adaptive F-measure, beta^2 = 0.3."""
+    """Max and mean over 256 thresholds of the averaged curve, adaptive F-measure and the mean of
+    each video's max (``meanMaxF``), beta^2 = 0.3."""
 
-    name, outputs, higher_is_better = "fmeasure", ("maxF", "meanF", "adpF"), True
+    name, outputs, higher_is_better = "fmeasure", ("maxF", "meanF", "adpF", "meanMaxF"), True
 
 
 class EMeasure(_OneMetric):
-    """Max, mean (over 256 thresholds) and adaptive enhanced-alignment measure."""
+    """Max and mean over 256 thresholds of the averaged curve, adaptive enhanced-alignment measure and
+    the mean of each video's max (``meanMaxE``)."""
 
-    name, outputs, higher_is_better = "emeasure", ("maxE", "meanE", "adpE"), True
+    name, outputs, higher_is_better = "emeasure", ("maxE", "meanE", "adpE", "meanMaxE"), True
