@@ -30,6 +30,11 @@ ROWS = (
     ("maxE", "max E", True),
     ("mae", "MAE", False),
 )
+CAPTION = (
+    "max F / max E: maximum over the 256 thresholds of the averaged curve (the F-measure curve of pr.png), "
+    "as the DAVSOD evaluation toolbox and pysodmetrics report it; the mean of per-video (frame averaging: "
+    "per-frame) maxima is meanMaxF / meanMaxE in summary.json. Which frames count: docs/metrics.md."
+)
 
 
 def _best(values: list[float], higher: bool) -> float | None:
@@ -58,7 +63,7 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
     header, rows = table_rows(summary)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":--", *["--:"] * (len(header) - 1)]) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + f"\n\n{CAPTION}\n"
 
 
 def print_table(summary: dict[str, dict[str, float]], title: str) -> None:
@@ -66,7 +71,7 @@ def print_table(summary: dict[str, dict[str, float]], title: str) -> None:
     from rich.table import Table
 
     header, rows = table_rows(summary)
-    table = Table(title=title)
+    table = Table(title=title, caption=CAPTION)
     for i, name in enumerate(header):
         table.add_column(name, justify="left" if i == 0 else "right")
     for row in rows:
