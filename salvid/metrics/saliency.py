@@ -59,7 +59,7 @@ class SaliencyMetrics(Metric):
     (N, 1, H, W), uint8 0..255 or bool/float 0..1; ids are (N,) integers.
 
     Without ``video_ids`` every frame belongs to one video (``DEFAULT_VIDEO``), so ``average="video"``
-    equals ``average="frame"``. Without ``frame_ids`` frames are numbered in the order they arrive
+    gives the frame averages (``meanMaxF``/``meanMaxE`` aside: one video's maximum). Without ``frame_ids`` frames are numbered in the order they arrive
     (under DDP, rank r's k-th frame is number k * world_size + r, which is the dataset index under an
     unshuffled DistributedSampler); such frames are never repeats of one another, so the padding a
     DistributedSampler adds is only dropped when ids are given. Pass frame ids on every call or on none.
