@@ -119,13 +119,23 @@ def test_prepare_downloads_verifies_extracts_and_checks(server, tmp_path, monkey
     assert "already prepared" in capsys.readouterr().out
 
 
-def test_prepare_refuses_a_checksum_mismatch_before_extracting(server, tmp_path, monkeypatch):
+def run_main(argv, capsys) -> str:
+    """prepare's command line, expected to fail with one line and exit status 2; returns that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_module.main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_prepare_refuses_a_checksum_mismatch_before_extracting(server, tmp_path, monkeypatch, capsys):
     handler, url = server
     handler.files["DAVIS-data.zip"] = zip_of(davis(tmp_path / "src", {"bear": 3, "boat": 2}), "DAVIS")
     monkeypatch.setitem(prepare_module.DATASETS, "tiny", _source(f"{url}/DAVIS-data.zip", "0" * 64))
     root = tmp_path / "data" / "DAVIS"
-    with pytest.raises(SystemExit, match=r"DAVIS-data.zip: sha256 \w+ does not match the expected 0000"):
-        prepare_module.main(["tiny", "--root", str(root)])
+    line = run_main(["tiny", "--root", str(root)], capsys)
+    assert re.search(r"DAVIS-data.zip: sha256 \w+ does not match the expected 0000", line)
     assert not root.exists() and not (tmp_path / "data" / "downloads" / "DAVIS-data.zip").exists()
 
 
@@ -201,13 +211,133 @@ def test_safe_archive_with_inside_symlink_extracts(tmp_path):
     assert (tmp_path / "d" / "ok" / "link").read_text() == "fine"
 
 
-def test_an_unsafe_archive_leaves_no_dataset_folder(tmp_path, monkeypatch):
+def test_an_unsafe_archive_leaves_no_dataset_folder(tmp_path, monkeypatch, capsys):
     archive = tmp_path / "bad.zip"
     archive.write_bytes(_zip_with("../evil.txt"))
     monkeypatch.setitem(prepare_module.DATASETS, "tiny", _source(None, None))
-    with pytest.raises(SystemExit, match="evil.txt"):
-        prepare_module.main(["tiny", "--root", str(tmp_path / "data" / "DAVIS"), "--from-archive", str(archive)])
+    line = run_main(["tiny", "--root", str(tmp_path / "data" / "DAVIS"), "--from-archive", str(archive)], capsys)
+    assert "evil.txt" in line
     assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())
+
+
+# -- links: resolved where they end up, after every move; never followed while extracting ------------------
+
+
+def make_archive(path: Path, members: list[tuple[str, bytes | str | None]]) -> Path:
+    """A zip or tar (by ``path``'s suffix) of ``members``: (name, bytes) a file, (name, "->target") a symbolic
+    link, (name, None) a folder."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, content in members:
+                info = zipfile.ZipInfo(name + ("/" if content is None else ""))
+                info.create_system = 3
+                if isinstance(content, str):
+                    info.external_attr = 0o120777 << 16
+                    content = content.removeprefix("->").encode()
+                elif content is None:
+                    info.external_attr = (0o040755 << 16) | 0x10
+                    content = b""
+                else:
+                    info.external_attr = 0o100644 << 16
+                zf.writestr(info, content)
+    else:
+        with tarfile.open(path, "w:gz") as tf:
+            for name, content in members:
+                info = tarfile.TarInfo(name)
+                if isinstance(content, str):
+                    info.type, info.linkname = tarfile.SYMTYPE, content.removeprefix("->")
+                    tf.addfile(info)
+                elif content is None:
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tf.addfile(info)
+                else:
+                    info.size = len(content)
+                    tf.addfile(info, io.BytesIO(content))
+    return path
+
+
+FORMATS = ["zip", "tar.gz"]
+
+
+def _prepare_from(tmp_path, monkeypatch, archives: list[Path], intos: list[str] | None = None) -> Path:
+    intos = intos or [""] * len(archives)
+    source = DatasetSource("davis2016", tuple(Archive(a.name, into=i) for a, i in zip(archives, intos, strict=True)),
+                           "https://example.org", "test")
+    monkeypatch.setitem(prepare_module.DATASETS, "linked", source)
+    return tmp_path / "data" / "root"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_link_that_leaves_the_root_only_once_its_folder_is_unwrapped_is_refused(tmp_path, monkeypatch, capsys,
+                                                                                  fmt):
+    # Inside the archive W/l -> ../x is W/../x = x, inside; unwrapping W/ moves l to the root, where ../x is
+    # beside the root.
+    archive = make_archive(tmp_path / f"a.{fmt}", [("W", None), ("W/a.txt", b"a"), ("W/l", "->../x")])
+    root = _prepare_from(tmp_path, monkeypatch, [archive])
+    line = run_main(["linked", "--root", str(root), "--from-archive", str(archive)], capsys)
+    assert "link 'l' leads outside the dataset" in line
+    assert not root.exists() and sorted(p.name for p in root.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_chain_of_links_that_leads_outside_is_refused(tmp_path, fmt):
+    # each link alone stays inside (d/esc reads as d/up/../secret = d/secret), but d/up is the root itself,
+    # so d/esc resolves to the root's parent
+    archive = make_archive(tmp_path / f"a.{fmt}", [("d", None), ("d/up", "->.."), ("d/esc", "->up/../secret")])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"link 'd/esc' leads outside the dataset"):
+        extract(archive, dest)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_second_archive_never_writes_through_a_link_of_the_first(tmp_path, monkeypatch, capsys, fmt):
+    # The first archive leaves l -> ../x once unwrapped; the second holds l/victim.txt. Written through the
+    # link, it would replace data/x/victim.txt beside the root.
+    victim = tmp_path / "data" / "x" / "victim.txt"
+    victim.parent.mkdir(parents=True)
+    victim.write_text("original")
+    first = make_archive(tmp_path / f"first.{fmt}", [("W", None), ("W/a.txt", b"a"), ("W/l", "->../x")])
+    second = make_archive(tmp_path / f"second.{fmt}", [("l", None), ("l/victim.txt", b"overwritten")])
+    root = _prepare_from(tmp_path, monkeypatch, [first, second])
+    line = run_main(["linked", "--root", str(root), "--from-archive", str(first), "--from-archive", str(second)],
+                    capsys)
+    assert "second" in line and "'l'" in line
+    assert victim.read_text() == "original"
+    assert not root.exists() and sorted(p.name for p in root.parent.iterdir()) == ["x"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_link_that_stays_inside_is_still_never_written_through(tmp_path, fmt):
+    from salvid.data.extract import extract_dataset
+
+    first = make_archive(tmp_path / f"first.{fmt}", [("real", None), ("real/a.txt", b"a"), ("alias", "->real")])
+    second = make_archive(tmp_path / f"second.{fmt}", [("alias", None), ("alias/b.txt", b"b"), ("c.txt", b"c")])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"second\.\S+: 'dest/alias' is already there"):
+        extract_dataset([(first, ""), (second, "")], dest)
+    assert not (dest / "real" / "b.txt").exists()
+    # within one archive, a member below one of its own links is refused before anything is written
+    both = make_archive(tmp_path / f"both.{fmt}", [("real", None), ("alias", "->real"), ("alias/b.txt", b"b")])
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"'alias/b.txt' lies below the link 'alias'"):
+        extract(both, fresh)
+    assert not list(fresh.rglob("*"))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_links_that_stay_inside_after_unwrapping_are_kept(tmp_path, fmt):
+    from salvid.data.extract import extract_dataset
+
+    archive = make_archive(tmp_path / f"a.{fmt}", [("W", None), ("W/sub", None), ("W/sub/a.txt", b"a"),
+                                                   ("W/sub/l", "->../sub/a.txt"), ("W/top", "->sub")])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    extract_dataset([(archive, "")], dest)
+    assert (dest / "sub" / "l").read_text() == "a" and (dest / "top" / "a.txt").read_text() == "a"
+    assert (dest / "top").is_symlink()
 
 
 def test_pack_writes_the_videos_layout_and_reports_sizes(tmp_path):

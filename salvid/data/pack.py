@@ -22,6 +22,7 @@ from PIL import Image
 
 from salvid.data.layouts import list_sequences
 from salvid.data.layouts.base import Sequence
+from salvid.io import UnsafeOutputError
 
 READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
 
@@ -63,7 +64,7 @@ def pack(
     """Write ``out`` from the dataset at ``root``; returns (bytes before, bytes after)."""
     out = Path(out)
     if out.exists():
-        raise FileExistsError(f"{out}: already exists; choose another --out or remove it")
+        raise UnsafeOutputError(f"{out}: already exists; choose another --out or remove it")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     by_split = {s: list_sequences(layout, root, s, **options) for s in (splits or ["all"])}

@@ -6,9 +6,10 @@
 
 ``<name>`` is an entry of :mod:`salvid.data.registry`. Downloads go to ``--download-dir`` (default
 ``<root>/../downloads``) and resume there. Archives are verified before extraction (see
-:mod:`salvid.data.download`) and extracted safely (see :mod:`salvid.data.extract`) into a temporary folder
-beside ``--root`` that is renamed to ``--root`` only when every archive is in, so an interrupted run never
-leaves a folder that looks prepared. An archive holding a single top-level folder (``DAVIS/``) is unwrapped.
+:mod:`salvid.data.download`) and extracted safely (see :mod:`salvid.data.extract`: nothing is written outside
+the dataset, and no link in it leads outside) into a temporary folder beside ``--root`` that is renamed to
+``--root`` only when every archive is in and checked, so an interrupted or refused run never leaves a folder
+that looks prepared. An archive holding a single top-level folder (``DAVIS/``) is unwrapped.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from salvid.cli import entry_point
 from salvid.data.download import DownloadError, download, progress_bar, verify
 from salvid.data.errors import DataError
-from salvid.data.extract import UnsafeArchiveError, extract
+from salvid.data.extract import extract_dataset
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, list_sequences
 from salvid.data.pack import pack
@@ -51,16 +53,6 @@ def check(layout: str, root: Path, split: str = "all", **options) -> Table:
         f"{len(counts)} sequences", *(str(sum(getattr(c, k) for c in counts)) for k in ("frames", "targets", "empty")), ""
     )
     return table
-
-
-def _unwrap(folder: Path) -> None:
-    """Move the contents of a lone top-level folder up (archives that wrap everything in ``DAVIS/``)."""
-    entries = list(folder.iterdir())
-    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
-        inner = entries[0].rename(folder / f".unwrap-{entries[0].name}")
-        for child in inner.iterdir():
-            child.rename(folder / child.name)
-        inner.rmdir()
 
 
 def fetch(source: DatasetSource, name: str, download_dir: Path, from_archives: list[Path]) -> list[Path]:
@@ -112,12 +104,8 @@ def prepare(name: str, root: Path, download_dir: Path | None = None, from_archiv
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
-        for archive, path in zip(source.archives, archives, strict=True):
-            target = partial / archive.into
-            target.mkdir(parents=True, exist_ok=True)
-            console.print(f"extracting {path} ...")
-            extract(path, target)
-            _unwrap(target)
+        extract_dataset([(path, archive.into) for archive, path in zip(source.archives, archives, strict=True)],
+                        partial, on_archive=lambda path: console.print(f"extracting {path} ..."))
         if root.exists():
             root.rmdir()  # empty (checked above)
         partial.rename(root)
@@ -137,6 +125,7 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
+@entry_point
 def main(argv: Seq[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m salvid.data.prepare", description=__doc__,
@@ -156,20 +145,17 @@ def main(argv: Seq[str] | None = None) -> None:
         parser.add_argument("--from-archive", type=Path, action="append", default=[])
         parser.add_argument("--download-dir", type=Path)
     args = parser.parse_args(argv)
-    try:
-        if getattr(args, "command", None) == "check":
-            console.print(check(args.layout, args.root, (args.split or ["all"])[0], **_options(args.option)))
-        elif getattr(args, "command", None) == "pack":
-            if args.out is None:
-                raise SystemExit("pack: --out is required")
-            before, after = pack(args.layout, args.root, args.out, args.split, args.gop, args.crf,
-                                 on_sequence=lambda n: console.print(f"packed {n}"), **_options(args.option))
-            console.print(f"{args.root}: {before / 1e6:.1f} MB -> {args.out}: {after / 1e6:.1f} MB "
-                          f"({after / max(before, 1):.0%})")
-        else:
-            console.print(prepare(args.name, args.root, args.download_dir, args.from_archive))
-    except (DownloadError, UnsafeArchiveError, DatasetError, DataError, FileExistsError) as error:
-        raise SystemExit(f"error: {error}") from None
+    if getattr(args, "command", None) == "check":
+        console.print(check(args.layout, args.root, (args.split or ["all"])[0], **_options(args.option)))
+    elif getattr(args, "command", None) == "pack":
+        if args.out is None:
+            raise SystemExit("pack: --out is required")
+        before, after = pack(args.layout, args.root, args.out, args.split, args.gop, args.crf,
+                             on_sequence=lambda n: console.print(f"packed {n}"), **_options(args.option))
+        console.print(f"{args.root}: {before / 1e6:.1f} MB -> {args.out}: {after / 1e6:.1f} MB "
+                      f"({after / max(before, 1):.0%})")
+    else:
+        console.print(prepare(args.name, args.root, args.download_dir, args.from_archive))
 
 
 if __name__ == "__main__":
