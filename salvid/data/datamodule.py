@@ -14,10 +14,11 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from salvid.data.inventory import SequenceCounts, check_mask_resize, count_sequences
-from salvid.data.layouts import LAYOUTS, Sequence, check_options, list_sequences
+from salvid.data.layouts import LAYOUTS, Sequence, check_options
 from salvid.data.layouts.base import SkippedInput
 from salvid.data.preprocess import normalise
 from salvid.data.sources import FrameCountWarning
+from salvid.data.splits import split_sequences
 from salvid.data.stream import TripletStream
 from salvid.data.transforms import ClipTransform
 
@@ -103,26 +104,11 @@ class SaliencyDataModule(L.LightningDataModule):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SkippedInput)
             warnings.simplefilter("always", FrameCountWarning)
-            for stage_name in ("train", "val", "test"):
-                split = self.splits.get(stage_name)
-                if split is not None:
-                    self.sequences[stage_name] = list_sequences(self.layout, self.root, split, **self.layout_options)
-        self._hold_out()
+            self.sequences = split_sequences(self.layout, self.root, self.splits, self.val_holdout,
+                                             self.test_holdout, **self.layout_options)
         for stage_name, seqs in self.sequences.items():
             self.counts[stage_name] = count_sequences(seqs, self.mask_resize)
         self._log_summary(caught)
-
-    def _hold_out(self) -> None:
-        wanted = {"test": self.test_holdout, "val": self.val_holdout}
-        for stage_name, k in wanted.items():
-            if not k or self.splits.get(stage_name) is not None:
-                continue
-            if "train" not in self.sequences:
-                raise ValueError(f"data.{stage_name}_holdout={k}: needs data.splits.train")
-            train = sorted(self.sequences["train"], key=lambda s: s.name)
-            if k >= len(train):
-                raise ValueError(f"data.{stage_name}_holdout={k}: only {len(train)} training sequences left")
-            self.sequences["train"], self.sequences[stage_name] = train[:-k], train[-k:]
 
     def _log_summary(self, caught: list[warnings.WarningMessage]) -> None:
         for stage_name, counts in self.counts.items():
@@ -144,8 +130,9 @@ class SaliencyDataModule(L.LightningDataModule):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     def _loader(self, stage: str, train: bool) -> DataLoader:
-        if stage not in self.sequences:
-            raise ValueError(f"no {stage} data: set data.splits.{stage} (or data.val_holdout for validation)")
+        if not self.sequences.get(stage):
+            raise ValueError(f"no {stage} sequences: set data.splits.{stage}, or data.{stage}_holdout for "
+                             "val/test (and leave training sequences for train)")
         trainer = self.trainer
         stream = TripletStream(
             self.sequences[stage],

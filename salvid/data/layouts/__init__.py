@@ -46,6 +46,13 @@ def check_options(layout: str, options: dict[str, Any], where: str = "data") -> 
         raise ValueError(f"{where}.{unknown[0]}: not an option of layout {layout!r} (its options: {known})")
 
 
+def layout_options(layout: str, data: Any) -> dict[str, Any]:
+    """The entries of a data config (any mapping) that are options of its layout's lister."""
+    check_options(layout, {})
+    params = [p for p in inspect.signature(LAYOUTS[layout]).parameters if p not in ("root", "split")]
+    return {k: data[k] for k in params if k in data}
+
+
 def list_sequences(layout: str, root: str | Path, split: str | None, **options: Any) -> list[Sequence]:
     """The sequences of one split of a dataset; a missing dataset says where it looked and how to prepare it."""
     check_options(layout, options)
@@ -58,4 +65,4 @@ def list_sequences(layout: str, root: str | Path, split: str | None, **options: 
     return LAYOUTS[layout](root, None if split == ALL else split, **options)
 
 
-__all__ = ["ALL", "LAYOUTS", "DatasetError", "Sequence", "check_options", "list_sequences", "load_target", "read_split"]
+__all__ = ["ALL", "LAYOUTS", "DatasetError", "Sequence", "check_options", "layout_options", "list_sequences", "load_target", "read_split"]

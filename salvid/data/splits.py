@@ -1,0 +1,36 @@
+"""Which sequences a data config trains, validates and tests on: a plain function, used by the DataModule
+and by ``evaluate`` alike (no Lightning)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from salvid.data.layouts import Sequence, list_sequences
+
+STAGES = ("train", "val", "test")
+
+
+def split_sequences(layout: str, root: str | Path, splits: dict[str, str | None], val_holdout: int = 0,
+                    test_holdout: int = 0, **options: Any) -> dict[str, list[Sequence]]:
+    """``{stage: sequences}`` for each stage whose split is set, then the hold-outs.
+
+    With ``splits.test`` (``splits.val``) null, ``test_holdout`` (``val_holdout``) sequences are taken from the
+    training sequences: sorted by name, the last ``test_holdout`` go to test and the ``val_holdout`` before
+    them to validation. Holding out every training sequence is allowed (a pure evaluation of a small copy).
+    """
+    stages = {stage: list_sequences(layout, root, splits[stage], **options)
+              for stage in STAGES if splits.get(stage) is not None}
+    for stage, k in (("test", test_holdout), ("val", val_holdout)):
+        if not k or splits.get(stage) is not None:
+            continue
+        if k < 0:
+            raise ValueError(f"data.{stage}_holdout={k}: must be >= 0")
+        if "train" not in stages:
+            raise ValueError(f"data.{stage}_holdout={k}: needs data.splits.train")
+        train = sorted(stages["train"], key=lambda s: s.name)
+        if k > len(train):
+            raise ValueError(f"data.{stage}_holdout={k}: only {len(train)} training sequences left to hold out; "
+                             "to score every sequence of a split use data.split=<split> (evaluate) or lower it")
+        stages["train"], stages[stage] = train[: len(train) - k], train[len(train) - k :]
+    return stages
