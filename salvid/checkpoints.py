@@ -4,21 +4,33 @@ Nothing here unpickles arbitrary objects: ``.ckpt`` files go through ``torch.loa
 (refused with a clear message when they need other globals, unless ``trusted=True`` is passed explicitly),
 and the network configuration read from any file is checked against the allow-listed families of
 :mod:`salvid.models` and their arguments before it is used, so a ``_target_`` or unknown key can never pick
-what gets built.
+what gets built. Training reads its resume checkpoints here too (:mod:`salvid.checkpoint_io`).
+
+A checkpoint may be an ``http(s)://`` URL: it is downloaded to ``<cache>/checkpoints/`` (``$SALVID_CACHE``,
+else ``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``) and then read like a local file. Other remote
+schemes (``s3://``, ...) are refused: copy the file first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
+import numbers
+import os
 import pickle
-from pathlib import Path
+import re
+import warnings
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from salvid.models import FAMILIES, build_network, network_arguments
+from salvid.io import safe_name
+from salvid.models import FAMILIES, build_network, family_of, network_arguments
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_PRETRAINED = "salvid-fusion3d-davis"
@@ -45,23 +57,116 @@ def validate_model_config(config: Any, source: str | Path) -> dict[str, Any]:
     for key, value in config.items():
         if not isinstance(value, (int, float, str, bool, list, tuple)):
             raise CheckpointError(f"{source}: model config {key} has type {type(value).__name__}, expected plain data")
+    problems = model_value_problems(config)
+    if problems:
+        raise CheckpointError(f"{source}: model config {'; '.join(problems)}")
     return dict(config)
 
 
-def read_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
-    """Load a Lightning ``.ckpt`` without executing code from it (unless ``trusted``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+def _kind(value: Any) -> str | None:
+    """What a constructor default says its argument is: a number, a flag, a list (of numbers), or open."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, numbers.Real):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return None
+
+
+def _fits(value: Any, default: Any) -> bool:
+    kind = _kind(default)
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if kind == "a number":
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind == "a list":
+        return isinstance(value, (list, tuple)) and (
+            not default or all(_fits(v, default[0]) for v in value))
+    return True
+
+
+def model_value_problems(config: dict[str, Any]) -> list[str]:
+    """``key=value: must be ...`` for each value whose type differs from what the network takes (a string
+    where a number belongs), judged by the family constructor's defaults; [] when all fit."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=not trusted)
+        parameters = inspect.signature(family_of(config).__init__).parameters
+    except ValueError as e:
+        return [str(e)]
+    problems = []
+    for key, value in config.items():
+        parameter = parameters.get(key)
+        if parameter is None or parameter.default is inspect.Parameter.empty:
+            continue
+        if not _fits(value, parameter.default):
+            kind = _kind(parameter.default)
+            plural = {"a number": "numbers", "a list": "lists", "true or false": "flags"}
+            element = f" of {plural.get(_kind(parameter.default[0]), 'values')}" if kind == "a list" and \
+                parameter.default else ""
+            problems.append(f"{key}={value!r}: must be {kind}{element}")
+    return problems
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def is_remote(spec: str | Path) -> bool:
+    """Whether ``spec`` is a URL (``scheme://...``) rather than a local path."""
+    return bool(_SCHEME.match(str(spec)))
+
+
+def cache_dir() -> Path:
+    """Where downloaded checkpoints are kept."""
+    base = os.environ.get("SALVID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "salvid"
+    return Path(base).expanduser() / "checkpoints"
+
+
+def local_copy(spec: str | Path) -> Path:
+    """The local file behind a checkpoint spec: a path as given, or an ``http(s)`` URL downloaded once into
+    :func:`cache_dir` (a later call with the same URL reuses the file). Nothing is loaded here."""
+    if not is_remote(spec):
+        return Path(spec)
+    url = str(spec)
+    scheme = _SCHEME.match(url).group(1).lower()
+    if scheme not in ("http", "https"):
+        raise CheckpointError(f"{url}: salvid reads checkpoints from local files and http(s) URLs only, not "
+                              f"{scheme}://; copy the file to this machine and pass its path")
+    from salvid.data.download import DownloadError, download
+
+    name = safe_name(PurePosixPath(urlparse(url).path).name or "checkpoint")
+    # one folder per URL minus its suffix, so that x.safetensors and its model config x.json sit together
+    folder = hashlib.sha256(url.rsplit(".", 1)[0].encode("utf-8")).hexdigest()[:16]
+    dest = cache_dir() / folder / name
+    try:
+        return download(url, dest)
+    except DownloadError as e:
+        raise CheckpointError(f"{url}: cannot download the checkpoint ({e})") from e
+
+
+def read_checkpoint(path: str | Path, trusted: bool = False, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a Lightning ``.ckpt`` (a path or an ``http(s)`` URL) without executing code from it (unless
+    ``trusted``)."""
+    label = str(path) if is_remote(path) else Path(path)
+    path = local_copy(path)
+    if not path.is_file():
+        raise CheckpointError(f"{label}: checkpoint not found")
+    try:
+        with warnings.catch_warnings():
+            # torch's note that a file uses a newer pickle protocol says nothing a user can act on
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=not trusted)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"{path}: refused: loading it would run code or build objects beyond tensors and plain data "
+            f"{label}: refused: loading it would run code or build objects beyond tensors and plain data "
             f"({_unpickler_reason(e)}). If you trust its author, pass trusted_checkpoint=true."
         ) from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {e}") from e
+        raise CheckpointError(f"{label}: not a readable checkpoint (truncated or corrupt?): "
+                              f"{_first_line(e)}") from e
+
+
+def _first_line(error: Exception) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
 def _unpickler_reason(error: Exception) -> str:
@@ -76,6 +181,11 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
     """Build the network from a pretrained name, a ``.safetensors`` file (config in the sibling ``.json``) or a
     Lightning ``.ckpt``. Returns the network in eval mode and its configuration."""
     spec = spec or DEFAULT_PRETRAINED
+    if is_remote(spec):
+        if str(spec).endswith(".safetensors"):
+            local_copy(str(spec)[: -len(".safetensors")] + ".json")  # the model config, beside the weights
+        path = local_copy(spec)
+        return _from_safetensors(path) if path.suffix == ".safetensors" else _from_lightning(path, trusted)
     path = Path(spec)
     if not path.exists() and (PRETRAINED_DIR / f"{spec}.safetensors").is_file():
         path = PRETRAINED_DIR / f"{spec}.safetensors"
@@ -98,7 +208,7 @@ def _build(config: dict[str, Any], state: dict[str, torch.Tensor], source: Path)
     build = {**config, "pretrained": "none"} if "pretrained" in network_arguments(config) else config
     try:
         net = build_network(build)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise CheckpointError(f"{source}: its model config is invalid: {e}") from e
     try:
         net.load_state_dict(state)
@@ -115,6 +225,8 @@ def _from_safetensors(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         meta = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{config_path}: not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object with a \"model\" entry")
     config = validate_model_config(meta.get("model"), config_path)
     try:
         state = load_file(path)

@@ -107,3 +107,72 @@ def test_half_precision_storage_loads_back_close_to_the_original(tmp_path):
     x = torch.randn(2, 3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), net(x), atol=2e-3, rtol=0)
+
+
+# -- remote checkpoints and the training loader -------------------------------------------------------------
+
+
+@pytest.fixture
+def http_folder(tmp_path, monkeypatch):
+    """A loopback HTTP server serving ``tmp_path/served``; checkpoint downloads cached under tmp_path."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    monkeypatch.setenv("SALVID_CACHE", str(tmp_path / "cache"))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _evil(folder, marker):
+    ckpt = _lightning_like(SaliencyNet3D(**TINY), TINY)
+    ckpt["evil"] = _Payload(marker)
+    with open(folder / "evil.ckpt", "wb") as f:
+        pickle.dump(ckpt, f)
+
+
+def test_a_checkpoint_url_is_downloaded_then_loaded_weights_only(http_folder, tmp_path):
+    from salvid.checkpoint_io import AtomicCheckpointIO
+    from salvid.checkpoints import read_checkpoint
+
+    served, url = http_folder
+    marker = tmp_path / "pwned"
+    _evil(served, marker)
+    torch.save(_lightning_like(SaliencyNet3D(**TINY), TINY), served / "good.ckpt")
+    with pytest.raises(CheckpointError, match=r"/evil\.ckpt: refused.*trusted_checkpoint=true"):
+        read_checkpoint(f"{url}/evil.ckpt")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_network(f"{url}/evil.ckpt")
+    # Lightning's own reader would unpickle a URL in full (torch.hub, weights_only=False); salvid's plugin,
+    # which Lightning calls to resume, does not, even when Lightning asks for weights_only=False
+    with pytest.raises(CheckpointError, match="refused"):
+        AtomicCheckpointIO().load_checkpoint(f"{url}/evil.ckpt", weights_only=False)
+    assert not marker.exists()
+    net, config = load_network(f"{url}/good.ckpt")
+    assert config == TINY
+    with pytest.raises(CheckpointError, match=r"s3://b/x\.ckpt: .*http\(s\) URLs only"):
+        read_checkpoint("s3://b/x.ckpt")
+
+
+def test_trusted_checkpoint_is_honoured_by_the_training_loader(tmp_path):
+    import datetime
+
+    from salvid.checkpoint_io import AtomicCheckpointIO
+
+    # a harmless object beyond tensors and plain data: refused unless trusted
+    torch.save({"state_dict": {}, "when": datetime.date(2020, 1, 2)}, tmp_path / "dated.ckpt")
+    with pytest.raises(CheckpointError, match=r"dated\.ckpt: refused"):
+        AtomicCheckpointIO().load_checkpoint(tmp_path / "dated.ckpt")
+    loaded = AtomicCheckpointIO(trusted=True).load_checkpoint(tmp_path / "dated.ckpt")
+    assert loaded["when"] == datetime.date(2020, 1, 2)
