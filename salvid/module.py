@@ -115,12 +115,14 @@ class SaliencyModule(L.LightningModule):
             self.log(f"{stage}/{name}", value.float(), prog_bar=name in ("plcc", "auc"), sync_dist=True)
 
     def _log_examples(self, batch: dict[str, torch.Tensor], pred: torch.Tensor) -> None:
-        """Log (frame | ground truth | map) rows to loggers that take images (W&B, TensorBoard)."""
+        """Log (frame | ground truth | map) rows to loggers that take images (W&B, TensorBoard), as uint8 RGB:
+        W&B shows float images as they are, so maps in [0, 1] would look black."""
         n = min(self.log_images, len(pred))
         image = batch["image"][:n].float() / 255.0  # (n, H, W, 3)
         gt = batch["mask"][:n, 0, ..., None].expand(-1, -1, -1, 3).float()
         sal = pred[:n, 0, ..., None].expand(-1, -1, -1, 3).float()
-        rows = torch.cat([image, gt, sal], dim=2).cpu().numpy()  # side by side along the width
+        rows = torch.cat([image, gt, sal], dim=2)  # side by side along the width
+        rows = rows.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
         for logger in self.loggers:
             if hasattr(logger, "log_image"):  # WandbLogger
                 logger.log_image("val/examples", [r for r in rows], step=self.global_step,
