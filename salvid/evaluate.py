@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import salvid  # noqa: F401  (sets process environment before torch loads)
-from salvid import report
+from salvid import progress, report
 from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
 from salvid.checkpoints import CheckpointError, load_network
 from salvid.data.layouts import Sequence
@@ -85,12 +85,23 @@ def load_sequences(cfg: DictConfig, network: NetworkSaliency) -> tuple[list[Sequ
     return datamodule.sequences[stage], datamodule.root
 
 
-def _qualitative_picks(sequences: list[Sequence], count: int) -> dict[int, int]:
-    """{sequence index: frame} for up to ``count`` frames: the middle annotated frame of evenly spread sequences."""
-    if count <= 0:
+def _qualitative_picks(sequences: list[Sequence], count: int) -> dict[int, list[int]]:
+    """{sequence index: frames} for ``count`` frames (fewer only when there are fewer annotated frames): one
+    from each of ``count`` evenly spread sequences, or, with fewer sequences than ``count``, several per
+    sequence, evenly spaced over its annotated frames."""
+    usable = [s for s, seq in enumerate(sequences) if seq.targets]
+    if count <= 0 or not usable:
         return {}
-    chosen = np.unique(np.linspace(0, len(sequences) - 1, min(count, len(sequences))).round().astype(int))
-    return {int(s): sequences[s].targets[len(sequences[s].targets) // 2] for s in chosen}
+    if count <= len(usable):
+        chosen = np.linspace(0, len(usable) - 1, count).round().astype(int)
+        return {usable[i]: [sequences[usable[i]].targets[len(sequences[usable[i]].targets) // 2]] for i in chosen}
+    share = [count // len(usable) + (i < count % len(usable)) for i in range(len(usable))]
+    picks = {}
+    for s, k in zip(usable, share, strict=True):
+        targets = sequences[s].targets
+        positions = (np.arange(k) + 0.5) * len(targets) / k  # the middles of k equal parts
+        picks[s] = sorted({targets[min(int(i), len(targets) - 1)] for i in positions})
+    return picks
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -100,8 +111,6 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[Sequence]):
     """Stream every sequence once, scoring every method; returns the metrics and the qualitative samples."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     metrics = {m.name: SaliencyMetrics(average=cfg.metric_average, skip_first_last=cfg.skip_first_last)
                for m in methods}
     in_frames = max(m.in_frames for m in methods)
@@ -113,11 +122,9 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[Sequen
             if isinstance(m, MapsFolder):
                 m.check(seq.name, stems, seq.targets)
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns) as progress:
-        task = progress.add_task("evaluating", total=sum(len(s.targets) for s in sequences))
+    with progress.progress("evaluating", total=sum(len(s.targets) for s in sequences)) as counter:
         for v, seq in enumerate(sequences):
-            progress.update(task, description=seq.name)
+            counter.describe(seq.name)
             for m in methods:
                 m.begin_sequence(seq.name, stems_of[v])
             for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.targets):
@@ -134,14 +141,35 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[Sequen
                             metrics[m.name].update(torch.from_numpy(maps[i : i + 1]),
                                                    torch.from_numpy(masks[i][None].astype(bool)),
                                                    video_ids[i : i + 1], torch.tensor([t]))
-                    if picks.get(v) in ids:
-                        i = ids.index(picks[v])
-                        if not samples or samples[-1].title != f"{seq.name} #{picks[v]}":
-                            frame = clips[i][len(clips[i]) // 2]
-                            samples.append(report.QualitativeSample(f"{seq.name} #{picks[v]}", frame, masks[i]))
-                        samples[-1].maps[m.name] = _unit(maps[i])
-                progress.advance(task, len(ids))
+                    for t in picks.get(v, ()):
+                        if t not in ids:
+                            continue
+                        i, title = ids.index(t), f"{seq.name} #{t}"
+                        sample = next((x for x in samples if x.title == title), None)
+                        if sample is None:
+                            sample = report.QualitativeSample(title, clips[i][len(clips[i]) // 2], masks[i])
+                            samples.append(sample)
+                        sample.maps[m.name] = _unit(maps[i])
+                counter.advance(len(ids))
     return metrics, samples
+
+
+def dataset_title(cfg: DictConfig, sequences: list[Sequence]) -> str:
+    """``davis2016_holdout, test (held out): 5 sequences, 356 annotated frames``: the data config's name (its
+    layout outside Hydra), the split scored, and how much."""
+    from hydra.core.hydra_config import HydraConfig
+
+    data = cfg.data
+    name = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    if data.get("split") is not None:
+        split = f"split {data.split}"
+    else:
+        stage = cfg.stage
+        held_out = not (data.get("splits") or {}).get(stage) and data.get(f"{stage}_holdout", 0)
+        split = f"{stage} ({data.get(f'{stage}_holdout')} held out of split {data.splits.train})" if held_out \
+            else f"{stage} (split {(data.get('splits') or {}).get(stage)})"
+    frames = sum(len(s.targets) for s in sequences)
+    return f"{name or data.layout}, {split}: {len(sequences)} sequences, {frames} annotated frames"
 
 
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
@@ -161,15 +189,16 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
             rows.append({"method": name, "sequence": sequences[v].name, **values})
         curves[name] = {k: c.cpu().numpy() for k, c in metric.curves().items()}
 
-    title = f"{len(sequences)} sequences of {data_root}"
+    title = dataset_title(cfg, sequences)
     table = report.markdown_table(summary)
     atomic_write_json(guard.path("summary.json"), summary)
     atomic_write_text(guard.path("per_sequence.csv"), report.per_sequence_csv(rows))
     atomic_write_text(guard.path("table.md"), f"{title}\n\n{table}")
-    report.save_figure(report.roc_figure(curves, summary), guard.path("roc.png"))
-    report.save_figure(report.pr_figure(curves), guard.path("pr.png"))
+    figures = {"roc": report.roc_figure(curves, summary, title), "pr": report.pr_figure(curves, title)}
     if samples:
-        report.save_figure(report.qualitative_figure(samples, [m.name for m in methods]), guard.path("qualitative.png"))
+        figures["qualitative"] = report.qualitative_figure(samples, [m.name for m in methods], title)
+    for name, figure in figures.items():
+        report.save_figure(figure, guard.path(f"{name}.png"), guard.path(f"{name}.pdf"))
     report.print_table(summary, title)
     _log_to_loggers(cfg, guard, summary, rows)
     log.info("results: %s", guard.output_dir)
@@ -195,6 +224,7 @@ def _log_to_loggers(cfg: DictConfig, guard: OutputGuard, summary: dict, rows: li
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    progress.quiet()
     evaluate(cfg)
 
 

@@ -90,35 +90,54 @@ def per_sequence_csv(rows: list[dict[str, object]]) -> str:
     return buffer.getvalue()
 
 
-def save_figure(fig: Figure, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+FORMATS = {".png": {"dpi": 120}, ".pdf": {}}  # raster for viewing, vector for papers
 
 
-def roc_figure(curves: dict[str, dict[str, np.ndarray]], summary: dict[str, dict[str, float]]) -> Figure:
-    """ROC curves of every method on one plot (paper Fig. 3), AUC in the legend."""
+def save_figure(fig: Figure, *paths: Path) -> None:
+    """Write ``fig`` to each path in the format its suffix names (``.png``, ``.pdf``), then close it."""
+    try:
+        for path in paths:
+            suffix = Path(path).suffix.lower()
+            if suffix not in FORMATS:
+                raise ValueError(f"{path}: figures are written as {' or '.join(FORMATS)}")
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", **FORMATS[suffix])
+            atomic_write_bytes(path, buffer.getvalue())
+    finally:
+        plt.close(fig)
+
+
+def _curve(values: object) -> np.ndarray:
+    """A curve as a float numpy array (``SaliencyMetrics.curves()`` gives tensors, ``evaluate`` arrays)."""
+    return np.asarray(values.cpu() if hasattr(values, "cpu") else values, dtype=float)
+
+
+def roc_figure(curves: dict[str, dict[str, np.ndarray]], summary: dict[str, dict[str, float]],
+               title: str | None = None) -> Figure:
+    """ROC curves of every method on one plot (paper Fig. 3); the legend lists methods by AUC, best first."""
+    auc = {method: float(summary[method]["auc"]) for method in curves}
     fig, ax = plt.subplots(figsize=(5, 5))
-    for method, c in curves.items():
-        order = np.argsort(c["fpr"], kind="stable")
-        ax.plot(c["fpr"][order], c["tpr"][order], label=f"{method} (AUC {summary[method]['auc']:.3f})")
+    for method in sorted(curves, key=lambda m: -auc[m] if math.isfinite(auc[m]) else math.inf):
+        ax.plot(_curve(curves[method]["fpr"]), _curve(curves[method]["tpr"]), label=f"{method} (AUC {auc[method]:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01), title="ROC")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set_title("ROC" + (f"\n{title}" if title else ""), fontsize="medium")
     ax.legend(loc="lower right", fontsize="small")
     return fig
 
 
-def pr_figure(curves: dict[str, dict[str, np.ndarray]]) -> Figure:
+def pr_figure(curves: dict[str, dict[str, np.ndarray]], title: str | None = None) -> Figure:
     """Precision-recall curves and F-measure against the binarisation threshold."""
     fig, (pr, fm) = plt.subplots(1, 2, figsize=(10, 4.5))
     for method, c in curves.items():
-        pr.plot(c["recall"], c["precision"], label=method)
-        fm.plot(c["thresholds"], c["fmeasure"], label=method)
+        pr.plot(_curve(c["recall"]), _curve(c["precision"]), label=method)
+        fm.plot(_curve(c["thresholds"]), _curve(c["fmeasure"]), label=method)
     pr.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01), title="Precision-recall")
     fm.set(xlabel="threshold (0-255)", ylabel="F-measure (beta^2 = 0.3)", xlim=(0, 255), ylim=(0, 1.01),
            title="F-measure vs threshold")
     pr.legend(loc="lower left", fontsize="small")
+    if title:
+        fig.suptitle(title, fontsize="medium")
     return fig
 
 
@@ -132,20 +151,33 @@ class QualitativeSample:
     maps: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def qualitative_figure(samples: list[QualitativeSample], methods: list[str]) -> Figure:
-    """Frame | ground truth | each method, one row per sample (paper Fig. 4)."""
+PANEL_WIDTH = 2.0  # inches per image column of the qualitative figure
+
+
+def qualitative_figure(samples: list[QualitativeSample], methods: list[str], title: str | None = None) -> Figure:
+    """Frame | ground truth | each method, one row per sample (paper Fig. 4). Each row is as tall as its
+    images at the panel width, so rows sit close together whatever the frames' aspect ratio."""
     cols = 2 + len(methods)
-    fig, axes = plt.subplots(len(samples), cols, figsize=(2.2 * cols, 1.9 * len(samples)), squeeze=False)
+    heights = [PANEL_WIDTH * s.frame.shape[0] / s.frame.shape[1] for s in samples]
+    gap = 0.06  # inches between panels
+    header = 0.5 if title else 0.25  # inches above the first row: the column labels (and the title)
+    fig = plt.figure(figsize=(PANEL_WIDTH * cols, sum(heights) + gap * len(samples) + header))
+    grid = fig.add_gridspec(len(samples), cols, height_ratios=heights, wspace=gap / PANEL_WIDTH,
+                            hspace=gap * len(samples) / sum(heights), left=0.03, right=1, bottom=0,
+                            top=1 - header / fig.get_figheight())
     for r, sample in enumerate(samples):
         panels = [("frame", sample.frame), ("ground truth", sample.mask)] + [(m, sample.maps[m]) for m in methods]
         for c, (label, image) in enumerate(panels):
-            ax = axes[r, c]
-            ax.imshow(image, cmap=None if image.ndim == 3 else "gray", vmin=0 if image.ndim == 2 else None,
-                      vmax=1 if image.ndim == 2 else None)
+            ax = fig.add_subplot(grid[r, c])
+            grey = image.ndim == 2
+            ax.imshow(image, cmap="gray" if grey else None, vmin=0 if grey else None, vmax=1 if grey else None,
+                      aspect="auto")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(label, fontsize="small")
-        axes[r, 0].set_ylabel(sample.title, fontsize="x-small")
-    fig.tight_layout()
+            if c == 0:
+                ax.set_ylabel(sample.title, fontsize="x-small")
+    if title:
+        fig.suptitle(title, fontsize="medium", y=1 - 0.1 / fig.get_figheight(), va="top")
     return fig

@@ -1,0 +1,80 @@
+"""Figures of ``evaluate``: vector copies, what was scored in the title, legends by rank, tight grids."""
+
+import io
+
+import numpy as np
+import pytest
+from conftest import compose_config
+from matplotlib import pyplot as plt
+from PIL import Image
+
+from salvid import report
+from salvid.evaluate import _qualitative_picks, evaluate
+from salvid.report import QualitativeSample
+
+
+def _roc(auc: float) -> dict[str, np.ndarray]:
+    fpr = np.linspace(1, 0, 256)
+    return {"fpr": fpr, "tpr": fpr ** (1 - auc)}
+
+
+def test_roc_legend_lists_methods_best_auc_first():
+    curves = {"a": _roc(0.6), "b": _roc(0.9), "c": _roc(0.75)}
+    summary = {"a": {"auc": 0.6}, "b": {"auc": 0.9}, "c": {"auc": float("nan")}}
+    fig = report.roc_figure(curves, summary, "davis2016, split val: 2 sequences")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["b (AUC 0.900)", "a (AUC 0.600)", "c (AUC nan)"]
+    assert "davis2016, split val" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def _blank_rows(png: bytes) -> int:
+    """The longest run of pixel rows that are plain background between the figure's first and last image rows."""
+    grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+    inked = (np.abs(grey - 255) > 8).mean(axis=1) > 0.5  # rows mostly covered by images
+    rows = np.flatnonzero(inked)
+    longest = run = 0
+    for row in inked[rows[0] : rows[-1] + 1]:
+        run = 0 if row else run + 1
+        longest = max(longest, run)
+    return longest
+
+
+@pytest.mark.parametrize("size", [(240, 427), (480, 360)])  # landscape (DAVIS 240p) and portrait frames
+def test_qualitative_rows_sit_close_together(tmp_path, size):
+    rng = np.random.default_rng(0)
+    samples = [QualitativeSample(f"seq{i} #3", rng.integers(0, 255, (*size, 3), dtype=np.uint8),
+                                 np.zeros(size, np.uint8), {"salvid": rng.random(size)}) for i in range(4)]
+    path = tmp_path / "q.png"
+    report.save_figure(report.qualitative_figure(samples, ["salvid"], "synthetic, split test"), path)
+    assert _blank_rows(path.read_bytes()) <= 12  # pixels at 120 dpi: a thin separator, not a gap
+
+
+def test_qualitative_frames_are_honoured_with_fewer_sequences():
+    class Seq:
+        def __init__(self, n):
+            self.targets = list(range(n))
+
+    picks = _qualitative_picks([Seq(8), Seq(8)], 4)
+    assert sum(len(frames) for frames in picks.values()) == 4 and set(picks) == {0, 1}
+    assert picks[0] == [2, 6]  # spread over the sequence
+    picks = _qualitative_picks([Seq(8)] * 6, 3)
+    assert sorted(picks) == [0, 2, 5] and all(len(f) == 1 for f in picks.values())
+    assert sum(len(f) for f in _qualitative_picks([Seq(1), Seq(2)], 4).values()) == 3  # all there are
+
+
+def test_evaluate_writes_every_figure_also_as_pdf_titled_with_dataset_and_split(eval_data, tiny_pretrained,
+                                                                               tmp_path, monkeypatch):
+    titles = []
+    save = report.save_figure
+    monkeypatch.setattr(report, "save_figure", lambda fig, *paths: (titles.append(fig.texts[0].get_text() if
+                        fig.texts else fig.axes[0].get_title()), save(fig, *paths)))
+    out = tmp_path / "out"
+    cfg = compose_config("evaluate", [f"ckpt_path={tiny_pretrained}", "data=videos", f"data.root={eval_data}",
+                                      "data.split=test", f"paths.output_dir={out}", "batch_size=4",
+                                      "baselines=[center_prior]", "qualitative_frames=3"])
+    evaluate(cfg)
+    for name in ("roc", "pr", "qualitative"):
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert len(titles) == 3 and all("videos, split test: 2 sequences, 16 annotated frames" in t for t in titles)
