@@ -23,6 +23,7 @@ import hydra
 from omegaconf import DictConfig
 
 import salvid  # noqa: F401  (sets process environment before torch loads)
+from salvid import progress
 from salvid.checkpoints import load_network
 from salvid.data.errors import DataError
 from salvid.data.layouts.videos import VIDEO_SUFFIXES
@@ -95,13 +96,10 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     stems = frame_stems(item.source.paths if isinstance(item.source, ImageFolder) else item.source.path,
                         len(item.source))
     written, started = 0, time.perf_counter()
-    from rich.progress import Progress
-
     saliency_video = VideoWriter(guard.path(item.name, "saliency.mp4"), fps) if cfg.write_videos else None
     overlay_video = VideoWriter(guard.path(item.name, "overlay.mp4"), fps) if cfg.write_videos else None
     try:
-        with Progress() as progress:
-            task = progress.add_task(item.name, total=len(item.source))
+        with progress.progress(item.name, total=len(item.source)) as counter:
             for p in runner.stream(item.source, cfg.batch_size):
                 grey = to_uint8(p.saliency)
                 if cfg.write_pngs:
@@ -110,7 +108,7 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
                     saliency_video.write(grey[..., None].repeat(3, axis=-1))
                     overlay_video.write(heatmap_overlay(p.frame, grey, cfg.overlay_alpha))
                 written += 1
-                progress.advance(task)
+                counter.advance()
         status["complete"] = True
     except Exception as e:
         status["error"] = f"{type(e).__name__}: {e}"
@@ -125,7 +123,8 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
 
 
 def predict(cfg: DictConfig) -> list[Path]:
-    """Predict every input; returns the output folders."""
+    """Predict every input; returns the output folders. Ends with one line: ``N frames in T s (X frames/s) ->
+    OUT`` (OUT: the input's folder, or with several inputs the folder that holds theirs)."""
     inputs = resolve_inputs(str(cfg.input))
     names = [item.name for item in inputs]
     if len(set(names)) != len(names):
@@ -136,14 +135,21 @@ def predict(cfg: DictConfig) -> list[Path]:
         files.append(Path(cfg.ckpt_path))
     guard = OutputGuard(cfg.paths.output_dir, input_dirs=dirs, input_files=files)
     runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
+    total, started = 0, time.perf_counter()
     for item in inputs:
         n = predict_one(runner, item, guard, cfg)
-        log.info("%s: %d frames -> %s", item.source.path, n, guard.path(item.name))
+        total += n
+        if len(inputs) > 1:
+            log.info("%s: %d frames -> %s", item.source.path, n, guard.path(item.name))
+    seconds = time.perf_counter() - started
+    out = guard.path(names[0]) if len(names) == 1 else guard.output_dir
+    print(f"{total} frames in {seconds:.1f} s ({total / max(seconds, 1e-9):.1f} frames/s) -> {out}", flush=True)
     return [guard.path(name) for name in names]
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
+    progress.quiet()
     predict(cfg)
 
 
