@@ -70,16 +70,16 @@ def test_init_weights_fine_tunes_from_a_saved_network_and_refuses_another_config
     import torch
 
     from salvid.checkpoints import CheckpointError, save_pretrained
-    from salvid.models import SaliencyNet3D
+    from salvid.models import build_network
     from salvid.module import SaliencyModule
     from salvid.train import _load_initial_weights
 
     cfg = _compose(tmp_path, [*TINY, "+trainer.fast_dev_run=true"])
     config = OmegaConf.to_container(cfg.model, resolve=True)
     torch.manual_seed(1)
-    start = SaliencyNet3D(**config)
+    start = build_network(config)
     save_pretrained(start, config, tmp_path / "start", {})
-    module = SaliencyModule(model=config)
+    module = SaliencyModule(model=config, optimizer=OmegaConf.to_container(cfg.module.optimizer))
     _load_initial_weights(module, str(tmp_path / "start.safetensors"), trusted=False)
     for k, v in start.state_dict().items():
         torch.testing.assert_close(module.net.state_dict()[k], v)
@@ -87,7 +87,7 @@ def test_init_weights_fine_tunes_from_a_saved_network_and_refuses_another_config
     train(cfg)  # the entry point takes the option (one fast_dev_run batch from those weights)
 
     other = dict(config, width_mult=config["width_mult"] * 2)
-    save_pretrained(SaliencyNet3D(**other), other, tmp_path / "other", {})
+    save_pretrained(build_network(other), other, tmp_path / "other", {})
     cfg.init_weights = str(tmp_path / "other.safetensors")
     cfg.paths.output_dir = str(tmp_path / "run2")  # a fresh run (the first left a checkpoint to resume from)
     with pytest.raises(CheckpointError, match=r"differs from model\.\* in \['width_mult'\]"):
