@@ -38,6 +38,10 @@ def network_arguments(config: dict[str, Any]) -> set[str]:
 
 def build_network(config: dict[str, Any]) -> nn.Module:
     """The network a model config describes (``family`` + constructor arguments)."""
+    unknown = sorted(set(config) - network_arguments(config))
+    if unknown:
+        raise ValueError(f"model.{unknown[0]}: not a setting of model family {config.get('family', 'paper')!r} "
+                         f"(its settings: {sorted(network_arguments(config))})")
     return family_of(config)(**{k: v for k, v in config.items() if k != "family"})
 
 
