@@ -72,6 +72,8 @@ def one_line(error: BaseException) -> str:
         return lines[-1].split(": ", 1)[-1]
     if type(error).__module__.startswith("hydra") and len(lines) > 1:  # Hydra's second line is its hint
         return f"{lines[0]} {lines[1]}"
+    if type(error).__module__.startswith("omegaconf"):  # then full_key/object_type: the first line says it
+        return lines[0]
     if len(lines) > 1:
         return f"{lines[0]} (+{len(lines) - 1} more lines with {FULL_ERROR_VAR}=1)"
     return lines[0]

@@ -27,6 +27,7 @@ import salvid  # noqa: F401  (sets process environment before torch loads)
 from salvid import progress, report
 from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
 from salvid.checkpoints import CheckpointError, load_network
+from salvid.cli import entry_point, one_line_errors, require_int
 from salvid.data.layouts import Sequence
 from salvid.inference import NetworkSaliency, SaliencyMethod, centre, frame_stems, iter_batches
 from salvid.io import OutputGuard, atomic_write_json, atomic_write_text
@@ -222,10 +223,22 @@ def _log_to_loggers(cfg: DictConfig, guard: OutputGuard, summary: dict, rows: li
         lg.finalize("success")
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Refuse values that make no sense before any work starts, naming the key."""
+    require_int("batch_size", cfg.batch_size, 1)
+    require_int("qualitative_frames", cfg.qualitative_frames, 0)
+
+
+@entry_point
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    progress.quiet()
-    evaluate(cfg)
+    from salvid import sweep
+
+    with one_line_errors():
+        sweep.use_job_output_dir(cfg)
+        check_config(cfg)
+        progress.quiet()
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 import salvid  # noqa: F401  (sets process environment before torch loads)
 from salvid.checkpoints import PRETRAINED_DIR, CheckpointError, load_network, read_checkpoint, save_pretrained
+from salvid.cli import entry_point, one_line_errors, require_positive
 from salvid.io import safe_name
 from salvid.runtime import CONF_DIR
 
@@ -77,9 +78,12 @@ def export(cfg: DictConfig) -> Path:
     return target
 
 
+@entry_point
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    export(cfg)
+    with one_line_errors():
+        require_positive("max_megabytes", cfg.max_megabytes)
+        export(cfg)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 import salvid  # noqa: F401  (sets process environment before torch loads)
 from salvid import progress
 from salvid.checkpoints import load_network
+from salvid.cli import entry_point, one_line_errors, require_int, require_positive, require_range
 from salvid.data.errors import DataError
 from salvid.data.layouts.videos import VIDEO_SUFFIXES
 from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, open_video
@@ -147,10 +148,23 @@ def predict(cfg: DictConfig) -> list[Path]:
     return [guard.path(name) for name in names]
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Refuse values that make no sense before any work starts, naming the key."""
+    require_int("batch_size", cfg.batch_size, 1)
+    require_positive("fps", cfg.fps)
+    require_range("overlay_alpha", cfg.overlay_alpha, 0.0, 1.0)
+
+
+@entry_point
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    progress.quiet()
-    predict(cfg)
+    from salvid import sweep
+
+    with one_line_errors():
+        sweep.use_job_output_dir(cfg)
+        check_config(cfg)
+        progress.quiet()
+        predict(cfg)
 
 
 if __name__ == "__main__":

@@ -176,3 +176,36 @@ def test_trusted_checkpoint_is_honoured_by_the_training_loader(tmp_path):
         AtomicCheckpointIO().load_checkpoint(tmp_path / "dated.ckpt")
     loaded = AtomicCheckpointIO(trusted=True).load_checkpoint(tmp_path / "dated.ckpt")
     assert loaded["when"] == datetime.date(2020, 1, 2)
+
+
+def test_train_with_a_checkpoint_url_never_runs_its_code(http_folder, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    served, url = http_folder
+    marker = tmp_path / "pwned"
+    _evil(served, marker)
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "SALVID_RANK0_CONFIG", "HYDRA_FULL_ERROR")}
+
+    def train(*overrides):
+        return subprocess.run([sys.executable, "-m", "salvid.train", "+experiment=demo", "logger=csv",
+                               f"paths.root_dir={tmp_path}", *overrides],
+                              cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+
+    def assert_refused(result, name):
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert not marker.exists()
+        last_line = result.stderr.strip().splitlines()[-1]
+        assert last_line.startswith("error: ") and f"{name}: refused" in last_line
+        assert "Traceback" not in result.stderr
+
+    assert_refused(train(f"ckpt_path={url}/evil.ckpt", f"hydra.run.dir={tmp_path}/run"), "/evil.ckpt")
+    # the same file as a killed run's last.ckpt, which a rerun resumes by itself
+    (served / "checkpoints").mkdir()
+    (served / "evil.ckpt").rename(served / "checkpoints" / "last.ckpt")
+    assert_refused(train(f"hydra.run.dir={served}"), "/last.ckpt")
+    assert sorted(p.relative_to(served).as_posix() for p in served.rglob("*")) == ["checkpoints",
+                                                                                   "checkpoints/last.ckpt"]

@@ -1,8 +1,10 @@
-"""Resuming a killed run: same final weights as an uninterrupted run, same W&B run; atomic checkpoint writes;
-random state restored."""
+"""Resuming a killed run: same final weights and records as an uninterrupted run, same W&B run; a finished run
+left alone; a changed config refused before anything is written; atomic checkpoint writes; random state
+restored."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -17,6 +19,7 @@ import torch
 from train_cli import REPO, run_train, tiny
 
 from salvid.checkpoint_io import AtomicCheckpointIO
+from salvid.cli import ConfigError
 from salvid.resume import WANDB_ID_FILE, RngState, checkpoint_to_resume
 
 KILL_AFTER_STEP = 3  # mid first epoch: 20 training samples / batch 4 = 5 steps per epoch
@@ -30,6 +33,7 @@ def data_dir(tmp_path_factory):
 def resume_overrides(root, data_dir):
     return [
         *tiny(root, data_dir, epochs=2),
+        "test_untrained=true",
         "trainer.deterministic=true",
         "callbacks.model_checkpoint.every_n_train_steps=1",  # a last.ckpt after every step
         "logger=wandb",
@@ -39,6 +43,11 @@ def resume_overrides(root, data_dir):
 
 def read_checkpoint(path):
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, data_dir):
@@ -65,6 +74,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, data_dir):
     killed_at = read_checkpoint(last)["global_step"]
     assert killed_at < straight["global_step"] and not (run_dir / "metrics.json").exists()
     run_id = (run_dir / WANDB_ID_FILE).read_text().strip()
+    first_segment_s = read_checkpoint(last)["callbacks"]["RunRecord"]["fit_seconds"]
 
     # The same command in the same directory: resumes from last.ckpt by itself.
     proc = run_train(args)
@@ -77,14 +87,26 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, data_dir):
     assert (run_dir / WANDB_ID_FILE).read_text().strip() == run_id
     wandb_runs = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
     assert len(wandb_runs) == 2 and all(name.endswith(f"-{run_id}") for name in wandb_runs)
-    straight_test = json.loads((tmp_path / "straight" / "run" / "metrics.json").read_text())["test"]
-    resumed_test = json.loads((run_dir / "metrics.json").read_text())["test"]
-    assert resumed_test == pytest.approx(straight_test, rel=1e-5, abs=1e-6)
+    straight_metrics = json.loads((tmp_path / "straight" / "run" / "metrics.json").read_text())
+    resumed_metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert resumed_metrics["test"] == pytest.approx(straight_metrics["test"], rel=1e-5, abs=1e-6)
+    # every record kept: the untrained scores of the first segment, the validation scores, the time of both
+    # segments, and the whole CSV history (the same rows as the uninterrupted run's)
+    assert resumed_metrics["untrained"] == pytest.approx(straight_metrics["untrained"], rel=1e-5, abs=1e-6)
+    assert resumed_metrics["val"] == pytest.approx(straight_metrics["val"], rel=1e-5, abs=1e-6)
+    assert resumed_metrics["run"]["segments"] == 2
+    assert resumed_metrics["run"]["fit_wall_time_s"] > first_segment_s > 0
+    straight_rows = read_csv(tmp_path / "straight" / "run" / "csv" / "metrics.csv")
+    resumed_rows = read_csv(run_dir / "csv" / "metrics.csv")
+    assert [sorted(r) for r in resumed_rows] == [sorted(r) for r in straight_rows]
+    for a, b in zip(resumed_rows, straight_rows, strict=True):
+        assert {k: float(v) for k, v in a.items()} == pytest.approx({k: float(v) for k, v in b.items()},
+                                                                    rel=1e-4, abs=1e-5)
 
 
 def test_ckpt_path_last_without_checkpoint_names_the_directory(tmp_path):
     assert checkpoint_to_resume(None, tmp_path) is None
-    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+    with pytest.raises(ConfigError, match=str(tmp_path)):
         checkpoint_to_resume("last", tmp_path)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"x")
@@ -116,3 +138,38 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     callback.load_state_dict(read_checkpoint(tmp_path / "state.pt")["rng"])
     callback.on_train_start(None, None)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def snapshot(folder):
+    """Every file under ``folder``: its bytes and modification time."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_run_is_left_alone_and_a_changed_config_is_refused_before_anything_is_written(tmp_path, data_dir):
+    args = [*tiny(tmp_path, data_dir, epochs=1), "test_untrained=true", "logger=csv", f"hydra.run.dir={tmp_path}/run"]
+    run_dir = tmp_path / "run"
+    run_train(args)
+    finished = snapshot(run_dir)
+
+    again = run_train(args)  # the same command again: says so in one line, changes nothing
+    assert "this run has finished" in again.stdout + again.stderr
+    assert snapshot(run_dir) == finished
+
+    # Without metrics.json the run is unfinished (killed after its last checkpoint): a rerun with another model
+    # and data config is refused, naming both keys, before Hydra or Lightning write anything.
+    (run_dir / "metrics.json").unlink()
+    unfinished = snapshot(run_dir)
+    refused = run_train([*args, "model.width_mult=0.125", "data.batch_size=2"], check=False)
+    assert refused.returncode == 2
+    last_line = refused.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and "cannot resume with a different config" in last_line
+    assert "model.width_mult (0.0625 in the checkpoint, 0.125 now)" in last_line
+    assert "data.batch_size (4 in the checkpoint, 2 now)" in last_line
+    assert "Traceback" not in refused.stderr
+    assert snapshot(run_dir) == unfinished
+
+    # The original command completes it, with the records of the first segment.
+    run_train(args)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["run"]["segments"] == 2 and metrics["untrained"] and metrics["val"]

@@ -73,3 +73,15 @@ def test_optuna_search_returns_the_validation_metric(tmp_path, data_dir):
         assert "module.optimizer.lr=" in row["overrides"] and "pool_strides=" in row["overrides"]
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(max(v for v in values if not math.isnan(v)))
+
+
+def test_a_multirun_with_paths_output_dir_gives_each_job_its_own_subdirectory(tmp_path, data_dir):
+    out = tmp_path / "out"
+    run_train(["-m", *tiny(tmp_path, data_dir, epochs=1), "pool_strides=paper,all_spatial", "logger=csv",
+               f"paths.output_dir={out}"])
+    assert sorted(p.name for p in out.iterdir()) == ["0", "1", "multirun.yaml", "summary.csv"]
+    for row, preset in zip(read_summary(out), ("paper", "all_spatial"), strict=True):
+        job = out / row["job"]
+        assert row["status"] == "done" and f"pool_strides={preset}" in row["overrides"]
+        assert (job / "metrics.json").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
+        assert yaml.safe_load((job / "csv" / "hparams.yaml").read_text())["paths"]["output_dir"] == str(job)
