@@ -35,16 +35,18 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+    from salvid.baselines.maps_folder import MissingMapsError
     from salvid.checkpoints import CheckpointError
     from salvid.data.download import DownloadError
     from salvid.data.errors import DataError
     from salvid.data.extract import UnsafeArchiveError
     from salvid.data.layouts.base import DatasetError
     from salvid.io import UnsafeOutputError
+    from salvid.models.backbones import BackboneError
 
     return (ConfigError, CheckpointError, DataError, DatasetError, UnsafeOutputError, UnsafeArchiveError,
-            DownloadError, ConfigCompositionException, MissingConfigException, OverrideParseException,
-            MissingMandatoryValue, InterpolationResolutionError)
+            DownloadError, MissingMapsError, BackboneError, ConfigCompositionException, MissingConfigException,
+            OverrideParseException, MissingMandatoryValue, InterpolationResolutionError)
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
