@@ -8,6 +8,7 @@ import torch
 
 from salvid.checkpoints import CheckpointError, load_network, save_pretrained, validate_model_config
 from salvid.models import SaliencyNet3D
+from tests.helpers.networks import assert_varied, calibrated
 
 TINY = {"width_mult": 0.125, "input_size": [32, 32]}
 
@@ -80,13 +81,16 @@ def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
 
 
 def test_safetensors_with_json_config(tmp_path):
-    net = SaliencyNet3D(**TINY)
+    torch.manual_seed(0)
+    net = calibrated(SaliencyNet3D(**TINY))
     save_pretrained(net, TINY, tmp_path / "m", {"trained_on": "test"})
     loaded, config = load_network(tmp_path / "m.safetensors")
     assert config == TINY
     x = torch.randn(2, 3, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(x), net.eval()(x))
+        reference = net(x)
+        assert_varied(reference)
+        torch.testing.assert_close(loaded(x), reference)
     meta = json.loads((tmp_path / "m.json").read_text())
     meta["model"]["_target_"] = "builtins.eval"
     (tmp_path / "m.json").write_text(json.dumps(meta))
@@ -100,13 +104,22 @@ def test_unknown_pretrained_name_lists_what_exists():
 
 
 def test_half_precision_storage_loads_back_close_to_the_original(tmp_path):
-    net = SaliencyNet3D(**TINY).eval()
+    torch.manual_seed(0)
+    net = calibrated(SaliencyNet3D(**TINY))
     save_pretrained(net, TINY, tmp_path / "h", {}, half=True)
     loaded, _ = load_network(tmp_path / "h.safetensors")
     assert next(loaded.parameters()).dtype == torch.float32
     x = torch.randn(2, 3, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(x), net(x), atol=2e-3, rtol=0)
+        reference = net(x)
+        maps = loaded(x)
+    assert_varied(reference)
+    # float16 rounding of every weight, compounded through the layers: on this calibrated random network up to
+    # ~0.02 on single pixels (mean ~0.003); a flat network had hidden that behind a difference of 0
+    difference = (maps - reference).abs()
+    assert difference.mean() < 0.01 and difference.max() < 0.05
+    for a, b in zip(maps.flatten(1), reference.flatten(1), strict=True):
+        assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.99
 
 
 # -- remote checkpoints and the training loader -------------------------------------------------------------

@@ -1,9 +1,15 @@
+from pathlib import Path
+
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from salvid.module import SaliencyModule
+from tests.helpers.networks import assert_varied, calibrated
 
 TINY = {"width_mult": 0.125, "input_size": [32, 32]}
+# the optimizer settings of conf/module/default.yaml, their one home
+OPTIMIZER = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/module/default.yaml").optimizer)
 
 
 def _batch(n=4):
@@ -18,7 +24,7 @@ def _batch(n=4):
 
 @pytest.mark.parametrize("loss", ["mse", "bce", "bce_iou"])
 def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(loss):
-    module = SaliencyModule(model=TINY, loss=loss, optimizer={"lr": 1e-2})
+    module = SaliencyModule(model=TINY, loss=loss, optimizer={**OPTIMIZER, "lr": 1e-2})
     opt = module.configure_optimizers()
     batch = _batch()
     losses = []
@@ -31,28 +37,53 @@ def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(loss):
     assert losses[-1] < 0.7 * losses[0]
 
 
-def test_channels_last_3d_computes_the_same_loss():
+def test_channels_last_3d_computes_the_same_loss_and_maps():
     torch.manual_seed(0)
-    module = SaliencyModule(model=TINY, channels_last=True).eval()
-    reference, _ = module._shared_step(_batch())
+    module = SaliencyModule(model=TINY, optimizer=OPTIMIZER, channels_last=True)
+    calibrated(module.net)  # an untrained network's flat map gives the same loss whatever its weights
+    with torch.no_grad():
+        reference, reference_maps = module._shared_step(_batch())
+    assert_varied(reference_maps)
     module.setup("fit")
     assert module.net.encoder.blocks[0][0][0].weight.is_contiguous(memory_format=torch.channels_last_3d)
-    loss, _ = module._shared_step(_batch())
+    with torch.no_grad():
+        loss, maps = module._shared_step(_batch())
+    torch.testing.assert_close(maps, reference_maps, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(loss, reference, rtol=1e-4, atol=1e-6)
 
 
 def test_logit_losses_refuse_the_clamped_output():
     with pytest.raises(ValueError, match="needs model.output_activation=sigmoid"):
-        SaliencyModule(model={**TINY, "output_activation": "clamp"}, loss="bce")
+        SaliencyModule(model={**TINY, "output_activation": "clamp"}, optimizer=OPTIMIZER, loss="bce")
 
 
 def test_unknown_loss_is_named():
     with pytest.raises(ValueError, match="module.loss='l1'"):
-        SaliencyModule(model=TINY, loss="l1")
+        SaliencyModule(model=TINY, optimizer=OPTIMIZER, loss="l1")
 
 
-def test_predict_step_returns_maps():
-    module = SaliencyModule(model=TINY).eval()
-    out = module.predict_step(_batch(2), 0)
-    assert out["map"].shape == (2, 32, 32)
-    assert 0 <= out["map"].min() and out["map"].max() <= 1
+def test_one_training_step_of_fusion3d_updates_head_and_unfrozen_backbone_only():
+    model = {"family": "fusion3d", "input_size": [64, 96], "pretrained": "none", "freeze_backbone": 2}
+    module = SaliencyModule(model=model, optimizer={**OPTIMIZER, "name": "adamw", "backbone_lr": 1e-4},
+                            loss="bce_iou")
+    opt = module.configure_optimizers()
+    assert [g["lr"] for g in opt.param_groups] == [OPTIMIZER["lr"], 1e-4]
+    before = {k: v.clone() for k, v in module.net.state_dict().items()}
+    batch = {**_batch(2), "frames": torch.randn(2, 3, 3, 64, 96), "mask": (torch.rand(2, 1, 64, 96) > 0.5).float()}
+    module.train()
+    loss, _ = module._shared_step(batch)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    after = module.net.state_dict()
+    assert torch.isfinite(loss)
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+    assert not torch.equal(before["backbone._blocks.15._project_conv.weight"], after["backbone._blocks.15._project_conv.weight"])
+    # the stem and the two finest levels are frozen: weights and BatchNorm statistics unchanged
+    for key in ("backbone._conv_stem.weight", "backbone._bn0.running_mean", "backbone._blocks.2._bn2.running_var"):
+        assert torch.equal(before[key], after[key]), key
+
+
+def test_unknown_optimizer_is_named():
+    with pytest.raises(ValueError, match="module.optimizer.name='sgd'"):
+        SaliencyModule(model=TINY, optimizer={**OPTIMIZER, "name": "sgd"})
