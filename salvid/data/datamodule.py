@@ -35,7 +35,7 @@ class SaliencyDataModule(L.LightningDataModule):
         splits: split name for each of ``train``/``val``/``test`` (``None`` for none, ``all`` for every sequence).
         val_holdout, test_holdout: with ``splits.val`` (``splits.test``) null, hold out ``k`` training sequences
             for validation (test): sorted by name, the last ``test_holdout`` go to test and the ``val_holdout``
-            before them to validation. For a copy that lacks a split (the shared DAVIS has only ``train``).
+            before them to validation. For a copy that lacks a split (e.g. DAVIS-2016's training sequences alone).
         mask_resize: ``error`` (a mask of another size than its frame stops setup, naming both files) or
             ``nearest`` (resize such masks to the frame, nearest neighbour; counted at setup).
         synthetic: parameters of :func:`salvid.data.synthetic.generate_dataset`; when set, ``root`` is generated
