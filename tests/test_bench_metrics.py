@@ -2,7 +2,7 @@
 
 import pytest
 
-from salvid import bench_metrics
+from salvid.bench import metrics as bench_metrics
 
 pytest.importorskip("py_sod_metrics")
 

@@ -4,9 +4,10 @@ Both sides score the same synthetic frames (elliptic masks, blurred noisy predic
 and produce the same numbers: PLCC, AUC, NSS, S-measure, max/mean/adaptive F- and E-measure, MAE.
 The reference side needs the dev extras (scikit-learn, scipy, pysodmetrics).
 
-    python -m salvid.bench_metrics [--frames 64] [--height 480] [--width 854] [--device cpu] [--threads N]
+    python -m salvid.bench.metrics [--frames 64] [--height 480] [--width 854] [--device cpu] [--threads N]
 
 The reference side is single-threaded; ``--threads 1`` gives salvid the same share of the CPU.
+``python -m salvid.bench metrics`` runs it as one section of the benchmark table.
 """
 
 from __future__ import annotations
@@ -115,6 +116,15 @@ def run(
         "speedup": reference_seconds / salvid_seconds,
         "max_abs_difference": max(abs(ours[name] - reference[name]) for name in reference),
     }
+
+
+def bench_metrics(quick: bool, device: str) -> dict:
+    """The benchmark section: 64 frames at 480x854 (``quick``: 16 at 120x214); an ``error`` entry instead when
+    the reference side's packages are missing."""
+    try:
+        return run(16 if quick else 64, (120, 214) if quick else (480, 854), device)
+    except ImportError as error:
+        return {"error": f"the reference side needs the dev extras (scikit-learn, scipy, pysodmetrics): {error}"}
 
 
 def main() -> None:

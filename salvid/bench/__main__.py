@@ -1,0 +1,152 @@
+"""How fast salvid runs here: ``python -m salvid.bench [SECTION ...] [options]``; prints one table, writes JSON.
+
+Sections (default ``all``):
+
+- ``model``: peak matmul GFLOP/s; per model, inference forward frames/s (as ``predict`` runs the network: a
+  pretrained-encoder model encodes each frame once) and train-step samples/s, fp32 vs bf16 (where the hardware
+  has it), contiguous vs channels_last memory, FLOPs and fraction of peak (:mod:`salvid.bench.model`);
+- ``loader``: samples/s of the training DataModule from H.264 videos and JPEG folders (:mod:`salvid.bench.loader`);
+- ``e2e``: ``predict`` on 854x480 JPEG frames to PNG maps: frames/s, ratio to the bare forward, peak RSS
+  (:mod:`salvid.bench.e2e`);
+- ``metrics``: the full metric set against sklearn + pysodmetrics (:mod:`salvid.bench.metrics`).
+
+Models are model config names (``conf/model/``: ``fusion3d``, ``paper``, ``small``, ``tiny``; random weights)
+or pretrained models (``salvid-small-davis``, a ``.safetensors`` or ``.ckpt`` file; their own weights). By
+default ``model`` and ``e2e`` compare the pretrained-encoder model (the shipped ``salvid-fusion3d-davis`` when
+installed, else ``fusion3d``) with the paper network ``salvid-small-davis``; ``model`` adds ``paper``.
+
+Examples::
+
+    python -m salvid.bench all                           # everything, a few minutes on a 2-core CPU
+    python -m salvid.bench model e2e --models fusion3d salvid-small-davis --e2e-models fusion3d salvid-small-davis
+    python -m salvid.bench loader --davis-root DIR      # the loader on a DAVIS copy (default: synthetic JPEGs)
+    python -m salvid.bench model --quick                 # tiny sizes, one repeat: checks that it runs
+
+Options: ``--json OUT`` (default ``bench.json``), ``--device`` (default: CUDA when available), ``--compile``
+(adds a ``torch.compile`` row per model; tens of seconds each), ``--e2e-videos`` (``predict`` also writes its
+map and overlay videos, as by default), ``--davis-root DIR`` (a DAVIS-2016/2017 copy for the loader and the
+e2e frames, resized to 854x480 when smaller or larger). Rates are the best of a few repeats (on a shared
+machine the least disturbed); model, e2e and ISA measurements each run in a fresh child process. Targets are
+reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import salvid  # noqa: F401  (sets process environment before torch loads)
+
+SECTIONS = ("model", "loader", "e2e", "metrics")
+PAPER_DEFAULT = "salvid-small-davis"
+E2E_SIZE = (480, 854)
+
+
+def default_fusion_model() -> str:
+    """The shipped pretrained-encoder model when this installation has it, else its model config."""
+    from salvid.checkpoints import DEFAULT_PRETRAINED, PRETRAINED_DIR
+
+    return DEFAULT_PRETRAINED if (PRETRAINED_DIR / f"{DEFAULT_PRETRAINED}.safetensors").is_file() else "fusion3d"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m salvid.bench", description=__doc__.splitlines()[0],
+                                     epilog="Sections: " + ", ".join(SECTIONS) + ", all (default).")
+    parser.add_argument("sections", nargs="*", default=["all"], metavar="SECTION",
+                        help="model, loader, e2e, metrics or all")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and single repeats (tests, smoke runs)")
+    parser.add_argument("--models", nargs="+", metavar="MODEL",
+                        help=f"model section (default: fusion3d or its shipped model, {PAPER_DEFAULT}, paper)")
+    parser.add_argument("--e2e-models", nargs="+", metavar="MODEL",
+                        help=f"e2e section (default: fusion3d or its shipped model, {PAPER_DEFAULT})")
+    parser.add_argument("--davis-root", type=Path, metavar="DIR",
+                        help="a DAVIS copy for the loader and e2e frames (default: synthetic frames)")
+    parser.add_argument("--e2e-videos", action="store_true", help="e2e: predict also writes its two videos")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile rows (tens of seconds each)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--json", type=Path, default=Path("bench.json"), help="where to write the results")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.sections) - {*SECTIONS, "all"})
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}: choose from {', '.join(SECTIONS)}, all")
+    args.sections = list(SECTIONS) if "all" in args.sections else [s for s in SECTIONS if s in args.sections]
+    if args.davis_root is not None and not (args.davis_root / "JPEGImages").is_dir():
+        parser.error(f"--davis-root {args.davis_root}: no JPEGImages folder (expected a DAVIS copy)")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from salvid.bench import data
+    from salvid.bench.common import machine
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    quick = args.quick
+    input_size = [64, 64] if quick else None  # quick: every model at 64x64
+    fusion = default_fusion_model()
+    models = args.models or (["tiny", "fusion3d"] if quick else [fusion, PAPER_DEFAULT, "paper"])
+    e2e_models = args.e2e_models or (["tiny", "fusion3d"] if quick else [fusion, PAPER_DEFAULT])
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(device), "quick": quick, "sections": args.sections}
+    from salvid.bench.model import bench_model, bench_peak
+
+    results["peak"] = bench_peak(device, quick)
+    with tempfile.TemporaryDirectory(prefix="salvid-bench-") as tmp:
+        scratch = Path(tmp)
+        if "model" in args.sections:
+            results["model"] = bench_model(models, device, quick, args.compile, results["peak"], input_size)
+        video_root = jpeg = None
+        if {"loader", "e2e"} & set(args.sections):
+            video_root = data.synthetic_videos(scratch, 2 if quick else 4, 16 if quick else 48,
+                                               (240, 428) if quick else E2E_SIZE)
+            jpeg = (data.davis_data(args.davis_root) if args.davis_root
+                    else data.jpeg_copy(video_root, scratch / "jpeg"))
+        if "loader" in args.sections:
+            from salvid.bench.loader import bench_loader
+
+            size = (128, 128) if quick else tuple(results.get("model", {}).get("models", {}).get(
+                models[0], {}).get("input_size", (224, 384)))
+            results["loader"] = bench_loader(video_root, jpeg, 2 if quick else 4, 24 if quick else 192, size)
+        if "e2e" in args.sections:
+            from salvid.bench.e2e import bench_e2e
+
+            size = (240, 428) if quick else E2E_SIZE
+            count = 24 if quick else 304  # whole batches of 8: a smaller last batch would add a kernel set-up
+            frames = {f"{k}x": data.frame_folder(jpeg, k * count, size, scratch / f"frames_{k}x") for k in (1, 2)}
+            results["e2e"] = bench_e2e(e2e_models, frames, size, scratch, device, input_size, args.e2e_videos)
+        if "metrics" in args.sections:
+            from salvid.bench.metrics import bench_metrics
+
+            results["metrics"] = bench_metrics(quick, device)
+            if "error" in results["metrics"] and args.sections == ["metrics"]:
+                raise SystemExit(results["metrics"]["error"])
+    from salvid.bench.report import targets
+
+    results["targets"] = targets(results)
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from rich.console import Console
+
+    from salvid.bench.report import table
+    from salvid.io import atomic_write_json
+
+    args = parse_args(argv)
+    results = run(args)
+    atomic_write_json(args.json, results)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table(results))
+    console.print(f"{results['seconds']:.0f} s; results: {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
