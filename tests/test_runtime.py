@@ -20,13 +20,25 @@ def _isa_after(imports: str, **env: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize(("imports", "expected"), [
-    ("import salvid, salvid.models", "unset"),  # library use and inference: no cap
-    ("import salvid.train", CPU_ISA_CAP),
-])
-def test_only_training_caps_the_cpu_isa(imports: str, expected: str):
-    assert _isa_after(imports) == expected
+@pytest.mark.parametrize("imports", ["import salvid, salvid.models", "import salvid.train",
+                                     "import salvid.evaluate, salvid.predict, salvid.export"])
+def test_importing_any_entry_point_leaves_the_cpu_isa_alone(imports: str):
+    assert _isa_after(imports) == "unset"
+
+
+@pytest.mark.parametrize(("family", "expected"), [("paper", CPU_ISA_CAP), ("fusion3d", "unset")])
+def test_training_caps_the_cpu_isa_for_the_3d_network_only(family: str, expected: str):
+    call = f"from salvid.runtime import cap_cpu_isa_for_training; cap_cpu_isa_for_training({{'family': {family!r}}})"
+    assert _isa_after(call) == expected
+
+
+def test_inference_entry_points_load_no_lightning():
+    code = "import sys, salvid.evaluate, salvid.predict; print(sorted(m for m in sys.modules if m == 'lightning' " \
+           "or m.startswith(('lightning.', 'pytorch_lightning'))))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_an_explicit_isa_setting_wins_over_the_training_cap():
-    assert _isa_after("import salvid.train", **{ISA_ENV: "ALL"}) == "ALL"
+    call = "from salvid.runtime import cap_cpu_isa_for_training; cap_cpu_isa_for_training({'family': 'paper'})"
+    assert _isa_after(call, **{ISA_ENV: "ALL"}) == "ALL"
