@@ -21,19 +21,20 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 import salvid  # noqa: F401  (sets process environment before torch loads)
 from salvid import progress, report
 from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
 from salvid.checkpoints import CheckpointError, load_network
 from salvid.cli import entry_point, one_line_errors, require_int
-from salvid.data.layouts import Sequence
+from salvid.data.layouts import Sequence, layout_options
+from salvid.data.splits import split_sequences
 from salvid.inference import NetworkSaliency, SaliencyMethod, centre, frame_stems, iter_batches
+from salvid.instantiate import instantiate_all
 from salvid.io import OutputGuard, atomic_write_json, atomic_write_text
 from salvid.metrics import SaliencyMetrics
 from salvid.runtime import CONF_DIR, wandb_mode
-from salvid.train import instantiate_all
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
                 log.warning("baseline %s skipped: %s", name, e)
         else:
             raise ValueError(f"baselines: unknown {name!r} (known: {sorted([*BASELINES, 'image_only'])})")
+    for name, spec in (cfg.networks or {}).items():
+        other, _ = load_network(spec, trusted=cfg.trusted_checkpoint)
+        methods.append(NetworkSaliency(other, name, **run))
     methods += [MapsFolder(name, directory) for name, directory in (cfg.maps_dirs or {}).items()]
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
@@ -68,22 +72,24 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
     return methods
 
 
-def load_sequences(cfg: DictConfig, network: NetworkSaliency) -> tuple[list[Sequence], Path]:
-    """The sequences to score, listed by the data config's DataModule (its layout, splits and hold-outs)."""
-    with open_dict(cfg):  # data configs size their inputs from ${model.*}: the loaded network's
-        cfg.model = {"input_size": list(network.input_size), "in_frames": network.in_frames}
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    split = data.pop("split", None)
-    stage = cfg.stage
-    if split is not None:
-        data["splits"], stage = {"train": None, "val": None, "test": split}, "test"
-        data.update({k: 0 for k in ("val_holdout", "test_holdout") if k in data})
-    datamodule = hydra.utils.instantiate(data, _convert_="all")
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    if stage not in datamodule.sequences:
+def load_sequences(cfg: DictConfig) -> tuple[list[Sequence], Path]:
+    """The sequences to score: ``data.split`` in full, or the ``stage`` of the data config (its splits and
+    hold-outs, as training saw them)."""
+    data = cfg.data
+    if data.get("synthetic") is not None:
+        from salvid.data.synthetic import generate_dataset
+
+        generate_dataset(Path(data.root), **OmegaConf.to_container(data.synthetic, resolve=True))
+    options = layout_options(data.layout, data)
+    if data.get("split") is not None:
+        stage, stages = "test", split_sequences(data.layout, data.root, {"test": data.split}, **options)
+    else:
+        stage = cfg.stage
+        stages = split_sequences(data.layout, data.root, OmegaConf.to_container(data.splits, resolve=True),
+                                 data.get("val_holdout", 0), data.get("test_holdout", 0), **options)
+    if stage not in stages:
         raise ValueError(f"stage={stage}: the data config defines no {stage} sequences (set data.split=<split>)")
-    return datamodule.sequences[stage], datamodule.root
+    return stages[stage], Path(data.root)
 
 
 def _qualitative_picks(sequences: list[Sequence], count: int) -> dict[int, list[int]]:
@@ -175,8 +181,9 @@ def dataset_title(cfg: DictConfig, sequences: list[Sequence]) -> str:
 
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     methods = build_methods(cfg)
-    sequences, data_root = load_sequences(cfg, methods[0])
-    checkpoint_files = [Path(p) for p in (cfg.ckpt_path, cfg.image_only_ckpt) if p and Path(p).is_file()]
+    sequences, data_root = load_sequences(cfg)
+    checkpoint_files = [Path(p) for p in (cfg.ckpt_path, cfg.image_only_ckpt, *(cfg.networks or {}).values())
+                        if p and Path(p).is_file()]
     guard = OutputGuard(cfg.paths.output_dir, input_dirs=[data_root, *(cfg.maps_dirs or {}).values()],
                         input_files=checkpoint_files)
     metrics, samples = score(cfg, methods, sequences)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from salvid import sweep
 from salvid.cli import ConfigError, entry_point, one_line_errors, require_int, require_positive
+from salvid.instantiate import instantiate_all
 from salvid.io import atomic_write_json
 from salvid.runtime import CONF_DIR, cap_cpu_isa_for_training, hardware_description, wandb_mode
 
@@ -30,11 +31,6 @@ from salvid.runtime import CONF_DIR, cap_cpu_isa_for_training, hardware_descript
 log = logging.getLogger(__name__)
 
 sweep.register_resolvers()
-
-
-def instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every ``_target_`` entry of a config group (callbacks, loggers)."""
-    return [hydra.utils.instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
 
 
 def train(cfg: DictConfig) -> float | None:
