@@ -28,9 +28,9 @@ from salvid import progress, report
 from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
 from salvid.checkpoints import CheckpointError, load_network
 from salvid.cli import entry_point, one_line_errors, require_int
-from salvid.data.layouts import Sequence, layout_options
+from salvid.data.layouts import VideoSequence, layout_options
 from salvid.data.splits import split_sequences
-from salvid.inference import NetworkSaliency, SaliencyMethod, centre, frame_stems, iter_batches
+from salvid.inference import NetworkSaliency, SaliencyMethod, frame_stems, iter_batches, middle_frames
 from salvid.instantiate import instantiate_all
 from salvid.io import OutputGuard, atomic_write_json, atomic_write_text
 from salvid.metrics import SaliencyMetrics
@@ -72,7 +72,7 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
     return methods
 
 
-def load_sequences(cfg: DictConfig) -> tuple[list[Sequence], Path]:
+def load_sequences(cfg: DictConfig) -> tuple[list[VideoSequence], Path]:
     """The sequences to score: ``data.split`` in full, or the ``stage`` of the data config (its splits and
     hold-outs, as training saw them)."""
     data = cfg.data
@@ -92,7 +92,7 @@ def load_sequences(cfg: DictConfig) -> tuple[list[Sequence], Path]:
     return stages[stage], Path(data.root)
 
 
-def _qualitative_picks(sequences: list[Sequence], count: int) -> dict[int, list[int]]:
+def _qualitative_picks(sequences: list[VideoSequence], count: int) -> dict[int, list[int]]:
     """{sequence index: frames} for ``count`` frames (fewer only when there are fewer annotated frames): one
     from each of ``count`` evenly spread sequences, or, with fewer sequences than ``count``, several per
     sequence, evenly spaced over its annotated frames."""
@@ -116,7 +116,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
-def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[Sequence]):
+def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoSequence]):
     """Stream every sequence once, scoring every method; returns the metrics and the qualitative samples."""
     metrics = {m.name: SaliencyMetrics(average=cfg.metric_average, skip_first_last=cfg.skip_first_last)
                for m in methods}
@@ -140,7 +140,7 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[Sequen
                     else None
                 video_ids = torch.full((len(ids),), v)
                 for m in methods:
-                    maps = m.predict([centre(c, m.in_frames) for c in clips], ids)
+                    maps = m.predict([middle_frames(c, m.in_frames) for c in clips], ids)
                     if target is not None:
                         metrics[m.name].update(torch.from_numpy(maps), target, video_ids, torch.tensor(ids))
                     else:  # masks of differing sizes in one batch: score frame by frame
@@ -161,7 +161,7 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[Sequen
     return metrics, samples
 
 
-def dataset_title(cfg: DictConfig, sequences: list[Sequence]) -> str:
+def dataset_title(cfg: DictConfig, sequences: list[VideoSequence]) -> str:
     """``davis2016_holdout, test (held out): 5 sequences, 356 annotated frames``: the data config's name (its
     layout outside Hydra), the split scored, and how much."""
     from hydra.core.hydra_config import HydraConfig

@@ -77,7 +77,7 @@ def iter_batches(
         yield ids, clips
 
 
-def centre(clip: Clip, in_frames: int) -> Clip:
+def middle_frames(clip: Clip, in_frames: int) -> Clip:
     """The middle ``in_frames`` frames of a longer clip (edge padding stays consistent)."""
     r = (len(clip) - in_frames) // 2
     return clip[r : r + in_frames]

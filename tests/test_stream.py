@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from salvid.data.layouts import Sequence
+from salvid.data.layouts import VideoSequence
 from salvid.data.stream import TripletStream, make_chunks, triplet_indices
 
 
@@ -23,7 +23,7 @@ def test_triplets_repeat_the_edge_frame_at_sequence_ends(t, n, k, expected):
     assert triplet_indices(t, n, k) == expected
 
 
-def _image_sequence(root: Path, name: str, n: int, annotated=None) -> Sequence:
+def _image_sequence(root: Path, name: str, n: int, annotated=None) -> VideoSequence:
     """Frames whose pixel value encodes the frame index, so tests can see which frame went where."""
     (root / name).mkdir(parents=True)
     frames, masks = [], []
@@ -37,7 +37,7 @@ def _image_sequence(root: Path, name: str, n: int, annotated=None) -> Sequence:
             masks.append(m)
         else:
             masks.append(None)
-    return Sequence(name, tuple(frames), tuple(masks))
+    return VideoSequence(name, tuple(frames), tuple(masks))
 
 
 def test_stream_yields_every_annotated_frame_once_with_its_neighbours(tmp_path):

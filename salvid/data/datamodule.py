@@ -14,7 +14,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from salvid.data.inventory import SequenceCounts, check_mask_resize, count_sequences
-from salvid.data.layouts import LAYOUTS, Sequence, check_options
+from salvid.data.layouts import LAYOUTS, VideoSequence, check_options
 from salvid.data.layouts.base import SkippedInput
 from salvid.data.preprocess import normalise
 from salvid.data.sources import FrameCountWarning
@@ -88,7 +88,7 @@ class SaliencyDataModule(L.LightningDataModule):
         self.seed = seed
         # pinned host memory speeds host-to-GPU copies and is useless without a GPU
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self.sequences: dict[str, list[Sequence]] = {}
+        self.sequences: dict[str, list[VideoSequence]] = {}
         self.counts: dict[str, list[SequenceCounts]] = {}
         self._resume: tuple[int, int] | None = None  # (epoch, batches done), from a checkpoint
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from salvid.data.layouts.base import Sequence
+from salvid.data.layouts.base import VideoSequence
 from salvid.data.masks import check_same_size
 
 MASK_RESIZE = ("error", "nearest")
@@ -38,7 +38,7 @@ def check_mask_resize(policy: str) -> None:
         raise ValueError(f"data.mask_resize={policy!r}: must be one of {MASK_RESIZE}")
 
 
-def count_sequence(seq: Sequence, mask_resize: str = "error") -> SequenceCounts:
+def count_sequence(seq: VideoSequence, mask_resize: str = "error") -> SequenceCounts:
     check_mask_resize(mask_resize)
     size = seq.open().size
     empty = resized = 0
@@ -53,7 +53,7 @@ def count_sequence(seq: Sequence, mask_resize: str = "error") -> SequenceCounts:
 
 
 def count_sequences(
-    sequences: Iterable[Sequence],
+    sequences: Iterable[VideoSequence],
     mask_resize: str = "error",
     threads: int = 4,
     on_done: Callable[[SequenceCounts], None] | None = None,

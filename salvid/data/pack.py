@@ -7,7 +7,7 @@
 Masks are written after the layout's rule (palette/multi-object union, FBMS colours), so the packed copy
 reads with the plain ``videos`` layout. Frames with odd width or height are encoded as yuv444p (yuv420p needs
 even sizes; decord and PyAV read both). Everything is written into ``<out>.partial`` and renamed to ``<out>``
-at the end. Sequence names containing ``/`` (concat) become ``__``.
+at the end. VideoSequence names containing ``/`` (concat) become ``__``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import numpy as np
 from PIL import Image
 
 from salvid.data.layouts import list_sequences
-from salvid.data.layouts.base import Sequence
+from salvid.data.layouts.base import VideoSequence
 from salvid.io import UnsafeOutputError
 
 READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
 
 
-def encode_sequence(seq: Sequence, path: Path, fps: int = 25, gop: int = 16, crf: int = 18) -> None:
+def encode_sequence(seq: VideoSequence, path: Path, fps: int = 25, gop: int = 16, crf: int = 18) -> None:
     source = seq.open()
     height, width = source.size
     with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
@@ -42,7 +42,7 @@ def encode_sequence(seq: Sequence, path: Path, fps: int = 25, gop: int = 16, crf
         container.mux(stream.encode())
 
 
-def _files_size(seq: Sequence) -> int:
+def _files_size(seq: VideoSequence) -> int:
     files = [seq.frames] if isinstance(seq.frames, Path) else list(seq.frames)
     for entry in seq.masks:
         if entry is not None:

@@ -18,7 +18,7 @@ import argparse
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence as Seq
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -86,7 +86,7 @@ def fetch(source: DatasetSource, name: str, download_dir: Path, from_archives: l
     return [path for _, path in pairs]
 
 
-def prepare(name: str, root: Path, download_dir: Path | None = None, from_archives: Seq[Path] = ()) -> Table:
+def prepare(name: str, root: Path, download_dir: Path | None = None, from_archives: Sequence[Path] = ()) -> Table:
     if name not in DATASETS:
         raise SystemExit(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
     source = DATASETS[name]
@@ -126,7 +126,7 @@ def _options(pairs: list[str]) -> dict[str, str]:
 
 
 @entry_point
-def main(argv: Seq[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m salvid.data.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from salvid.data.layouts import Sequence, list_sequences
+from salvid.data.layouts import VideoSequence, list_sequences
 
 STAGES = ("train", "val", "test")
 
 
 def split_sequences(layout: str, root: str | Path, splits: dict[str, str | None], val_holdout: int = 0,
-                    test_holdout: int = 0, **options: Any) -> dict[str, list[Sequence]]:
+                    test_holdout: int = 0, **options: Any) -> dict[str, list[VideoSequence]]:
     """``{stage: sequences}`` for each stage whose split is set, then the hold-outs.
 
     With ``splits.test`` (``splits.val``) null, ``test_holdout`` (``val_holdout``) sequences are taken from the

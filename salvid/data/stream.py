@@ -21,7 +21,7 @@ number of workers or ranks, nor on where a run was resumed.
 Resuming. ``resume_at(epoch, batches)`` makes the pass over ``epoch`` skip the batches already trained on,
 without decoding them.
 
-Weights. Training epochs honour ``Sequence.weight`` (``concat`` datasets): each chunk appears
+Weights. Training epochs honour ``VideoSequence.weight`` (``concat`` datasets): each chunk appears
 ``floor(weight)`` times, plus once more with probability ``frac(weight)`` (drawn per epoch, identically on
 every rank), before the epoch is padded or cut to ``len() * world_size`` samples. Evaluation visits every
 chunk once.
@@ -47,7 +47,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from salvid.data.errors import DataError
 from salvid.data.inventory import check_mask_resize
-from salvid.data.layouts.base import DatasetError, Sequence
+from salvid.data.layouts.base import DatasetError, VideoSequence
 from salvid.data.masks import check_same_size
 from salvid.data.sources import FrameSource
 
@@ -64,7 +64,7 @@ class Chunk:
     targets: tuple[int, ...]  # annotated frame indices, ascending
 
 
-def make_chunks(sequences: list[Sequence], chunk_len: int) -> list[Chunk]:
+def make_chunks(sequences: list[VideoSequence], chunk_len: int) -> list[Chunk]:
     chunks = []
     for s, seq in enumerate(sequences):
         targets = seq.targets
@@ -114,7 +114,7 @@ class TripletStream(IterableDataset):
         transform: ``f(frames: list[HxWx3], mask: HxW, seed: int | None) -> (frames, mask)``, applied with the
             same random parameters (drawn from ``seed``) to every frame and the mask.
         shuffle: shuffle chunk order each epoch and pass samples through a shuffle buffer (training); also
-            applies ``Sequence.weight``.
+            applies ``VideoSequence.weight``.
         chunk_len, buffer_size: see the module docstring.
         batch_size: of the DataLoader that batches this stream (worker shares are whole batches).
         seed: base of the per-epoch shuffle and of the augmentation seeds; identical on every rank.
@@ -124,7 +124,7 @@ class TripletStream(IterableDataset):
 
     def __init__(
         self,
-        sequences: list[Sequence],
+        sequences: list[VideoSequence],
         transform: Callable | None = None,
         in_frames: int = 3,
         shuffle: bool = False,
@@ -260,7 +260,7 @@ class TripletStream(IterableDataset):
                     raise RuntimeError(f"{seq.frame_name(t)} (mask {seq.masks[t]}): {error}") from error
                 yield k, {"frames": np.stack(frames), "mask": mask, "video_id": chunk.seq, "frame_id": t}
 
-    def _mask(self, seq: Sequence, t: int, size: tuple[int, int]) -> np.ndarray:
+    def _mask(self, seq: VideoSequence, t: int, size: tuple[int, int]) -> np.ndarray:
         mask = seq.target(t)
         if mask.shape != size:
             if self.mask_resize == "error":

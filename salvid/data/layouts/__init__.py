@@ -1,6 +1,6 @@
 """Dataset layouts: each lists sequences -> frames -> masks as its authors distribute them.
 
-``LAYOUTS`` maps a layout name (``data.layout``) to its lister ``f(root, split, **options) -> list[Sequence]``.
+``LAYOUTS`` maps a layout name (``data.layout``) to its lister ``f(root, split, **options) -> list[VideoSequence]``.
 ``split=None`` means every sequence; the config spells it ``all``.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from salvid.data.layouts.base import DatasetError, Sequence, load_target, read_split
+from salvid.data.layouts.base import DatasetError, VideoSequence, load_target, read_split
 from salvid.data.layouts.concat import concat
 from salvid.data.layouts.davis import davis2016
 from salvid.data.layouts.davsod import davsod
@@ -21,7 +21,7 @@ from salvid.data.layouts.videos import video_folder
 from salvid.data.layouts.vot2016 import vot2016
 from salvid.data.registry import prepare_command
 
-LAYOUTS: dict[str, Callable[..., list[Sequence]]] = {
+LAYOUTS: dict[str, Callable[..., list[VideoSequence]]] = {
     "videos": video_folder,
     "davis2016": davis2016,
     "segtrackv2": segtrackv2,
@@ -53,7 +53,7 @@ def layout_options(layout: str, data: Any) -> dict[str, Any]:
     return {k: data[k] for k in params if k in data}
 
 
-def list_sequences(layout: str, root: str | Path, split: str | None, **options: Any) -> list[Sequence]:
+def list_sequences(layout: str, root: str | Path, split: str | None, **options: Any) -> list[VideoSequence]:
     """The sequences of one split of a dataset; a missing dataset says where it looked and how to prepare it."""
     check_options(layout, options)
     root = Path(root)
@@ -65,4 +65,4 @@ def list_sequences(layout: str, root: str | Path, split: str | None, **options: 
     return LAYOUTS[layout](root, None if split == ALL else split, **options)
 
 
-__all__ = ["ALL", "LAYOUTS", "DatasetError", "Sequence", "check_options", "layout_options", "list_sequences", "load_target", "read_split"]
+__all__ = ["ALL", "LAYOUTS", "DatasetError", "VideoSequence", "check_options", "layout_options", "list_sequences", "load_target", "read_split"]

@@ -38,7 +38,7 @@ class SkippedInput(UserWarning):
 
 
 @dataclass(frozen=True)
-class Sequence:
+class VideoSequence:
     """One video: where its frames are and which frames carry a ground-truth mask.
 
     ``frames`` is a video file or the ordered frame images; ``masks[i]`` is the mask of frame ``i`` (one file or
@@ -93,7 +93,7 @@ def load_target(entry: MaskEntry, read_mask: Callable[[Path], np.ndarray] = load
 
 
 def read_split(path: Path) -> list[str]:
-    """Sequence names of a split file, one per line (blank lines and # comments ignored).
+    """VideoSequence names of a split file, one per line (blank lines and # comments ignored).
 
     A line holding paths (DAVIS-2016: ``/JPEGImages/480p/bear/00000.jpg /Annotations/...``) names the
     sequence of its first path's folder; a leading ``*`` (SegTrackV2 marks multi-object sequences so) is dropped.
@@ -185,7 +185,7 @@ def pair_frames_and_masks(
     mask_suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
     read_mask: Callable[[Path], np.ndarray] = load_mask,
     ignore_masks: str | None = None,
-) -> Sequence:
+) -> VideoSequence:
     """A sequence from a frame folder and one or more mask folders (several: one per object, unioned)."""
     frames = images_by_frame(frame_dir)
     if not frames:
@@ -206,7 +206,7 @@ def pair_frames_and_masks(
         entries.append(None if not files else files[0] if len(files) == 1 else files)
     if not any(e is not None for e in entries):
         raise DatasetError(f"{', '.join(map(str, mask_dirs)) or frame_dir}: no masks for the frames in {frame_dir}")
-    return Sequence(name, tuple(frames[k] for k in keys), tuple(entries), read_mask=read_mask)
+    return VideoSequence(name, tuple(frames[k] for k in keys), tuple(entries), read_mask=read_mask)
 
 
 def skip(message: str) -> None:

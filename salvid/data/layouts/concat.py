@@ -18,7 +18,7 @@ Each entry names a layout, its root, optional layout options, and:
   fractional part is a per-epoch random choice of chunks (chunk kept with that probability), so weights 1 and
   2 make the second dataset's frames twice as frequent in every batch mix. Evaluation streams ignore weights.
 
-Sequence names become ``<dataset>/<sequence>``, so names from different datasets never collide.
+VideoSequence names become ``<dataset>/<sequence>``, so names from different datasets never collide.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from salvid.data.layouts.base import DatasetError, Sequence
+from salvid.data.layouts.base import DatasetError, VideoSequence
 
 ENTRY_KEYS = ("layout", "root", "weight", "splits")
 
 
-def concat(root: str | Path, split: str | None, datasets: Mapping[str, Mapping[str, Any]]) -> list[Sequence]:
+def concat(root: str | Path, split: str | None, datasets: Mapping[str, Mapping[str, Any]]) -> list[VideoSequence]:
     from salvid.data.layouts import ALL, list_sequences  # the registry imports this module
 
     if not datasets:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from salvid.data.layouts.base import (
     DatasetError,
-    Sequence,
+    VideoSequence,
     pair_frames_and_masks,
     select_sequences,
     subfolders,
@@ -28,7 +28,7 @@ from salvid.data.layouts.base import (
 SPLIT_FOLDERS = ("2017", "2016", "480p")
 
 
-def davis2016(root: str | Path, split: str | None = None, resolution: str = "480p") -> list[Sequence]:
+def davis2016(root: str | Path, split: str | None = None, resolution: str = "480p") -> list[VideoSequence]:
     root = Path(root)
     frames_root = root / "JPEGImages" / resolution
     masks_root = root / "Annotations" / resolution

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from salvid.data.layouts.base import (
     DatasetError,
-    Sequence,
+    VideoSequence,
     pair_frames_and_masks,
     select_sequences,
     subfolders,
@@ -28,7 +28,7 @@ from salvid.data.layouts.base import (
 
 def davsod(
     root: str | Path, split: str | None = None, frames_dir: str = "Imgs", masks_dir: str = "GT_object_level"
-) -> list[Sequence]:
+) -> list[VideoSequence]:
     root = Path(root)
     folders = {n: p for n, p in subfolders(root).items() if (p / frames_dir).is_dir()}
     if not folders:

@@ -23,14 +23,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from salvid.data.errors import MaskError
-from salvid.data.layouts.base import DatasetError, Sequence, pair_frames_and_masks, subfolders
+from salvid.data.layouts.base import DatasetError, VideoSequence, pair_frames_and_masks, subfolders
 from salvid.data.masks import load_mask
 
 SETS = {"train": "Trainingset", "test": "Testset"}
 GT_SUFFIXES = (".pgm", ".ppm", ".png", ".bmp")
 
 
-def fbms(root: str | Path, split: str | None = None) -> list[Sequence]:
+def fbms(root: str | Path, split: str | None = None) -> list[VideoSequence]:
     root = Path(root)
     set_names = list(SETS.values()) if split is None else [SETS.get(split, split)]
     sequences = []

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from salvid.data.layouts.base import (
     DatasetError,
-    Sequence,
+    VideoSequence,
     pair_frames_and_masks,
     select_sequences,
     subfolders,
 )
 
 
-def segtrackv2(root: str | Path, split: str | None = None) -> list[Sequence]:
+def segtrackv2(root: str | Path, split: str | None = None) -> list[VideoSequence]:
     root = Path(root)
     frames_root = root / "JPEGImages"
     split_file = None if split is None else root / "ImageSets" / f"{split}.txt"

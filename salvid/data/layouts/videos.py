@@ -14,13 +14,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from salvid.data.layouts.base import DatasetError, Sequence, check_name, read_split, skip
+from salvid.data.layouts.base import DatasetError, VideoSequence, check_name, read_split, skip
 from salvid.data.sources import open_video
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 
 
-def video_folder(root: str | Path, split: str | None = None) -> list[Sequence]:
+def video_folder(root: str | Path, split: str | None = None) -> list[VideoSequence]:
     root = Path(root)
     video_dir = root / "videos"
     if not video_dir.is_dir():
@@ -37,7 +37,7 @@ def video_folder(root: str | Path, split: str | None = None) -> list[Sequence]:
     return [_sequence(name, videos[name], root / "masks" / name) for name in names]
 
 
-def _sequence(name: str, video: Path, mask_dir: Path) -> Sequence:
+def _sequence(name: str, video: Path, mask_dir: Path) -> VideoSequence:
     if not mask_dir.is_dir():
         raise DatasetError(f"{mask_dir}: mask folder missing for video {video}")
     source = open_video(video)
@@ -57,4 +57,4 @@ def _sequence(name: str, video: Path, mask_dir: Path) -> Sequence:
         masks[i] = p
     if not any(masks):
         raise DatasetError(f"{mask_dir}: no masks (*.png) for video {video}")
-    return Sequence(name, video, tuple(masks))
+    return VideoSequence(name, video, tuple(masks))

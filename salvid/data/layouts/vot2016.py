@@ -19,14 +19,14 @@ from pathlib import Path
 
 from salvid.data.layouts.base import (
     DatasetError,
-    Sequence,
+    VideoSequence,
     pair_frames_and_masks,
     select_sequences,
     subfolders,
 )
 
 
-def vot2016(root: str | Path, split: str | None = None, masks_dir: str = "segmentation") -> list[Sequence]:
+def vot2016(root: str | Path, split: str | None = None, masks_dir: str = "segmentation") -> list[VideoSequence]:
     root = Path(root)
     masks_root = root / masks_dir
     if not masks_root.is_dir():
