@@ -1,9 +1,9 @@
-"""salvid: video salient-object detection with 3D convolutional networks."""
+"""salvid: video salient-object detection with 3D convolutional networks, as a Lightning + Hydra framework."""
 
 import os
 
-# The oneDNN ISA cap that keeps bf16 training safe costs inference its AMX speed, so only training entry
-# points set it: see salvid.runtime.cap_cpu_isa_for_training.
+# albumentations checks PyPI for a newer version at every import (a 2 s timeout offline); salvid pins its
+# own dependencies, so the check only costs time.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"

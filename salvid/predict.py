@@ -27,8 +27,7 @@ from salvid import progress
 from salvid.checkpoints import load_network
 from salvid.cli import entry_point, one_line_errors, require_int, require_positive, require_range
 from salvid.data.errors import DataError
-from salvid.data.layouts.videos import VIDEO_SUFFIXES
-from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, open_video
+from salvid.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, ImageFolder, open_video
 from salvid.inference import NetworkSaliency, frame_stems
 from salvid.io import OutputGuard, atomic_write_json, safe_name
 from salvid.runtime import CONF_DIR

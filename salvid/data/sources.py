@@ -35,6 +35,7 @@ except ImportError as error:  # no wheel for some platforms, e.g. macOS arm64
     _DECORD_IMPORT_ERROR = error
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 _AVERROR_INVALIDDATA = 1094995529  # FFmpeg's error tag 'INDA', as decord prints it
 
 

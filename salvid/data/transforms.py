@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
+import albumentations as A  # salvid/__init__.py turns off its PyPI version check
+import numpy as np
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI version check at import
-
-import albumentations as A  # noqa: E402
-import numpy as np  # noqa: E402
-
-from salvid.data.preprocess import resize_frame, resize_mask  # noqa: E402
+from salvid.data.preprocess import resize_frame, resize_mask
 
 
 class ClipTransform:

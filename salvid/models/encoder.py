@@ -32,18 +32,19 @@ class Pool3d(nn.Module):
     def __init__(self, stride: Sequence[int], t_in: int, temporal_mode: str, return_switches: bool = False):
         super().__init__()
         d, kh, kw = (int(s) for s in stride)
-        if temporal_mode == "clamp":
-            d = min(d, t_in)
-        ceil = temporal_mode == "ceil"
+        d, self.t_out = self.temporal(t_in, d, temporal_mode)
         self.kernel = (d, kh, kw)
-        self.ceil = ceil
+        self.ceil = temporal_mode == "ceil"
         self.return_switches = return_switches
-        self.t_out = self.output_frames(t_in, d, ceil)
 
     @staticmethod
-    def output_frames(t_in: int, d: int, ceil: bool) -> int:
+    def temporal(t_in: int, d: int, mode: str) -> tuple[int, int]:
+        """(temporal kernel, output frames) of a stride-``d`` pool over ``t_in`` frames in ``mode``
+        (``clamp``: the kernel is min(d, t_in); ``ceil``/``floor``: PyTorch's rounding of the output size)."""
+        if mode == "clamp":
+            d = min(d, t_in)
         span = t_in - d
-        return (-(-span // d) if ceil else span // d) + 1
+        return d, (-(-span // d) if mode == "ceil" else span // d) + 1
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.return_switches:

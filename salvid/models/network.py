@@ -116,8 +116,7 @@ def _validate(in_frames, input_size, widths, decoder_widths, width_mult, convs_p
         if temporal_pool == "floor" and s[0] > t:
             fail("pool_strides", strides, f"block {i + 1}: temporal stride {s[0]} on {t} frame(s) leaves T<1 "
                  "(use model.temporal_pool=clamp or ceil)")
-        d = min(s[0], t) if temporal_pool == "clamp" else s[0]
-        t = Pool3d.output_frames(t, d, temporal_pool == "ceil")
+        t = Pool3d.temporal(t, s[0], temporal_pool)[1]
     for axis, name in ((1, "height"), (2, "width")):
         total = math.prod(s[axis] for s in pool_strides)
         if input_size[axis - 1] % total:

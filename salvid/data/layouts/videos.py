@@ -15,9 +15,7 @@ import re
 from pathlib import Path
 
 from salvid.data.layouts.base import DatasetError, VideoSequence, check_name, read_split, skip
-from salvid.data.sources import open_video
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+from salvid.data.sources import VIDEO_SUFFIXES, open_video
 
 
 def video_folder(root: str | Path, split: str | None = None) -> list[VideoSequence]:
