@@ -12,11 +12,7 @@ import argparse
 import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: no backend or display needed
 
 
 def read_log(path: Path) -> list[dict[str, float]]:
@@ -37,7 +33,8 @@ def curves_figure(rows: list[dict[str, float]], title: str | None = None) -> Fig
         raise ValueError("no train/loss or val/loss columns")
     # a validation row is logged at the last step of its epoch
     steps_per_epoch = (val[0]["step"] + 1) / (val[0]["epoch"] + 1) if val else 1.0
-    fig, (ax_loss, ax_metric, ax_nss) = plt.subplots(1, 3, figsize=(14, 3.6))
+    fig = Figure(figsize=(14, 3.6))
+    ax_loss, ax_metric, ax_nss = fig.subplots(1, 3)
     if train:
         ax_loss.plot([(s + 1) / steps_per_epoch for s, _ in train], [v for _, v in train], lw=0.8, label="train loss")
     losses = [(r["epoch"] + 1, r["val/loss"]) for r in val if "val/loss" in r]
@@ -77,7 +74,6 @@ def plot_curves(csv_path: str | Path, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150)
     fig.savefig(out.with_suffix(".pdf"))
-    plt.close(fig)
     return out
 
 

@@ -8,15 +8,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: no backend or display, scripts and notebooks alike
 
-matplotlib.use("Agg")  # files only; never needs a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from salvid.io import atomic_write_bytes  # noqa: E402
+from salvid.io import atomic_write_bytes
 
 # (key in the metric results, row label, higher is better): the paper's rows first, then the VSOD set.
 ROWS = (
@@ -94,17 +89,14 @@ FORMATS = {".png": {"dpi": 120}, ".pdf": {}}  # raster for viewing, vector for p
 
 
 def save_figure(fig: Figure, *paths: Path) -> None:
-    """Write ``fig`` to each path in the format its suffix names (``.png``, ``.pdf``), then close it."""
-    try:
-        for path in paths:
-            suffix = Path(path).suffix.lower()
-            if suffix not in FORMATS:
-                raise ValueError(f"{path}: figures are written as {' or '.join(FORMATS)}")
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", **FORMATS[suffix])
-            atomic_write_bytes(path, buffer.getvalue())
-    finally:
-        plt.close(fig)
+    """Write ``fig`` to each path in the format its suffix names (``.png``, ``.pdf``)."""
+    for path in paths:
+        suffix = Path(path).suffix.lower()
+        if suffix not in FORMATS:
+            raise ValueError(f"{path}: figures are written as {' or '.join(FORMATS)}")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", **FORMATS[suffix])
+        atomic_write_bytes(path, buffer.getvalue())
 
 
 def _curve(values: object) -> np.ndarray:
@@ -116,7 +108,8 @@ def roc_figure(curves: dict[str, dict[str, np.ndarray]], summary: dict[str, dict
                title: str | None = None) -> Figure:
     """ROC curves of every method on one plot (paper Fig. 3); the legend lists methods by AUC, best first."""
     auc = {method: float(summary[method]["auc"]) for method in curves}
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     for method in sorted(curves, key=lambda m: -auc[m] if math.isfinite(auc[m]) else math.inf):
         ax.plot(_curve(curves[method]["fpr"]), _curve(curves[method]["tpr"]), label=f"{method} (AUC {auc[method]:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
@@ -128,7 +121,8 @@ def roc_figure(curves: dict[str, dict[str, np.ndarray]], summary: dict[str, dict
 
 def pr_figure(curves: dict[str, dict[str, np.ndarray]], title: str | None = None) -> Figure:
     """Precision-recall curves and F-measure against the binarisation threshold."""
-    fig, (pr, fm) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    pr, fm = fig.subplots(1, 2)
     for method, c in curves.items():
         pr.plot(_curve(c["recall"]), _curve(c["precision"]), label=method)
         fm.plot(_curve(c["thresholds"]), _curve(c["fmeasure"]), label=method)
@@ -161,7 +155,7 @@ def qualitative_figure(samples: list[QualitativeSample], methods: list[str], tit
     heights = [PANEL_WIDTH * s.frame.shape[0] / s.frame.shape[1] for s in samples]
     gap = 0.06  # inches between panels
     header = 0.5 if title else 0.25  # inches above the first row: the column labels (and the title)
-    fig = plt.figure(figsize=(PANEL_WIDTH * cols, sum(heights) + gap * len(samples) + header))
+    fig = Figure(figsize=(PANEL_WIDTH * cols, sum(heights) + gap * len(samples) + header))
     grid = fig.add_gridspec(len(samples), cols, height_ratios=heights, wspace=gap / PANEL_WIDTH,
                             hspace=gap * len(samples) / sum(heights), left=0.03, right=1, bottom=0,
                             top=1 - header / fig.get_figheight())

@@ -1,11 +1,13 @@
 """Figures of ``evaluate``: vector copies, what was scored in the title, legends by rank, tight grids."""
 
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from conftest import compose_config
-from matplotlib import pyplot as plt
 from PIL import Image
 
 from salvid import report
@@ -25,7 +27,6 @@ def test_roc_legend_lists_methods_best_auc_first():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["b (AUC 0.900)", "a (AUC 0.600)", "c (AUC nan)"]
     assert "davis2016, split val" in fig.axes[0].get_title()
-    plt.close(fig)
 
 
 def _blank_rows(png: bytes) -> int:
@@ -78,3 +79,11 @@ def test_evaluate_writes_every_figure_also_as_pdf_titled_with_dataset_and_split(
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     assert len(titles) == 3 and all("videos, split test: 2 sequences, 16 annotated frames" in t for t in titles)
+
+
+def test_figures_leave_the_matplotlib_backend_alone():
+    """A notebook's inline backend keeps working after importing salvid's figure code."""
+    code = "import matplotlib, salvid.report, salvid.curves; print(matplotlib.get_backend())"
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MPLBACKEND": "svg"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "svg", result.stderr[-2000:]
