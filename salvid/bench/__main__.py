@@ -11,20 +11,21 @@ Sections (default ``all``):
 - ``metrics``: the full metric set against sklearn + pysodmetrics (:mod:`salvid.bench.metrics`).
 
 Models are model config names (``conf/model/``: ``fusion3d``, ``paper``, ``small``, ``tiny``; random weights)
-or pretrained models (``salvid-small-davis``, a ``.safetensors`` or ``.ckpt`` file; their own weights). By
-default ``model`` and ``e2e`` compare the pretrained-encoder model (the shipped ``salvid-fusion3d-davis`` when
-installed, else ``fusion3d``) with the paper network ``salvid-small-davis``; ``model`` adds ``paper``.
+or pretrained models (``salvid-small-davis``, a ``.safetensors`` or ``.ckpt`` file; their own weights), given
+with ``--models`` for both sections. By default ``model`` and ``e2e`` compare the pretrained-encoder model (the
+shipped ``salvid-fusion3d-davis`` when installed, else ``fusion3d``) with the paper network
+``salvid-small-davis``; ``model`` adds ``paper``.
 
 Examples::
 
-    python -m salvid.bench all                           # everything, a few minutes on a 2-core CPU
-    python -m salvid.bench model e2e --models fusion3d salvid-small-davis --e2e-models fusion3d salvid-small-davis
+    python -m salvid.bench all                           # every section (several minutes on a 2-core CPU)
+    python -m salvid.bench model e2e --models fusion3d salvid-small-davis   # the two families side by side
     python -m salvid.bench loader --davis-root DIR      # the loader on a DAVIS copy (default: synthetic JPEGs)
     python -m salvid.bench model --quick                 # tiny sizes, one repeat: checks that it runs
 
 Options: ``--json OUT`` (default ``bench.json``), ``--device`` (default: CUDA when available), ``--compile``
-(adds a ``torch.compile`` row per model; tens of seconds each), ``--e2e-videos`` (``predict`` also writes its
-map and overlay videos, as by default), ``--davis-root DIR`` (a DAVIS-2016/2017 copy for the loader and the
+(adds a ``torch.compile`` row per model; tens of seconds each), ``--e2e-videos`` (``predict`` also writes the
+map and overlay videos it writes by default; without it, PNG maps only), ``--davis-root DIR`` (a DAVIS-2016/2017 copy for the loader and the
 e2e frames, resized to 854x480 when smaller or larger). Rates are the best of a few repeats (on a shared
 machine the least disturbed); model, e2e and ISA measurements each run in a fresh child process. Targets are
 reported, never asserted.
@@ -60,9 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="model, loader, e2e, metrics or all")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and single repeats (tests, smoke runs)")
     parser.add_argument("--models", nargs="+", metavar="MODEL",
-                        help=f"model section (default: fusion3d or its shipped model, {PAPER_DEFAULT}, paper)")
-    parser.add_argument("--e2e-models", nargs="+", metavar="MODEL",
-                        help=f"e2e section (default: fusion3d or its shipped model, {PAPER_DEFAULT})")
+                        help=f"models of the model and e2e sections (default: fusion3d or its shipped model, "
+                             f"{PAPER_DEFAULT}; the model section adds paper)")
     parser.add_argument("--davis-root", type=Path, metavar="DIR",
                         help="a DAVIS copy for the loader and e2e frames (default: synthetic frames)")
     parser.add_argument("--e2e-videos", action="store_true", help="e2e: predict also writes its two videos")
@@ -83,14 +83,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from salvid.bench import data
-    from salvid.bench.common import machine
+    from salvid.bench.common import machine, model_config
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     quick = args.quick
     input_size = [64, 64] if quick else None  # quick: every model at 64x64
     fusion = default_fusion_model()
-    models = args.models or (["tiny", "fusion3d"] if quick else [fusion, PAPER_DEFAULT, "paper"])
-    e2e_models = args.e2e_models or (["tiny", "fusion3d"] if quick else [fusion, PAPER_DEFAULT])
+    e2e_models = args.models or (["tiny", "fusion3d"] if quick else [fusion, PAPER_DEFAULT])
+    models = args.models or (e2e_models if quick else [*e2e_models, "paper"])
 
     started = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(device), "quick": quick, "sections": args.sections}
@@ -101,17 +101,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         scratch = Path(tmp)
         if "model" in args.sections:
             results["model"] = bench_model(models, device, quick, args.compile, results["peak"], input_size)
-        video_root = jpeg = None
-        if {"loader", "e2e"} & set(args.sections):
+        video_root = None  # synthetic videos: the loader's video source, and the JPEGs without --davis-root
+        if "loader" in args.sections or ("e2e" in args.sections and args.davis_root is None):
             video_root = data.synthetic_videos(scratch, 2 if quick else 4, 16 if quick else 48,
                                                (240, 428) if quick else E2E_SIZE)
-            jpeg = (data.davis_data(args.davis_root) if args.davis_root
-                    else data.jpeg_copy(video_root, scratch / "jpeg"))
+        jpeg = data.davis_data(args.davis_root) if args.davis_root else None
+        if jpeg is None and video_root is not None:
+            jpeg = data.jpeg_copy(video_root, scratch / "jpeg")
         if "loader" in args.sections:
             from salvid.bench.loader import bench_loader
 
-            size = (128, 128) if quick else tuple(results.get("model", {}).get("models", {}).get(
-                models[0], {}).get("input_size", (224, 384)))
+            size = tuple(model_config(models[0], input_size)["input_size"])  # the first model's input
             results["loader"] = bench_loader(video_root, jpeg, 2 if quick else 4, 24 if quick else 192, size)
         if "e2e" in args.sections:
             from salvid.bench.e2e import bench_e2e

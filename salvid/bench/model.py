@@ -56,7 +56,7 @@ def bench_peak(device: str, quick: bool) -> dict[str, float]:
     return {p: matmul_gflops(device, p, n, 2 if quick else 5) for p in precisions(device)}
 
 
-class StillFrames(FrameSource):
+class RandomFrames(FrameSource):
     """``length`` random frames of ``size``, cycling through a few distinct ones: a stream without decoding."""
 
     def __init__(self, size: tuple[int, int], length: int, distinct: int = 16):
@@ -82,7 +82,7 @@ def inference_forward(runner, batch: int, calls: int) -> Callable[[], None]:
     the network and its feature reuse run; at most ``calls`` calls."""
     from salvid.inference import iter_batches
 
-    source = StillFrames(runner.input_size, batch * calls + 1)  # + 1: the last clip's next frame
+    source = RandomFrames(runner.input_size, batch * calls + 1)  # + 1: the last clip's next frame
     batches = iter(list(iter_batches(source, runner.in_frames, batch)))
 
     def forward() -> None:
@@ -164,7 +164,7 @@ def model_rates(model: str, input_size: list[int] | None, mode: str, batch: int,
             if compiled:
                 compile_network(net)
             runner = NetworkSaliency(net, device=device, precision=precision, channels_last=channels_last)
-            step = inference_forward(runner, batch, calls=repeats + 4)
+            step = inference_forward(runner, batch, calls=repeats + 3)
         else:
             step, step_forward = train_step(config, batch, device, precision, channels_last, compiled)
         start = time.perf_counter()
@@ -174,7 +174,8 @@ def model_rates(model: str, input_size: list[int] | None, mode: str, batch: int,
         if not compiled:  # the flop counter does not see into compiled graphs
             # a train step counts as 3 forwards: torch's counter overcounts grouped-convolution gradients
             flops = (count_flops(step) if mode == "forward" else 3 * count_flops(step_forward)) / batch
-        seconds = best_seconds(step, repeats, warmup=0, sync=synchronizer(device))
+        # compiled: the second call (the stream's steady batch shapes) compiles again
+        seconds = best_seconds(step, repeats, warmup=2 if compiled else 0, sync=synchronizer(device))
         rows.append({"precision": precision, "channels_last": channels_last, "compiled": compiled,
                      "rate": batch / seconds, "flops": flops, "first_call_s": first})
     flops = next(r["flops"] for r in rows if r["flops"] is not None)
