@@ -9,16 +9,20 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from salvid.checkpoints import load_network, save_pretrained
 from salvid.data.datamodule import SaliencyDataModule
 from salvid.data.synthetic import generate_dataset
 from salvid.models import SaliencyNet3D
 from salvid.module import SaliencyModule
+from tests.helpers.networks import calibrated
+
+__all__ = ["CONF", "OPTIMIZER", "TINY", "calibrated", "compose_config"]  # what the eval tests import from here
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 TINY = {"width_mult": 0.125, "input_size": [64, 64]}
+OPTIMIZER = OmegaConf.to_container(OmegaConf.load(CONF / "module" / "default.yaml").optimizer)  # its one home
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +34,15 @@ def eval_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_ckpt(eval_data, tmp_path_factory) -> Path:
-    """A real Lightning checkpoint of the tiny network after 4 training steps."""
+    """A real Lightning checkpoint of the tiny network after 4 training steps, whose maps are not flat."""
     run = tmp_path_factory.mktemp("run")
     L.seed_everything(0)
-    module = SaliencyModule(model=TINY, log_images=0)
+    module = SaliencyModule(model=TINY, optimizer=OPTIMIZER, log_images=0)
+    # BatchNorm statistics averaged over the 4 steps (not moved 10% from their initial values per step), so
+    # the network's maps vary over the frame and comparisons of them can fail (tests.helpers.networks)
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None
     data = SaliencyDataModule("videos", str(eval_data), {"train": "train", "val": "val", "test": None},
                               input_size=(64, 64), batch_size=4, buffer_size=8)
     trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_progress_bar=False,
@@ -49,18 +58,6 @@ def tiny_pretrained(trained_ckpt, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("pretrained") / "tiny.safetensors"
     save_pretrained(net, config, path, {"note": "test network, 4 steps"})
     return path
-
-
-def calibrated(net: SaliencyNet3D, frames: int = 3) -> SaliencyNet3D:
-    """An untrained network whose BatchNorm statistics fit its activations (else its eval output is flat)."""
-    for m in net.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.momentum = None  # cumulative average
-    net.train()
-    with torch.no_grad():
-        for _ in range(3):
-            net(torch.randn(4, 3, frames, *net.input_size))
-    return net.eval()
 
 
 @pytest.fixture(scope="session")

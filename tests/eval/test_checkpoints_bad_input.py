@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 from conftest import compose_config
 from PIL import Image
 
+import salvid.checkpoints
 from salvid.checkpoints import DEFAULT_PRETRAINED, PRETRAINED_DIR, CheckpointError, load_network
 from salvid.predict import predict
 
@@ -32,9 +34,18 @@ def test_corrupt_checkpoints_are_refused_naming_the_file(trained_ckpt, tiny_pret
         load_network(garbage)
 
 
-@pytest.mark.skipif((PRETRAINED_DIR / f"{DEFAULT_PRETRAINED}.safetensors").is_file(),
-                    reason="the default pretrained model is shipped in this checkout")
-def test_missing_default_pretrained_model_says_what_to_do(tmp_path):
+def test_missing_default_pretrained_model_says_what_to_do(tmp_path, monkeypatch):
+    """With the default model's files hidden (the package folder copied without them), predict fails with
+    the one line saying what to do, naming the models that are there."""
+    shipped = tmp_path / "pretrained"
+    shipped.mkdir()
+    for path in PRETRAINED_DIR.iterdir():
+        if path.stem != DEFAULT_PRETRAINED:
+            shutil.copy(path, shipped / path.name)
+    monkeypatch.setattr(salvid.checkpoints, "PRETRAINED_DIR", shipped)
+    others = sorted(p.stem for p in shipped.glob("*.safetensors"))
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "00000.png")
-    with pytest.raises(CheckpointError, match=f"default pretrained model '{DEFAULT_PRETRAINED}' is not in"):
-        predict(compose_config("predict", [f"input={tmp_path}", f"paths.output_dir={tmp_path / 'out'}"]))
+    with pytest.raises(CheckpointError, match=rf"default pretrained model '{DEFAULT_PRETRAINED}' is not in this "
+                       rf"installation \({re.escape(str(shipped))} holds {re.escape(str(others or 'none'))}\): "
+                       r"pass ckpt_path="):
+        predict(compose_config("predict", [f"input={tmp_path / '00000.png'}", f"paths.output_dir={tmp_path / 'out'}"]))

@@ -4,12 +4,18 @@ import shutil
 import av
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from conftest import compose_config
 from PIL import Image
 
+from salvid.checkpoints import load_network
 from salvid.data.errors import ImageReadError
+from salvid.data.preprocess import normalise
+from salvid.data.transforms import ClipTransform
 from salvid.io import UnsafeOutputError
 from salvid.predict import PredictInputError, predict
+from tests.helpers.networks import assert_varied
 
 
 def run(input_, out, ckpt, *overrides):
@@ -33,6 +39,30 @@ def test_predict_on_a_video_writes_maps_videos_and_a_complete_status(eval_data, 
         assert len(frames) == 8 and frames[0].shape == (72, 96, 3)
     status = json.loads((folder / "status.json").read_text())
     assert status["complete"] and status["frames_written"] == 8
+
+
+def test_written_maps_are_the_networks_own_maps_at_each_frames_resolution(eval_data, tiny_pretrained, tmp_path):
+    """Each PNG holds the network's map of its frame (clip t-1, t, t+1, edges repeated, resized as training
+    evaluates), upsampled bilinearly to the frame's own odd size, to within half a quantisation step."""
+    frames = [f[1:, 1:] for f in video_frames(eval_data / "videos" / "test_000.mp4")]  # 71x95: resized both ways
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"f{i:02d}.png")  # lossless: predict reads exactly these pixels
+    (out,) = run(folder, tmp_path / "out", tiny_pretrained, "precision=fp32", "write_videos=false", "batch_size=3")
+    written = np.stack([np.asarray(Image.open(out / "maps" / f"f{i:02d}.png")) for i in range(len(frames))])
+
+    net, _ = load_network(tiny_pretrained)
+    transform = ClipTransform(net.input_size, train=False, in_frames=net.in_frames)
+    n = len(frames)
+    clips = [transform([frames[min(max(i, 0), n - 1)] for i in (t - 1, t, t + 1)], frames[t][..., 0])[0]
+             for t in range(n)]
+    x = normalise(torch.from_numpy(np.stack([np.stack(c) for c in clips]))).transpose(1, 2)  # (N, 3, T, h, w)
+    with torch.no_grad():
+        maps = F.interpolate(net(x), size=frames[0].shape[:2], mode="bilinear", align_corners=False)[:, 0].numpy()
+    assert_varied(maps, what="the network's maps")
+    assert written.shape == maps.shape and written.dtype == np.uint8
+    assert np.abs(written / 255.0 - maps).max() <= 0.5 / 255 + 1e-5
 
 
 def test_predict_on_a_frame_folder_and_a_glob_names_maps_by_frame(eval_data, tiny_pretrained, tmp_path):
