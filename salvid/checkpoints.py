@@ -131,7 +131,7 @@ def local_copy(spec: str | Path) -> Path:
     if scheme not in ("http", "https"):
         raise CheckpointError(f"{url}: salvid reads checkpoints from local files and http(s) URLs only, not "
                               f"{scheme}://; copy the file to this machine and pass its path")
-    from salvid.data.download import DownloadError, download
+    from salvid.data.acquire.download import DownloadError, download
 
     name = safe_name(PurePosixPath(urlparse(url).path).name or "checkpoint")
     # one folder per URL minus its suffix, so that x.safetensors and its model config x.json sit together

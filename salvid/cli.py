@@ -2,7 +2,7 @@
 
 salvid's own error types (bad input data, a bad config value, an output that would overwrite an input, a
 checkpoint or archive refused) carry a message that names the file or config key and says what to do. The
-entry points (``train``, ``evaluate``, ``predict``, ``export``, ``data.prepare``) print that message as one
+entry points (``train``, ``evaluate``, ``predict``, ``export``, ``prepare``) print that message as one
 line, ``error: <message>``, and exit with status 2. Anything else is a bug, or a failure salvid did not
 foresee, and keeps its full traceback (exit status 1). ``HYDRA_FULL_ERROR=1`` shows the full traceback for
 every error.
@@ -37,9 +37,9 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
     from salvid.baselines.maps_folder import MissingMapsError
     from salvid.checkpoints import CheckpointError
-    from salvid.data.download import DownloadError
+    from salvid.data.acquire.download import DownloadError
+    from salvid.data.acquire.extract import UnsafeArchiveError
     from salvid.data.errors import DataError
-    from salvid.data.extract import UnsafeArchiveError
     from salvid.data.layouts.base import DatasetError
     from salvid.io import UnsafeOutputError
     from salvid.models.backbones import BackboneError

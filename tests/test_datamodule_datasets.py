@@ -55,7 +55,7 @@ def test_setup_logs_counts_per_stage(tmp_path, caplog):
 
 def test_missing_root_names_the_prepare_command(tmp_path):
     dm = SaliencyDataModule("segtrackv2", str(tmp_path / "SegTrackv2"), {"train": "all"})
-    with pytest.raises(DatasetError, match=r"python -m salvid.data.prepare segtrackv2 --root .*SegTrackv2"):
+    with pytest.raises(DatasetError, match=r"python -m salvid.prepare segtrackv2 --root .*SegTrackv2"):
         dm.setup()
 
 
@@ -66,7 +66,7 @@ def test_experiments_compose_and_instantiate(experiment, tmp_path):
         cfg = compose("train", [f"+experiment={experiment}", f"paths.data_dir={tmp_path}", "paths.output_dir=x"])
     dm = instantiate(cfg.data, _convert_="all")
     assert isinstance(dm, SaliencyDataModule)
-    with pytest.raises(DatasetError, match="python -m salvid.data.prepare"):
+    with pytest.raises(DatasetError, match="python -m salvid.prepare"):
         dm.setup()  # nothing prepared in tmp_path: the message says how
 
 

@@ -118,7 +118,7 @@ def test_missing_dataset_says_where_and_how_to_prepare(tmp_path):
     with pytest.raises(DatasetError) as info:
         list_sequences("davis2016", tmp_path / "nowhere", "train")
     assert str(tmp_path / "nowhere") in str(info.value)
-    assert f"python -m salvid.data.prepare davis2016 --root {tmp_path / 'nowhere'}" in str(info.value)
+    assert f"python -m salvid.prepare davis2016 --root {tmp_path / 'nowhere'}" in str(info.value)
 
 
 def test_unknown_layout_option_is_named(tmp_path):

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from salvid.data import prepare as prepare_module
-from salvid.data.download import DownloadError, download, verify
-from salvid.data.extract import UnsafeArchiveError, extract
+from salvid import prepare as prepare_module
+from salvid.data.acquire.download import DownloadError, download, verify
+from salvid.data.acquire.extract import UnsafeArchiveError, extract
+from salvid.data.acquire.pack import pack
+from salvid.data.acquire.registry import Archive, DatasetSource
 from salvid.data.layouts import list_sequences
-from salvid.data.pack import pack
-from salvid.data.registry import Archive, DatasetSource
 from tests.layout_fixtures import close, davis
 
 
@@ -309,7 +309,7 @@ def test_a_second_archive_never_writes_through_a_link_of_the_first(tmp_path, mon
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_link_that_stays_inside_is_still_never_written_through(tmp_path, fmt):
-    from salvid.data.extract import extract_dataset
+    from salvid.data.acquire.extract import extract_dataset
 
     first = make_archive(tmp_path / f"first.{fmt}", [("real", None), ("real/a.txt", b"a"), ("alias", "->real")])
     second = make_archive(tmp_path / f"second.{fmt}", [("alias", None), ("alias/b.txt", b"b"), ("c.txt", b"c")])
@@ -329,7 +329,7 @@ def test_a_link_that_stays_inside_is_still_never_written_through(tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_links_that_stay_inside_after_unwrapping_are_kept(tmp_path, fmt):
-    from salvid.data.extract import extract_dataset
+    from salvid.data.acquire.extract import extract_dataset
 
     archive = make_archive(tmp_path / f"a.{fmt}", [("W", None), ("W/sub", None), ("W/sub/a.txt", b"a"),
                                                    ("W/sub/l", "->../sub/a.txt"), ("W/top", "->sub")])

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from salvid.data.acquire.registry import prepare_command
 from salvid.data.layouts.base import DatasetError, VideoSequence, load_target, read_split
 from salvid.data.layouts.concat import concat
 from salvid.data.layouts.davis import davis2016
@@ -19,7 +20,6 @@ from salvid.data.layouts.fbms import fbms
 from salvid.data.layouts.segtrackv2 import segtrackv2
 from salvid.data.layouts.videos import video_folder
 from salvid.data.layouts.vot2016 import vot2016
-from salvid.data.registry import prepare_command
 
 LAYOUTS: dict[str, Callable[..., list[VideoSequence]]] = {
     "videos": video_folder,

@@ -1,12 +1,12 @@
-"""Prepare datasets: ``python -m salvid.data.prepare ...``
+"""Prepare datasets: ``python -m salvid.prepare ...``
 
     prepare <name> --root DIR [--from-archive FILE ...]   download (or take) the archives, verify, extract, check
     prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
     prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
 
-``<name>`` is an entry of :mod:`salvid.data.registry`. Downloads go to ``--download-dir`` (default
+``<name>`` is an entry of :mod:`salvid.data.acquire.registry`. Downloads go to ``--download-dir`` (default
 ``<root>/../downloads``) and resume there. Archives are verified before extraction (see
-:mod:`salvid.data.download`) and extracted safely (see :mod:`salvid.data.extract`: nothing is written outside
+:mod:`salvid.data.acquire.download`) and extracted safely (see :mod:`salvid.data.acquire.extract`: nothing is written outside
 the dataset, and no link in it leads outside) into a temporary folder beside ``--root`` that is renamed to
 ``--root`` only when every archive is in and checked, so an interrupted or refused run never leaves a folder
 that looks prepared. An archive holding a single top-level folder (``DAVIS/``) is unwrapped.
@@ -26,13 +26,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from salvid.cli import entry_point
-from salvid.data.download import DownloadError, download, progress_bar, verify
+from salvid.data.acquire.download import DownloadError, download, progress_bar, verify
+from salvid.data.acquire.extract import extract_dataset
+from salvid.data.acquire.pack import pack
+from salvid.data.acquire.registry import DATASETS, DatasetSource
 from salvid.data.errors import DataError
-from salvid.data.extract import extract_dataset
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, list_sequences
-from salvid.data.pack import pack
-from salvid.data.registry import DATASETS, DatasetSource
 
 console = Console()
 
@@ -128,7 +128,7 @@ def _options(pairs: list[str]) -> dict[str, str]:
 @entry_point
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m salvid.data.prepare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m salvid.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if argv[:1] in (["check"], ["pack"]):
         parser.add_argument("command")

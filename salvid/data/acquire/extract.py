@@ -14,7 +14,7 @@ What can never happen, whatever an archive holds:
 * special files: device files and FIFOs are refused; hard links are written as copies of their target member
   (read from the archive, never from disk); set-uid bits are dropped.
 
-:func:`extract_dataset` is the whole procedure :mod:`salvid.data.prepare` uses; :func:`extract` extracts one
+:func:`extract_dataset` is the whole procedure :mod:`salvid.prepare` uses; :func:`extract` extracts one
 archive into one folder and checks that folder.
 """
 

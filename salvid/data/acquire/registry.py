@@ -91,5 +91,5 @@ def prepare_command(layout: str, root: str | Path) -> str:
     names = [name for name, source in DATASETS.items() if source.layout == layout]
     name = layout if layout in names else names[0] if names else None
     if name is None:
-        return f"python -m salvid.data.prepare pack <frame-folder layout> --root <source folder> --out {root}"
-    return f"python -m salvid.data.prepare {name} --root {root}"
+        return f"python -m salvid.prepare pack <frame-folder layout> --root <source folder> --out {root}"
+    return f"python -m salvid.prepare {name} --root {root}"
