@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -41,10 +42,9 @@ class TrainingProgress(Callback):
         if "batch" in s:
             total = s.get("total")
             parts.append(f"batch {s['batch']}/{total}" if total and math.isfinite(total) else f"batch {s['batch']}")
-            elapsed = s["now"] - s["started"]
-            if elapsed > 0:
-                parts.append(f"{s['batch'] / elapsed:.2f} batches/s")
-            parts.append(f"{duration(elapsed)} in this stage")
+            if s["batch"] and s["now"] > s["started"]:  # the rate up to the last finished batch
+                parts.append(f"{s['batch'] / (s['now'] - s['started']):.2f} batches/s")
+            parts.append(f"{duration(time.perf_counter() - s['started'])} in this stage")
         if s.get("loss") is not None:
             parts.append(f"train/loss {s['loss']:.4f}")
         return ", ".join(parts)
@@ -53,8 +53,6 @@ class TrainingProgress(Callback):
         progress.log.info(self.line())
 
     def _begin(self, trainer: Trainer, stage: str, total: Any) -> None:
-        import time
-
         now = time.perf_counter()
         max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         self._state = {"stage": stage, "batch": 0, "total": total, "started": now, "now": now,
@@ -63,8 +61,6 @@ class TrainingProgress(Callback):
             self._state.update(epoch=trainer.current_epoch, max_epochs=max_epochs)
 
     def _step(self, batch_idx: int, loss: Any = None) -> None:
-        import time
-
         self._state["batch"] = batch_idx + 1
         self._state["now"] = time.perf_counter()
         if loss is not None:

@@ -5,9 +5,9 @@
   :func:`interval` seconds, so a log file shows that a long run is alive and how far it got.
   :class:`salvid.callbacks.TrainingProgress` does the same for training.
 * :func:`quiet` drops messages a salvid user cannot act on: Lightning's advertisement for its cloud logger,
-  the pytree deprecation inside Lightning, Lightning's warning that a dataset with ``__len__`` may count
-  unevenly over workers (salvid's stream gives every worker whole batches), and every Lightning log line
-  printed twice under Hydra.
+  its note that salvid's model summary replaces its default one, the pytree deprecation inside Lightning,
+  Lightning's warning that a dataset with ``__len__`` may count unevenly over workers (salvid's stream gives
+  every worker whole batches), and every Lightning log line printed twice under Hydra.
 
 Nothing here imports torch: training imports it only after setting its oneDNN variable.
 """
@@ -157,7 +157,10 @@ NOISE_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)",  # torch's pytree deprecation, raised inside Lightning
     r"Your `IterableDataset` has `__len__` defined",  # salvid's stream deals whole batches to each worker
 )
-NOISE_LOG_LINES = ("Tip: For seamless cloud logging",)  # Lightning advertising its cloud logger
+NOISE_LOG_LINES = (
+    "Tip: For seamless cloud logging",  # Lightning advertising its cloud logger
+    "Trainer already configured with model summary callbacks",  # salvid's summary replaces Lightning's default
+)
 
 
 class _DropLines(logging.Filter):

@@ -91,5 +91,6 @@ def test_quiet_drops_lightning_noise(caplog):
     with caplog.at_level(logging.INFO):
         rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
         rank_zero.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")
+        rank_zero.info("Trainer already configured with model summary callbacks: [ModelSummary]. Skipping ...")
         rank_zero.info("GPU available: False, used: False")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
