@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import nbformat
@@ -21,5 +22,15 @@ def test_quickstart_notebook_runs_top_to_bottom():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOK.parents[1])}}).execute()
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    printed = "".join(o.get("text", "") for o in outputs)
     assert "salvid:" in printed and "center_prior:" in printed
+    figures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(figures) == 2  # frame | ground truth | map | overlay, and the ROC curves
+
+
+def test_quickstart_uses_the_public_api_only():
+    code = "\n".join(c.source for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code")
+    imported = re.findall(r"^from (salvid[\w.]*) import (.+)$", code, flags=re.MULTILINE)
+    assert imported and all(not name.strip().startswith("_") for _, names in imported for name in names.split(","))
+    assert "torch.zeros" not in code and "argsort" not in code  # no hand-made video ids, no manual ROC sorting

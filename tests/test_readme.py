@@ -1,0 +1,125 @@
+"""The README's commands work as written.
+
+Every line of every ```bash block in README.md is a command (a trailing backslash continues it; comments are
+bash's). They run in README order, with bash, in one fresh working directory, so a command may use what an
+earlier one wrote (``runs/demo``), as a reader following the README would. Before a command that names
+``clip.mp4`` a short video of that name is put there.
+
+A command runs unless a rule below skips it, and the skip says why. Everything else must finish (exit 0)
+within ``TIMEOUT`` seconds, and print none of the library noise the entry points silence. A new README command
+that needs more than this machine's CPUs and the generated videos needs a rule here (or a placeholder such as
+``data.root=DIR``), not a longer timeout: the README's examples are meant to be quick to try.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from salvid.checkpoints import DEFAULT_PRETRAINED, PRETRAINED_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+TIMEOUT = 600
+
+# (pattern, why a command matching it does not run here), first match wins
+SKIP_RULES = [
+    (r"pip install", "set-up on a fresh machine: .ci/run runs it on a clean clone "
+                     "(test_ci_runs_the_readme_setup_and_test_command checks they agree)"),
+    (r"\bDIR\b|<[^>]+>", "needs a dataset or file of your own (a placeholder such as data.root=DIR)"),
+    (r"trainer=(gpu|ddp)\b(?!_)", "needs GPUs"),
+    (r"hydra/launcher=slurm", "needs a SLURM cluster"),
+]
+DEFAULT_MODEL_SHIPPED = (PRETRAINED_DIR / f"{DEFAULT_PRETRAINED}.safetensors").is_file()
+# what the entry points must not print (issue 12: noise a user cannot act on)
+NOISE = ["litlogger", "LeafSpec", "`IterableDataset` has `__len__`", "anonymous setting", "FLOPs",
+         "ONEDNN_MAX_CPU_ISA set after torch"]
+
+
+def readme_commands(text: str) -> list[tuple[int, str]]:
+    """``(line number, command)`` for every command in the ```bash blocks of ``text``."""
+    commands: list[tuple[int, str]] = []
+    in_bash, pending, start = False, "", 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            in_bash = line.strip() == "```bash"
+            continue
+        if not in_bash or (not pending and (not line.strip() or line.lstrip().startswith("#"))):
+            continue
+        if not pending:
+            start = number
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1].rstrip() + " "
+            continue
+        commands.append((start, (pending + line.strip()).strip()))
+        pending = ""
+    return commands
+
+
+def skip_reason(command: str) -> str | None:
+    for pattern, reason in SKIP_RULES:
+        if re.search(pattern, command):
+            return reason
+    if re.search(r"salvid\.(predict|evaluate)\b", command) and "ckpt_path=" not in command \
+            and not DEFAULT_MODEL_SHIPPED:
+        return f"uses the default shipped model {DEFAULT_PRETRAINED}, not in {PRETRAINED_DIR} yet"
+    return None
+
+
+COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+
+
+def test_the_readme_has_commands_and_they_are_collected():
+    assert len(COMMANDS) >= 8
+    runnable = [c for _, c in COMMANDS if skip_reason(c) is None or "default shipped model" in skip_reason(c)]
+    for needed in ("salvid.predict input=clip.mp4", "salvid.train +experiment=demo", "salvid.evaluate",
+                   "salvid.train -m"):
+        assert any(needed in c for c in runnable), f"no runnable README command with {needed!r}"
+
+
+def test_ci_runs_the_readme_setup_and_test_command():
+    """``.ci/run`` is the README's test command on a clean clone: the same installs, lint and tests."""
+    (test_command,) = [c for _, c in COMMANDS if c.endswith("pytest")]
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").replace(" -q", "")
+    steps = [s.strip() for s in test_command.split("&&")]
+    assert steps[0].startswith("python3.11 -m venv .venv") and "python3.11" in ci and "-m venv .venv" in ci
+    for step in steps[1:]:
+        assert step in ci, f"README step {step!r} is not in .ci/run"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("readme")
+
+
+def _clip(workdir: Path) -> None:
+    from salvid.data.synthetic import generate_dataset
+
+    videos = generate_dataset(workdir / ".clip-source", num_videos={"test": 1}, num_frames=16, seed=7)
+    shutil.copy(next((videos / "videos").glob("*.mp4")), workdir / "clip.mp4")
+    shutil.rmtree(workdir / ".clip-source")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [c for _, c in COMMANDS], ids=[f"README.md:{n}" for n, _ in COMMANDS])
+def test_readme_command_runs_as_written(command, workdir):
+    reason = skip_reason(command)
+    if reason:
+        pytest.skip(reason)
+    if "clip.mp4" in command and not (workdir / "clip.mp4").exists():
+        _clip(workdir)
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "SALVID_RANK0_CONFIG", "SALVID_ROOT")}
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", WANDB_MODE="offline",
+               NO_ALBUMENTATIONS_UPDATE="1", PYTHONPATH=str(REPO))
+    result = subprocess.run(["bash", "-c", command], cwd=workdir, env=env, capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{command}\nexit {result.returncode}:\n{output[-6000:]}"
+    noise = [n for n in NOISE if n in output]
+    assert not noise, f"{command} printed {noise}:\n{output[-6000:]}"
