@@ -1,6 +1,7 @@
 """The train entry point, run for real on tiny settings, and the composition of every experiment."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,15 @@ def test_train_runs_end_to_end_and_writes_metrics_and_checkpoints(tmp_path):
     assert (out / "csv" / "metrics.csv").is_file()
 
 
-def test_fast_dev_run(tmp_path):
+def test_fast_dev_run_takes_one_step_and_tests_the_network_it_has(tmp_path):
     cfg = _compose(tmp_path, [*TINY, "+trainer.fast_dev_run=true"])
-    train(cfg)
+    value = train(cfg)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["run"]["steps"] == 1  # one training batch
+    assert metrics["checkpoint"] is None  # no best checkpoint is selected: the test scores the network in memory
+    assert {"test/loss", "test/plcc", "test/auc", "test/nss", "test/smeasure", "test/mae"} <= set(metrics["test"])
+    assert all(math.isfinite(v) for v in metrics["test"].values())
+    assert value == metrics["test"]["test/plcc"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
