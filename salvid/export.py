@@ -34,6 +34,16 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable JSON file: {e}") from e
 
 
+def _without_machine_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """A training config fit to publish: where the run and its data lay on the training machine is dropped,
+    and the dataset is named by its folder's name."""
+    config.pop("paths", None)
+    data = config.get("data") or {}
+    if data.get("root"):
+        data["root"] = Path(str(data["root"])).name
+    return config
+
+
 def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: str | None) -> dict[str, Any]:
     """How the checkpoint was trained, from the checkpoint and the files its training run left beside it."""
     ckpt = read_checkpoint(ckpt_path, trusted)
@@ -46,7 +56,7 @@ def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: st
             card["selection"] = {"monitor": state.get("monitor"), "best_score": float(state["best_model_score"])}
     run_config = run_dir / ".hydra" / "config.yaml"
     if run_config.is_file():
-        card["train_config"] = yaml.safe_load(run_config.read_text(encoding="utf-8"))
+        card["train_config"] = _without_machine_paths(yaml.safe_load(run_config.read_text(encoding="utf-8")))
     run_metrics = run_dir / "metrics.json"
     if run_metrics.is_file():
         recorded = _read_json(run_metrics)
