@@ -182,6 +182,8 @@ def quiet() -> None:
         # Hydra's handlers print every record; the console handlers Lightning adds on import would repeat it
         for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
             logger = logging.getLogger(name)
-            for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+            console = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+            for handler in console:
                 logger.removeHandler(handler)
-            logger.propagate = True
+            if console and not logger.handlers:  # its records now reach the root handlers instead
+                logger.propagate = True
