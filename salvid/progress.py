@@ -121,7 +121,7 @@ class Counter:
 @contextmanager
 def progress(description: str, total: int, unit: str = "frames") -> Iterator[Counter]:
     """Count work: a live bar on a terminal (done/total, units/s, time left), else a line every
-    :func:`interval` seconds (logged, so it also reaches the run's log file)."""
+    :func:`interval` seconds and once at the end (logged, so it also reaches the run's log file)."""
     counter = Counter(description, total, unit)
     if interactive():
         from rich.progress import (
@@ -149,6 +149,7 @@ def progress(description: str, total: int, unit: str = "frames") -> Iterator[Cou
         yield counter
     finally:
         ticker.stop()
+    log.info(counter.line())  # every stage leaves at least its final count in the log, however short
 
 
 # -- noise ------------------------------------------------------------------------------------------------

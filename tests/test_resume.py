@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,23 @@ def resume_overrides(root, data_dir):
         "logger=wandb",
         f"hydra.run.dir={root}/run",
     ]
+
+
+def _wait_for_wandb_service_of(pid: int, timeout: float = 60) -> None:
+    """W&B's service process outlives a killed run for a few seconds and holds its run id until it notices;
+    a rerun (as a user would do after a crash) must find the id free."""
+    marker = f"--pid\0{pid}\0"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                alive |= "wandb-core" in (text := cmdline.read_text(errors="replace")) and marker in text
+            except OSError:
+                continue
+        if not alive:
+            return
+        time.sleep(0.2)
 
 
 def read_checkpoint(path):
@@ -71,6 +89,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, data_dir):
     finally:
         proc.kill()
         proc.wait()
+    _wait_for_wandb_service_of(proc.pid)
     killed_at = read_checkpoint(last)["global_step"]
     assert killed_at < straight["global_step"] and not (run_dir / "metrics.json").exists()
     run_id = (run_dir / WANDB_ID_FILE).read_text().strip()
