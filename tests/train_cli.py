@@ -33,8 +33,13 @@ def tiny(root: Path, data_dir: Path, epochs: int = 2) -> list[str]:
     ]
 
 
+# What a test process's own DDP or W&B use leaves in its environment: a child inheriting WANDB_SERVICE would log
+# through the test process's W&B service, which outlives a killed child and keeps its run id "in use".
+PARENT_ONLY_ENV = ("LOCAL_RANK", "SALVID_RANK0_CONFIG", "WANDB_SERVICE")
+
+
 def run_train(args: list[str], timeout: float = 240, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "SALVID_RANK0_CONFIG")}
+    env = {k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}
     proc = subprocess.run([sys.executable, "-m", "salvid.train", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
