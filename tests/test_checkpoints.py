@@ -5,9 +5,10 @@ import pickle
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from salvid.checkpoints import CheckpointError, load_network, save_pretrained, validate_model_config
-from salvid.models import SaliencyNet3D
+from salvid.models import FusionNet3D, SaliencyNet3D
 from tests.helpers.networks import assert_varied, calibrated
 
 TINY = {"width_mult": 0.125, "input_size": [32, 32]}
@@ -120,6 +121,53 @@ def test_half_precision_storage_loads_back_close_to_the_original(tmp_path):
     assert difference.mean() < 0.01 and difference.max() < 0.05
     for a, b in zip(maps.flatten(1), reference.flatten(1), strict=True):
         assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.99
+    with safe_open(tmp_path / "h.safetensors", "pt") as f:  # stored as float16, not merely loadable
+        assert {f.get_tensor(k).dtype for k in f.keys() if f.get_tensor(k).is_floating_point()} == {torch.float16}
+
+
+def test_save_pretrained_creates_the_folders_it_writes_into(tmp_path):
+    save_pretrained(SaliencyNet3D(**TINY), TINY, tmp_path / "a" / "b" / "m", {})
+    _, config = load_network(tmp_path / "a" / "b" / "m.safetensors")
+    assert config == TINY
+
+
+@pytest.mark.parametrize("sidecar, message", [
+    (None, r"m\.safetensors: model config .*m\.json is missing"),
+    ("{not json", r"m\.json: not valid JSON"),
+    ("[1, 2]", r"m\.json: expected a JSON object with a \"model\" entry"),
+    ('{"model": 3}', r"m\.json: model config must be a mapping, got int"),
+    (json.dumps({"model": {**TINY, "width_mult": 0}}), r"m\.safetensors: its model config is invalid: model\.width_mult"),
+])
+def test_a_bad_model_config_beside_the_weights_is_named(tmp_path, sidecar, message):
+    save_pretrained(SaliencyNet3D(**TINY), TINY, tmp_path / "m", {})
+    if sidecar is None:
+        (tmp_path / "m.json").unlink()
+    else:
+        (tmp_path / "m.json").write_text(sidecar)
+    with pytest.raises(CheckpointError, match=message):
+        load_network(tmp_path / "m.safetensors")
+
+
+def test_a_saved_fusion3d_model_is_rebuilt_from_its_file_alone(tmp_path, monkeypatch):
+    """The file holds every weight: loading never fetches the ImageNet backbone its config was trained from."""
+    import salvid.models.backbones
+
+    config = {"family": "fusion3d", "input_size": [64, 96], "pretrained": "none"}
+    torch.manual_seed(0)
+    net = calibrated(FusionNet3D(**{k: v for k, v in config.items() if k != "family"}))
+    save_pretrained(net, {**config, "pretrained": "imagenet"}, tmp_path / "f", {})
+
+    def no_imagenet():
+        raise AssertionError("ImageNet weights were loaded for a model whose file holds every weight")
+
+    monkeypatch.setattr(salvid.models.backbones, "imagenet_state_dict", no_imagenet)
+    loaded, loaded_config = load_network(tmp_path / "f.safetensors")
+    assert loaded_config["pretrained"] == "imagenet"  # the config as trained, reported unchanged
+    x = torch.randn(2, 3, 3, 64, 96)
+    with torch.no_grad():
+        reference = net(x)
+        assert_varied(reference)
+        torch.testing.assert_close(loaded(x), reference)
 
 
 # -- remote checkpoints and the training loader -------------------------------------------------------------
