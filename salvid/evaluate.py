@@ -31,7 +31,7 @@ from salvid.cli import entry_point, one_line_errors, require_int
 from salvid.data.layouts import VideoSequence, layout_options
 from salvid.data.splits import split_sequences
 from salvid.inference import NetworkSaliency, SaliencyMethod, frame_stems, iter_batches, middle_frames
-from salvid.instantiate import instantiate_all
+from salvid.instantiate import finish_wandb_run, instantiate_all
 from salvid.io import OutputGuard, atomic_write_json, atomic_write_text
 from salvid.metrics import SaliencyMetrics
 from salvid.runtime import CONF_DIR, wandb_mode
@@ -228,6 +228,7 @@ def _log_to_loggers(cfg: DictConfig, guard: OutputGuard, summary: dict, rows: li
             figures = [f for f in ("roc.png", "pr.png", "qualitative.png") if guard.path(f).is_file()]
             lg.log_image("evaluate/figures", [str(guard.path(f)) for f in figures], caption=figures)
         lg.finalize("success")
+    finish_wandb_run()
 
 
 def check_config(cfg: DictConfig) -> None:

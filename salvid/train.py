@@ -12,7 +12,6 @@ returns the recorded metric. Under DDP all ranks share rank 0's config and outpu
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from salvid import sweep
 from salvid.cli import ConfigError, entry_point, one_line_errors, require_int, require_positive
-from salvid.instantiate import instantiate_all
+from salvid.instantiate import finish_wandb_run, instantiate_all
 from salvid.io import atomic_write_json
 from salvid.runtime import CONF_DIR, cap_cpu_isa_for_training, hardware_description, wandb_mode
 
@@ -57,7 +56,7 @@ def train(cfg: DictConfig) -> float | None:
         with ddp.shared_with_ranks(cfg):
             return _fit_and_test(cfg, output_dir, start.step)
     finally:
-        _finish_wandb_run()
+        finish_wandb_run()
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -100,13 +99,6 @@ def _load_initial_weights(module, spec: str, trusted: bool) -> None:
         raise CheckpointError(f"init_weights={spec}: its model config differs from model.* in {differ}")
     module.net.load_state_dict(net.state_dict())
     log.info("initial weights from %s", spec)
-
-
-def _finish_wandb_run() -> None:
-    """Close this job's W&B run: Lightning leaves it open, and the next job of a multirun in this process
-    would otherwise log into it."""
-    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
-        sys.modules["wandb"].finish()
 
 
 def _fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> float | None:

@@ -100,8 +100,6 @@ def test_evaluate_logs_its_table_rows_and_figures_to_wandb(eval_data, trained_ck
         assert figure.shape[:2] == written.shape[:2] and figure.std() > 1
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate finalizes its loggers but leaves the W&B run open, so the next "
-                   "job of a multirun in the same process logs into it (train closes its run; reported on issue 16)")
 def test_evaluate_closes_its_wandb_run(eval_data, trained_ckpt, tmp_path):
     try:
         evaluate(compose_config("evaluate", [
