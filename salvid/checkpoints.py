@@ -4,7 +4,7 @@ Nothing here unpickles arbitrary objects: ``.ckpt`` files go through ``torch.loa
 (refused with a clear message when they need other globals, unless ``trusted=True`` is passed explicitly),
 and the network configuration read from any file is checked against the allow-listed families of
 :mod:`salvid.models` and their arguments before it is used, so a ``_target_`` or unknown key can never pick
-what gets built. Training reads its resume checkpoints here too (:mod:`salvid.checkpoint_io`).
+what gets built. Training reads its resume checkpoints here too (:mod:`salvid.training.checkpoint_plugin`).
 
 A checkpoint may be an ``http(s)://`` URL: it is downloaded to ``<cache>/checkpoints/`` (``$SALVID_CACHE``,
 else ``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``) and then read like a local file. Other remote
@@ -14,9 +14,7 @@ schemes (``s3://``, ...) are refused: copy the file first.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
-import numbers
 import os
 import pickle
 import re
@@ -29,82 +27,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from salvid.io import safe_name
-from salvid.models import FAMILIES, build_network, family_of, network_arguments
+from salvid.errors import CheckpointError
+from salvid.models.config import validate_model_config
+from salvid.models.families import build_network, network_arguments
+from salvid.runtime.files import safe_name
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_PRETRAINED = "salvid-fusion3d-davis"
-
-
-class CheckpointError(ValueError):
-    """A weights file cannot be used; the message names the file and why."""
-
-
-def validate_model_config(config: Any, source: str | Path) -> dict[str, Any]:
-    """Check a network configuration from a file against the network's own arguments."""
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{source}: model config must be a mapping, got {type(config).__name__}")
-    if "_target_" in config:
-        raise CheckpointError(f"{source}: model config names _target_={config['_target_']!r}; salvid builds only "
-                              "its own networks and never instantiates targets from files")
-    if config.get("family", "paper") not in FAMILIES:
-        raise CheckpointError(f"{source}: model family {config['family']!r} is not one of salvid's "
-                              f"{sorted(FAMILIES)}")
-    allowed = network_arguments(config)
-    unknown = sorted(set(config) - allowed)
-    if unknown:
-        raise CheckpointError(f"{source}: unknown model config keys {unknown} (known: {sorted(allowed)})")
-    for key, value in config.items():
-        if not isinstance(value, (int, float, str, bool, list, tuple)):
-            raise CheckpointError(f"{source}: model config {key} has type {type(value).__name__}, expected plain data")
-    problems = model_value_problems(config)
-    if problems:
-        raise CheckpointError(f"{source}: model config {'; '.join(problems)}")
-    return dict(config)
-
-
-def _kind(value: Any) -> str | None:
-    """What a constructor default says its argument is: a number, a flag, a list (of numbers), or open."""
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, numbers.Real):
-        return "a number"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return None
-
-
-def _fits(value: Any, default: Any) -> bool:
-    kind = _kind(default)
-    if kind == "true or false":
-        return isinstance(value, bool)
-    if kind == "a number":
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if kind == "a list":
-        return isinstance(value, (list, tuple)) and (
-            not default or all(_fits(v, default[0]) for v in value))
-    return True
-
-
-def model_value_problems(config: dict[str, Any]) -> list[str]:
-    """``key=value: must be ...`` for each value whose type differs from what the network takes (a string
-    where a number belongs), judged by the family constructor's defaults; [] when all fit."""
-    try:
-        parameters = inspect.signature(family_of(config).__init__).parameters
-    except ValueError as e:
-        return [str(e)]
-    problems = []
-    for key, value in config.items():
-        parameter = parameters.get(key)
-        if parameter is None or parameter.default is inspect.Parameter.empty:
-            continue
-        if not _fits(value, parameter.default):
-            kind = _kind(parameter.default)
-            plural = {"a number": "numbers", "a list": "lists", "true or false": "flags"}
-            element = f" of {plural.get(_kind(parameter.default[0]), 'values')}" if kind == "a list" and \
-                parameter.default else ""
-            problems.append(f"{key}={value!r}: must be {kind}{element}")
-    return problems
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -25,7 +25,6 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from salvid.cli import entry_point
 from salvid.data.acquire.download import DownloadError, download, progress_bar, verify
 from salvid.data.acquire.extract import extract_dataset
 from salvid.data.acquire.pack import pack
@@ -33,6 +32,7 @@ from salvid.data.acquire.registry import DATASETS, DatasetSource
 from salvid.data.errors import DataError
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, list_sequences
+from salvid.runtime.entry import entry_point
 
 console = Console()
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from salvid.checkpoints import load_network
 from salvid.data.sources import ImageFolder
-from salvid.inference import NetworkSaliency, iter_clips
-from salvid.writers import heatmap_overlay, to_uint8
+from salvid.inference.core import NetworkSaliency, iter_clips
+from salvid.inference.writers import heatmap_overlay, to_uint8
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Shared test setup: quiet, offline, CPU; the shared DAVIS data when present."""
+"""Test setup: quiet, offline, CPU; real DAVIS-2016 data when present."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import multiprocessing  # noqa: E402
 
 import pytest  # noqa: E402
 
-from salvid.runtime import cap_cpu_isa_for_training  # noqa: E402
+from salvid.runtime.environment import cap_cpu_isa_for_training  # noqa: E402
 
 # Tests train in this process, so they get the training processes' oneDNN cap.
 cap_cpu_isa_for_training({"family": "paper"})
@@ -25,22 +25,20 @@ multiprocessing.set_forkserver_preload(["torch", "salvid.data.stream"])
 multiprocessing.set_start_method("forkserver", force=True)
 
 
-def _shared_data() -> Path:
-    """The team's shared data: $SALVID_SHARED_DATA, else ../shared/data beside the checkout."""
-    if "SALVID_SHARED_DATA" in os.environ:
-        return Path(os.environ["SALVID_SHARED_DATA"])
-    for candidate in (Path(__file__).resolve().parents[2] / "shared" / "data", Path("/work/shared/data")):
-        if candidate.is_dir():
-            return candidate
+def _test_data() -> Path:
+    """Real datasets for the tests that need them: ``$SALVID_TEST_DATA``, else ``shared/data`` beside the
+    checkout (docs/development.md lists what it holds)."""
+    if os.environ.get("SALVID_TEST_DATA"):
+        return Path(os.environ["SALVID_TEST_DATA"])
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-SHARED_DATA = _shared_data()
-DAVIS_240P = SHARED_DATA / "DAVIS-2016-train-240p"
+TEST_DATA = _test_data()
+DAVIS_240P = TEST_DATA / "DAVIS-2016-train-240p"
 
 
 @pytest.fixture(scope="session")
 def davis_root() -> Path:
     if not (DAVIS_240P / "JPEGImages").is_dir():
-        pytest.skip(f"shared DAVIS data not found at {DAVIS_240P} (set SALVID_SHARED_DATA to its parent folder)")
+        pytest.skip(f"DAVIS-2016 test data not found at {DAVIS_240P} (set SALVID_TEST_DATA to the folder that holds it)")
     return DAVIS_240P

@@ -15,7 +15,7 @@ from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, base, list_sequences, videos
 from salvid.data.sources import PyAVVideo
 from salvid.data.stream import TripletStream
-from tests.layout_fixtures import box_mask, close, davis, frame, save
+from tests.helpers.layout_fixtures import box_mask, close, davis, frame, save
 
 SPLITS = {"train": "all", "val": None, "test": None}
 

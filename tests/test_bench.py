@@ -17,7 +17,7 @@ from salvid.bench.__main__ import parse_args
 from salvid.bench.common import load_model, model_config
 from salvid.bench.model import inference_forward, model_rates
 from salvid.data.sources import ImageFolder
-from salvid.inference import NetworkSaliency
+from salvid.inference.core import NetworkSaliency
 
 
 def _positive(value) -> bool:
@@ -96,7 +96,7 @@ def test_fusion3d_forward_encodes_each_frame_once():
 
 
 def test_train_rows_use_the_modules_step(monkeypatch):
-    from salvid.module import SaliencyModule
+    from salvid.training.module import SaliencyModule
 
     steps = []
     shared_step = SaliencyModule._shared_step

@@ -7,8 +7,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from salvid.checkpoints import CheckpointError, load_network, save_pretrained, validate_model_config
+from salvid.checkpoints import load_network, save_pretrained
+from salvid.errors import CheckpointError
 from salvid.models import FusionNet3D, SaliencyNet3D
+from salvid.models.config import validate_model_config
 from tests.helpers.networks import assert_varied, calibrated
 
 TINY = {"width_mult": 0.125, "input_size": [32, 32]}
@@ -204,8 +206,8 @@ def _evil(folder, marker):
 
 
 def test_a_checkpoint_url_is_downloaded_then_loaded_weights_only(http_folder, tmp_path):
-    from salvid.checkpoint_io import AtomicCheckpointIO
     from salvid.checkpoints import read_checkpoint
+    from salvid.training.checkpoint_plugin import AtomicCheckpointIO
 
     served, url = http_folder
     marker = tmp_path / "pwned"
@@ -229,7 +231,7 @@ def test_a_checkpoint_url_is_downloaded_then_loaded_weights_only(http_folder, tm
 def test_trusted_checkpoint_is_honoured_by_the_training_loader(tmp_path):
     import datetime
 
-    from salvid.checkpoint_io import AtomicCheckpointIO
+    from salvid.training.checkpoint_plugin import AtomicCheckpointIO
 
     # a harmless object beyond tensors and plain data: refused unless trusted
     torch.save({"state_dict": {}, "when": datetime.date(2020, 1, 2)}, tmp_path / "dated.ckpt")

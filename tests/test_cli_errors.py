@@ -10,11 +10,12 @@ import sys
 
 import pytest
 from omegaconf import OmegaConf
-from train_cli import REPO, compose_config
 
-from salvid.checkpoints import CheckpointError, load_network, save_pretrained
-from salvid.cli import ConfigError, entry_point, one_line
+from salvid.checkpoints import load_network, save_pretrained
+from salvid.errors import CheckpointError, ConfigError
 from salvid.models import SaliencyNet3D
+from salvid.runtime.entry import entry_point, one_line
+from tests.helpers.train_cli import REPO, compose_config
 
 
 def run(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -93,7 +94,7 @@ def test_a_worker_error_is_reported_by_its_original_line():
     ],
 )
 def test_train_refuses_values_that_make_no_sense_naming_the_key(override, expected):
-    from salvid.train import check_config
+    from salvid.training.fit import check_config
 
     with pytest.raises(ConfigError, match=expected):
         check_config(compose_config(["+experiment=demo", override]))

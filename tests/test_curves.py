@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from salvid.curves import plot_curves
+from salvid.training.learning_curves import plot_curves
 
 
 def test_learning_curves_from_a_csv_log(tmp_path):
@@ -45,7 +45,7 @@ def _lines(ax):
 
 
 def test_training_and_validation_of_one_moment_share_an_x_and_the_best_epoch_is_marked_there(tmp_path):
-    from salvid.curves import curves_figure, read_log
+    from salvid.training.learning_curves import curves_figure, read_log
 
     fig = curves_figure(read_log(_lightning_log(tmp_path / "metrics.csv")))
     ax_loss, ax_metric, ax_nss = fig.axes
@@ -61,7 +61,7 @@ def test_training_and_validation_of_one_moment_share_an_x_and_the_best_epoch_is_
 
 
 def test_nss_has_its_own_axis(tmp_path):
-    from salvid.curves import curves_figure, read_log
+    from salvid.training.learning_curves import curves_figure, read_log
 
     fig = curves_figure(read_log(_lightning_log(tmp_path / "metrics.csv")))
     on_axes = [set(_lines(ax)) & {"PLCC", "AUC", "NSS"} for ax in fig.axes]

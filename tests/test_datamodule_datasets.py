@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from salvid.data.datamodule import SaliencyDataModule
 from salvid.data.layouts import DatasetError, list_sequences
 from salvid.data.stream import TripletStream
-from tests.layout_fixtures import davis
+from tests.helpers.layout_fixtures import davis
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

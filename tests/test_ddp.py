@@ -9,7 +9,8 @@ import hydra
 import lightning as L
 import pytest
 from omegaconf import OmegaConf
-from train_cli import compose_config, run_train, tiny
+
+from tests.helpers.train_cli import compose_config, run_train, tiny
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from salvid.train import train
+from salvid.training.fit import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

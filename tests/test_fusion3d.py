@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from salvid.inference import NetworkSaliency, iter_batches
+from salvid.inference.core import NetworkSaliency, iter_batches
 from salvid.models import FusionNet3D, build_network
 from salvid.models.backbones import BackboneError, build_backbone
 from salvid.models.efficientnet_lite import EfficientNetLite0, imagenet_state_dict
-from salvid.models.fusion import TemporalFusion
+from salvid.models.fusion3d import TemporalFusion
 
 
 def test_imagenet_weights_fill_every_tensor_and_give_the_reference_logits():

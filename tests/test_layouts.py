@@ -8,7 +8,7 @@ import pytest
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, list_sequences
 from salvid.data.layouts.fbms import fbms_mask
-from tests.layout_fixtures import H, W, box_mask, davis, frame, save
+from tests.helpers.layout_fixtures import H, W, box_mask, davis, frame, save
 
 
 def test_davis2016_split_lines_and_pairing(tmp_path):
@@ -126,7 +126,7 @@ def test_unknown_layout_option_is_named(tmp_path):
         list_sequences("davis2016", tmp_path, "train", resolutoin="240p")
 
 
-def test_shared_davis_train_split(davis_root):
+def test_davis_240p_train_split(davis_root):
     sequences = list_sequences("davis2016", davis_root, "train", resolution="240p")
     assert len(sequences) == 30
     counts = count_sequences(sequences)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from salvid.module import SaliencyModule
+from salvid.training.module import SaliencyModule
 
 OPTIMIZER = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/module/default.yaml").optimizer)
 

@@ -2,7 +2,7 @@
 
 References: sklearn (AUC), scipy / numpy formulas (PLCC, NSS), pysodmetrics (MAE, S-, F-, E-measure),
 pysaliency (CC, NSS, AUC) when it can be loaded. Masks: generated ones (always) and real DAVIS-2016
-masks from the shared data (when present). Predictions: noisy GT, blurred GT, random, constant and
+masks from the DAVIS-2016 test data (when present). Predictions: noisy GT, blurred GT, random, constant and
 a centre prior.
 """
 

@@ -13,7 +13,7 @@ PRESETS = {p.stem: yaml.safe_load(p.read_text())["pool_strides"]
 # A temporal stride in the first pool, before any convolution has mixed the frames, pools frames t-1 and t
 # (kernel 2 over T=3) and drops frame t+1: the network never sees it.
 DROPS_LAST_FRAME = pytest.mark.xfail(strict=True, reason="pool_order=pool_conv with a first temporal stride of 2 "
-                                     "on 3 frames ignores frame t+1 (reported on issue 16)")
+                                     "on 3 frames ignores frame t+1")
 
 
 @pytest.mark.parametrize(

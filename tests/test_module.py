@@ -4,7 +4,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from salvid.module import SaliencyModule
+from salvid.training.module import SaliencyModule
 from tests.helpers.networks import assert_varied, calibrated
 
 TINY = {"width_mult": 0.125, "input_size": [32, 32]}

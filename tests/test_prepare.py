@@ -19,7 +19,7 @@ from salvid.data.acquire.extract import UnsafeArchiveError, extract
 from salvid.data.acquire.pack import pack
 from salvid.data.acquire.registry import Archive, DatasetSource
 from salvid.data.layouts import list_sequences
-from tests.layout_fixtures import close, davis
+from tests.helpers.layout_fixtures import close, davis
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from salvid import progress
+from salvid.runtime import progress
 
 
 @pytest.fixture
@@ -17,11 +17,11 @@ def off_a_terminal(monkeypatch):
 
 
 def test_progress_logs_done_total_rate_and_time_left_off_a_terminal(off_a_terminal, caplog):
-    with caplog.at_level(logging.INFO, logger="salvid.progress"), progress.progress("bear", total=40) as counter:
+    with caplog.at_level(logging.INFO, logger="salvid.runtime.progress"), progress.progress("bear", total=40) as counter:
         for _ in range(8):
             counter.advance(2)
             time.sleep(0.03)
-    lines = [r.getMessage() for r in caplog.records if r.name == "salvid.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "salvid.runtime.progress"]
     assert lines and all(re.match(r"bear: \d+/40 frames \(\d+%\), [\d.]+ frames/s, \d+ s elapsed", x) for x in lines)
     assert any("left" in x for x in lines)
 
@@ -38,7 +38,7 @@ def test_training_logs_progress_lines_off_a_terminal(off_a_terminal, caplog):
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from salvid.callbacks import TrainingProgress
+    from salvid.training.callbacks import TrainingProgress
 
     class Slow(L.LightningModule):
         def __init__(self):
@@ -54,16 +54,16 @@ def test_training_logs_progress_lines_off_a_terminal(off_a_terminal, caplog):
 
     trainer = L.Trainer(max_epochs=2, accelerator="cpu", callbacks=[TrainingProgress()], logger=False,
                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-    with caplog.at_level(logging.INFO, logger="salvid.progress"):
+    with caplog.at_level(logging.INFO, logger="salvid.runtime.progress"):
         trainer.fit(Slow(), DataLoader(TensorDataset(torch.randn(40, 2)), batch_size=4))
-    lines = [r.getMessage() for r in caplog.records if r.name == "salvid.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "salvid.runtime.progress"]
     assert any(re.match(r"train, epoch [12]/2, batch \d+/10, [\d.]+ batches/s, .*train/loss \d", x) for x in lines)
 
 
 def test_model_summary_leaves_out_flops_it_did_not_count():
     from rich import get_console
 
-    from salvid.callbacks import ModelSummary
+    from salvid.training.callbacks import ModelSummary
 
     data = [(" ", ["0"]), ("Name", ["net"]), ("Type", ["SaliencyNet3D"]), ("Params", ["1.4 M"]), ("Mode", ["train"]),
             ("FLOPs", ["0"])]
@@ -74,7 +74,7 @@ def test_model_summary_leaves_out_flops_it_did_not_count():
 
 
 def test_wandb_logger_does_not_pass_the_anonymous_setting(tmp_path):
-    from salvid.loggers import WandbLogger
+    from salvid.training.loggers import WandbLogger
 
     logger = WandbLogger(project="p", save_dir=str(tmp_path), offline=True)
     assert "anonymous" not in logger._wandb_init and logger._wandb_init["project"] == "p"

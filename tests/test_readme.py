@@ -37,7 +37,7 @@ SKIP_RULES = [
     (r"hydra/launcher=slurm", "needs a SLURM cluster"),
 ]
 DEFAULT_MODEL_SHIPPED = (PRETRAINED_DIR / f"{DEFAULT_PRETRAINED}.safetensors").is_file()
-# what the entry points must not print (issue 12: noise a user cannot act on)
+# what the entry points must not print: noise a user cannot act on
 NOISE = ["litlogger", "LeafSpec", "`IterableDataset` has `__len__`", "anonymous setting", "FLOPs",
          "ONEDNN_MAX_CPU_ISA set after torch"]
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_cli import PARENT_ONLY_ENV, REPO, run_train, tiny
 
-from salvid.checkpoint_io import AtomicCheckpointIO
-from salvid.cli import ConfigError
-from salvid.resume import WANDB_ID_FILE, RngState, checkpoint_to_resume
+from salvid.errors import ConfigError
+from salvid.training.checkpoint_plugin import AtomicCheckpointIO
+from salvid.training.run_folder import checkpoint_to_resume
+from salvid.training.run_records import WANDB_ID_FILE, RngState
+from tests.helpers.train_cli import PARENT_ONLY_ENV, REPO, run_train, tiny
 
 KILL_AFTER_STEP = 3  # mid first epoch: 20 training samples / batch 4 = 5 steps per epoch
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from salvid.runtime import CPU_ISA_CAP, ISA_ENV
+from salvid.runtime.environment import CPU_ISA_CAP, ISA_ENV
 
 PRINT_ISA = f"import os; print(os.environ.get({ISA_ENV!r}, 'unset'))"
 
@@ -28,7 +28,7 @@ def test_importing_any_entry_point_leaves_the_cpu_isa_alone(imports: str):
 
 @pytest.mark.parametrize(("family", "expected"), [("paper", CPU_ISA_CAP), ("fusion3d", "unset")])
 def test_training_caps_the_cpu_isa_for_the_3d_network_only(family: str, expected: str):
-    call = f"from salvid.runtime import cap_cpu_isa_for_training; cap_cpu_isa_for_training({{'family': {family!r}}})"
+    call = f"from salvid.runtime.environment import cap_cpu_isa_for_training; cap_cpu_isa_for_training({{'family': {family!r}}})"
     assert _isa_after(call) == expected
 
 
@@ -40,5 +40,5 @@ def test_inference_entry_points_load_no_lightning():
 
 
 def test_an_explicit_isa_setting_wins_over_the_training_cap():
-    call = "from salvid.runtime import cap_cpu_isa_for_training; cap_cpu_isa_for_training({'family': 'paper'})"
+    call = "from salvid.runtime.environment import cap_cpu_isa_for_training; cap_cpu_isa_for_training({'family': 'paper'})"
     assert _isa_after(call, **{ISA_ENV: "ALL"}) == "ALL"

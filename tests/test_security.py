@@ -16,17 +16,17 @@ REVIEWED_TARGETS = {
     "lightning.pytorch.callbacks.RichModelSummary",
     "lightning.pytorch.callbacks.RichProgressBar",
     "lightning.pytorch.loggers.WandbLogger",
-    "salvid.callbacks.ModelSummary",
-    "salvid.callbacks.TrainingProgress",
-    "salvid.checkpoint_io.AtomicCheckpointIO",
+    "salvid.training.callbacks.ModelSummary",
+    "salvid.training.callbacks.TrainingProgress",
+    "salvid.training.checkpoint_plugin.AtomicCheckpointIO",
     "salvid.data.datamodule.EpochToStream",
     "salvid.data.datamodule.SaliencyDataModule",
-    "salvid.loggers.WandbLogger",
-    "salvid.module.SaliencyModule",
-    "salvid.resume.ResumableCSVLogger",
-    "salvid.resume.RngState",
-    "salvid.rundir.ResumeCheck",
-    "salvid.sweep.SweepSummary",
+    "salvid.training.loggers.WandbLogger",
+    "salvid.training.module.SaliencyModule",
+    "salvid.training.loggers.ResumableCSVLogger",
+    "salvid.training.run_records.RngState",
+    "salvid.training.run_folder.ResumeCheck",
+    "salvid.training.sweep.SweepSummary",
 }
 
 
@@ -52,7 +52,7 @@ def shipped_targets() -> dict[str, list[str]]:
 
 def test_shipped_configs_name_only_reviewed_targets():
     found = shipped_targets()
-    assert "salvid.module.SaliencyModule" in found, "the search for _target_ is broken"
+    assert "salvid.training.module.SaliencyModule" in found, "the search for _target_ is broken"
     unreviewed = {t: w for t, w in found.items() if t not in REVIEWED_TARGETS}
     assert not unreviewed, f"targets not reviewed for pickle loading: {unreviewed}"
 

@@ -10,9 +10,9 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.utils import create_config_search_path
 from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, RunMode
-from train_cli import REPO
 
-from salvid.train import train
+from salvid.training.fit import train
+from tests.helpers.train_cli import REPO
 
 
 def test_slurm_ddp_launcher_submits_one_task_per_gpu(tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ import math
 import pytest
 import yaml
 from omegaconf import OmegaConf
-from train_cli import compose_config, run_train, tiny
+
+from tests.helpers.train_cli import compose_config, run_train, tiny
 
 PRESETS = ("paper", "all_spatial", "early_temporal", "late_temporal")
 

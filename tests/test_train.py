@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from salvid.train import train
+from salvid.training.fit import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -76,10 +76,11 @@ def test_missing_data_root_is_named(tmp_path):
 def test_init_weights_fine_tunes_from_a_saved_network_and_refuses_another_config(tmp_path):
     import torch
 
-    from salvid.checkpoints import CheckpointError, save_pretrained
+    from salvid.checkpoints import save_pretrained
+    from salvid.errors import CheckpointError
     from salvid.models import build_network
-    from salvid.module import SaliencyModule
-    from salvid.train import _load_initial_weights
+    from salvid.training.fit import _load_initial_weights
+    from salvid.training.module import SaliencyModule
 
     cfg = _compose(tmp_path, [*TINY, "+trainer.fast_dev_run=true"])
     config = OmegaConf.to_container(cfg.model, resolve=True)

@@ -14,10 +14,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from salvid.data.sources import IMAGE_SUFFIXES
-from salvid.inference import Clip, SaliencyMethod
+from salvid.errors import DataError
+from salvid.inference.core import Clip, SaliencyMethod
 
 
-class MissingMapsError(FileNotFoundError):
+class MissingMapsError(DataError, FileNotFoundError):
     """A maps folder lacks maps for frames being scored; the message names the folder and the frames."""
 
 

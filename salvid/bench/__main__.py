@@ -40,8 +40,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import salvid  # noqa: F401  (sets process environment before torch loads)
-
 SECTIONS = ("model", "loader", "e2e", "metrics")
 PAPER_DEFAULT = "salvid-small-davis"
 E2E_SIZE = (480, 854)
@@ -137,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from rich.console import Console
 
     from salvid.bench.report import table
-    from salvid.io import atomic_write_json
+    from salvid.runtime.files import atomic_write_json
 
     args = parse_args(argv)
     results = run(args)

@@ -14,15 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from salvid.runtime import CONF_DIR
+from salvid.runtime.configs import CONF_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# A child imports the measured function only after salvid.runtime has set the training oneDNN cap (when asked
+# A child imports the measured function only after salvid.runtime.environment has set the training oneDNN cap (when asked
 # to): oneDNN reads it once, when torch first uses it.
 _CHILD = """
 import importlib, json, sys
-from salvid.runtime import cap_cpu_isa_for_training
+from salvid.runtime.environment import cap_cpu_isa_for_training
 call = json.loads(sys.argv[1])
 if call["training_model"] is not None:
     cap_cpu_isa_for_training(call["training_model"])
@@ -58,10 +58,10 @@ def synchronizer(device: str) -> Callable[[], None]:
 
 def precisions(device: str) -> list[str]:
     """``fp32``, plus ``bf16`` where inference would use it by itself (``precision=auto``, see
-    :func:`salvid.inference.autocast_dtype`): CUDA with bf16, CPUs that compute bf16 natively."""
+    :func:`salvid.inference.core.autocast_dtype`): CUDA with bf16, CPUs that compute bf16 natively."""
     import torch
 
-    from salvid.inference import autocast_dtype
+    from salvid.inference.core import autocast_dtype
 
     return ["fp32", "bf16"] if autocast_dtype("auto", torch.device(device)) is not None else ["fp32"]
 
@@ -82,7 +82,7 @@ def run_child(function: str, kwargs: dict[str, Any], env: dict[str, str] | None 
               training_model: dict[str, Any] | None = None) -> Any:
     """``module:function(**kwargs)`` in a fresh interpreter, so that one measurement's memory, threads and
     oneDNN settings never leak into the next; its JSON result. With ``training_model`` the child first applies
-    what a training process of that model gets (:func:`salvid.runtime.cap_cpu_isa_for_training`)."""
+    what a training process of that model gets (:func:`salvid.runtime.environment.cap_cpu_isa_for_training`)."""
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="salvid-bench-child-") as tmp:
@@ -99,7 +99,7 @@ def run_child(function: str, kwargs: dict[str, Any], env: dict[str, str] | None 
 def machine(device: str) -> dict[str, Any]:
     import torch
 
-    from salvid.runtime import hardware_description
+    from salvid.runtime.environment import hardware_description
 
     return {"hardware": hardware_description(), "cores": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "device": device}
@@ -156,5 +156,9 @@ def load_model(spec: str, input_size: list[int] | None = None):
     return build_network(model_config(spec, input_size))
 
 
-def family(config: dict[str, Any]) -> str:
-    return config.get("family", "paper")
+def family(config: dict[str, Any]) -> dict[str, Any]:
+    """What the bench reports and decides by about a model's family."""
+    from salvid.models.families import family_of
+
+    info = family_of(config)
+    return {"family": info.name, "training_isa_cap": info.training_isa_cap, "encodes_frames": info.encodes_frames}

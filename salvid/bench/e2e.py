@@ -1,5 +1,5 @@
 """``predict`` end to end: a folder of 854x480 JPEG frames to PNG maps, timed through ``predict``'s own per-input
-function (:func:`salvid.predict.predict_one`) with ``predict``'s default settings (``conf/predict.yaml``).
+function (:func:`salvid.inference.predicting.predict_one`) with ``predict``'s default settings (``conf/predict.yaml``).
 
 Each model runs in a fresh process and reports frames/s, its bare forward (the same runner on frames already
 at the network's input size: the network alone, with the per-frame feature reuse ``predict`` gets, see
@@ -22,9 +22,9 @@ def predict_rate(model: str, frames: str, out_dir: str, device: str, bare_batche
     ``write_videos``), then the bare forward of the same runner (best of ``bare_batches`` batches)."""
     from salvid.bench.common import compose
     from salvid.bench.model import inference_forward
-    from salvid.inference import NetworkSaliency
-    from salvid.io import OutputGuard
-    from salvid.predict import predict_one, resolve_inputs
+    from salvid.inference.core import NetworkSaliency
+    from salvid.inference.predicting import predict_one, resolve_inputs
+    from salvid.runtime.files import OutputGuard
 
     cfg = compose("predict", [f"write_videos={str(write_videos).lower()}"])
     runner = NetworkSaliency(load_model(model, input_size), device=device, precision=cfg.precision,
@@ -58,7 +58,7 @@ def bench_e2e(models: list[str], frames: dict[str, Path], size: tuple[int, int],
                 "model": spec, "frames": str(frames[factor]), "out_dir": str(scratch / f"maps_{i}_{factor}"),
                 "device": device, "bare_batches": 3 if factor == "1x" else 0, "input_size": input_size,
                 "write_videos": write_videos})
-        out["models"][spec] = {"family": family(config), "input_size": config["input_size"], **runs}
+        out["models"][spec] = {**family(config), "input_size": config["input_size"], **runs}
         if "2x" in runs:
             out["rss_growth_2x"] = runs["2x"]["peak_rss_mb"] / runs["1x"]["peak_rss_mb"]
             out["rss_model"] = spec

@@ -3,10 +3,10 @@
 Each model runs at its own input size (what ``predict`` resizes 854x480 frames to), in fp32 and bf16 (where
 the hardware has bf16), in contiguous and channels_last memory, optionally ``torch.compile``-d:
 
-* **forward**: :meth:`salvid.inference.NetworkSaliency.predict` on a stream of frames already at the input
+* **forward**: :meth:`salvid.inference.core.NetworkSaliency.predict` on a stream of frames already at the input
   size, so a network that encodes frames one by one (``fusion3d``) reuses each frame's features in the clips
   that share it, exactly as ``predict`` and ``evaluate`` run it: one backbone pass per frame;
-* **train**: one optimisation step of :class:`salvid.module.SaliencyModule` (its own ``_shared_step`` and
+* **train**: one optimisation step of :class:`salvid.training.module.SaliencyModule` (its own ``_shared_step`` and
   loss, the default optimiser of ``conf/module/default.yaml``) under bf16 autocast as ``bf16-mixed`` training,
   in a process with the oneDNN setting a training process of that model gets.
 
@@ -35,7 +35,7 @@ from salvid.bench.common import (
     synchronizer,
 )
 from salvid.data.sources import FrameSource
-from salvid.runtime import CPU_ISA_CAP, ISA_ENV
+from salvid.runtime.environment import CPU_ISA_CAP, ISA_ENV
 
 COMPILED = ("logits", "encode_frames", "decode")  # the network methods inference and training call
 
@@ -78,9 +78,9 @@ class RandomFrames(FrameSource):
 
 def inference_forward(runner, batch: int, calls: int) -> Callable[[], None]:
     """Each call: the next ``batch`` frames of one stream through ``runner.predict`` (a
-    :class:`salvid.inference.NetworkSaliency`), the frames already at the network's input size, so that only
+    :class:`salvid.inference.core.NetworkSaliency`), the frames already at the network's input size, so that only
     the network and its feature reuse run; at most ``calls`` calls."""
-    from salvid.inference import iter_batches
+    from salvid.inference.core import iter_batches
 
     source = RandomFrames(runner.input_size, batch * calls + 1)  # + 1: the last clip's next frame
     batches = iter(list(iter_batches(source, runner.in_frames, batch)))
@@ -103,14 +103,14 @@ def compile_network(net) -> None:
 
 def train_step(config: dict[str, Any], batch: int, device: str, precision: str, channels_last: bool,
                compiled: bool) -> tuple[Callable[[], None], Callable[[], None]]:
-    """One step of :class:`salvid.module.SaliencyModule` on random clips: its ``_shared_step`` (network and
+    """One step of :class:`salvid.training.module.SaliencyModule` on random clips: its ``_shared_step`` (network and
     loss) under autocast, backward, the optimiser of ``conf/module/default.yaml``; and the step's forward
     alone."""
     import torch
     from omegaconf import OmegaConf
 
     from salvid.bench.common import compose
-    from salvid.module import SaliencyModule
+    from salvid.training.module import SaliencyModule
 
     settings = OmegaConf.to_container(compose("module/default").module, resolve=True)
     module = SaliencyModule(model=config, optimizer=settings["optimizer"], loss=settings["loss"]).to(device)
@@ -150,7 +150,7 @@ def model_rates(model: str, input_size: list[int] | None, mode: str, batch: int,
     sample. ``only``: these precisions (default: every one the device has)."""
     import torch
 
-    from salvid.inference import NetworkSaliency
+    from salvid.inference.core import NetworkSaliency
 
     config = model_config(model, input_size)
     variants = [(p, cl, False) for p in (only or precisions(device)) for cl in (False, True)]
@@ -197,7 +197,7 @@ def isa_probe(model: str, input_size: list[int] | None, batch: int, repeats: int
 
 
 def bench_isa_cap(model: str, input_size: list[int] | None, quick: bool) -> dict[str, Any]:
-    """What capping oneDNN at ``AVX512_CORE_BF16`` (no AMX), as paper-family training does, would cost bf16
+    """What capping oneDNN at ``AVX512_CORE_BF16`` (no AMX), as training of the families that need it does, would cost bf16
     inference: the same probe with the cap and without, alternated so that load changes hit both sides."""
     kwargs = {"model": model, "input_size": input_size, "batch": 2 if quick else 4, "repeats": 1 if quick else 2,
               "matmul_n": 512 if quick else 2048}
@@ -226,12 +226,12 @@ def bench_model(models: list[str], device: str, quick: bool, compile_: bool, pea
         for row in forward + train:
             row["gflops"] = row["rate"] * row["flops"] / 1e9
             row["fraction_of_peak"] = row["gflops"] / peak[row["precision"]]
-        out["models"][spec] = {"family": family(config), "input_size": config["input_size"],
+        out["models"][spec] = {**family(config), "input_size": config["input_size"],
                                "gflop_per_frame": forward[0]["flops"] / 1e9,
                                "gflop_per_train_sample": train[0]["flops"] / 1e9, "forward": forward,
                                "train": train}
-    paper = [spec for spec in models if out["models"][spec]["family"] == "paper"]
-    if device == "cpu" and "bf16" in peak and paper:
-        out["isa_cap"] = bench_isa_cap(paper[0], input_size, quick)
+    capped = [spec for spec in models if out["models"][spec]["training_isa_cap"]]
+    if device == "cpu" and "bf16" in peak and capped:
+        out["isa_cap"] = bench_isa_cap(capped[0], input_size, quick)
     return out
 

@@ -1,8 +1,9 @@
-"""Errors raised for bad data files; every message starts with the offending file's path."""
+"""The kinds of :class:`~salvid.errors.DataError` raised for bad data files; every message starts with the
+offending file's path."""
 
+from salvid.errors import DataError
 
-class DataError(ValueError):
-    """A data file is missing, unreadable or inconsistent with another file."""
+__all__ = ["DataError", "ImageReadError", "MaskError", "SizeMismatchError", "VideoSourceError"]
 
 
 class VideoSourceError(DataError):

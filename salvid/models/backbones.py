@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from torch import nn
 
+from salvid.errors import ConfigError
 from salvid.models.efficientnet_lite import EfficientNetLite0, imagenet_state_dict
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 PRETRAINED = ("imagenet", "timm_hub", "none")
 
 
-class BackboneError(ValueError):
+class BackboneError(ConfigError):
     """A backbone cannot be built; the message names the config key and what to do."""
 
 

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from salvid.models.layers import deconv_bn_relu
+from salvid.errors import ConfigError
+from salvid.models.layers import deconv3d_bn_relu
 
 
 class Deconv3DNet(nn.Module):
@@ -45,7 +46,7 @@ class Deconv3DNet(nn.Module):
     ):
         super().__init__()
         if unpool not in ("nearest", "max"):
-            raise ValueError(f"model.unpool must be 'nearest' or 'max', got {unpool!r}")
+            raise ConfigError(f"model.unpool must be 'nearest' or 'max', got {unpool!r}")
         self.unpool = unpool
         self.fuse = None
         if in_frames > 1:
@@ -58,7 +59,7 @@ class Deconv3DNet(nn.Module):
             expected = list(reversed(switch_channels or []))
             got = [in_channels, *widths[:-1]]
             if expected != got:
-                raise ValueError(
+                raise ConfigError(
                     "model.unpool=max needs each decoder group's input channels to match the encoder pool it "
                     f"undoes: encoder pools saw {expected} (deepest first), decoder groups get {got}. "
                     "Use model.pool_order=conv_pool with mirrored model.decoder_widths, or model.unpool=nearest."
@@ -68,7 +69,7 @@ class Deconv3DNet(nn.Module):
         for width, n in zip(widths, deconvs_per_group, strict=True):
             layers = []
             for _ in range(n):
-                layers.append(deconv_bn_relu(c, width, 1, trim_temporal_kernels))
+                layers.append(deconv3d_bn_relu(c, width, 1, trim_temporal_kernels))
                 c = width
             self.groups.append(nn.Sequential(*layers))
         kernel = (1, 3, 3) if trim_temporal_kernels else (3, 3, 3)

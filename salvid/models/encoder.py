@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from salvid.models.layers import conv_bn_relu
+from salvid.models.layers import conv3d_bn_relu
 
 
 class Pool3d(nn.Module):
@@ -95,14 +95,14 @@ class Conv3DNet(nn.Module):
             convs = []
             if pool_order == "conv_pool":
                 for _ in range(n_convs):
-                    convs.append(conv_bn_relu(c, width, t, trim_temporal_kernels))
+                    convs.append(conv3d_bn_relu(c, width, t, trim_temporal_kernels))
                     c = width
             pool = Pool3d(stride, t, temporal_pool, keep_switches)
             self.pool_in_channels.append(c)
             t = pool.t_out
             if pool_order == "pool_conv":
                 for _ in range(n_convs):
-                    convs.append(conv_bn_relu(c, width, t, trim_temporal_kernels))
+                    convs.append(conv3d_bn_relu(c, width, t, trim_temporal_kernels))
                     c = width
             self.pools.append(pool)
             self.blocks.append(nn.Sequential(*convs))

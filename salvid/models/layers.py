@@ -23,9 +23,9 @@ def _bn_relu(layer: type[nn.Conv3d] | type[nn.ConvTranspose3d], c_in: int, c_out
     )
 
 
-def conv_bn_relu(c_in: int, c_out: int, frames: int, trim_temporal: bool) -> nn.Sequential:
+def conv3d_bn_relu(c_in: int, c_out: int, frames: int, trim_temporal: bool) -> nn.Sequential:
     return _bn_relu(nn.Conv3d, c_in, c_out, frames, trim_temporal)
 
 
-def deconv_bn_relu(c_in: int, c_out: int, frames: int, trim_temporal: bool) -> nn.Sequential:
+def deconv3d_bn_relu(c_in: int, c_out: int, frames: int, trim_temporal: bool) -> nn.Sequential:
     return _bn_relu(nn.ConvTranspose3d, c_in, c_out, frames, trim_temporal)

@@ -15,7 +15,7 @@ from salvid.checkpoints import load_network, save_pretrained
 from salvid.data.datamodule import SaliencyDataModule
 from salvid.data.synthetic import generate_dataset
 from salvid.models import SaliencyNet3D
-from salvid.module import SaliencyModule
+from salvid.training.module import SaliencyModule
 from tests.helpers.networks import calibrated
 
 __all__ = ["CONF", "OPTIMIZER", "TINY", "calibrated", "compose_config"]  # what the eval tests import from here

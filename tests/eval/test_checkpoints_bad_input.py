@@ -8,8 +8,9 @@ from conftest import compose_config
 from PIL import Image
 
 import salvid.checkpoints
-from salvid.checkpoints import DEFAULT_PRETRAINED, PRETRAINED_DIR, CheckpointError, load_network
-from salvid.predict import predict
+from salvid.checkpoints import DEFAULT_PRETRAINED, PRETRAINED_DIR, load_network
+from salvid.errors import CheckpointError
+from salvid.inference.predicting import predict
 
 
 def test_weights_of_another_model_configuration_are_refused_naming_the_file(tiny_pretrained, tmp_path):

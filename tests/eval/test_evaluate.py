@@ -6,8 +6,8 @@ import pytest
 from conftest import compose_config
 
 from salvid.baselines import MissingMapsError
-from salvid.evaluate import evaluate
-from salvid.io import UnsafeOutputError
+from salvid.inference.scoring import evaluate
+from salvid.runtime.files import UnsafeOutputError
 
 FILES = ("per_sequence.csv", "summary.json", "table.md", "roc.png", "pr.png", "qualitative.png")
 

@@ -5,7 +5,7 @@ from conftest import compose_config
 
 from salvid.checkpoints import load_network
 from salvid.export import export
-from salvid.inference import NetworkSaliency
+from salvid.inference.core import NetworkSaliency
 
 
 def test_export_writes_a_loadable_pretrained_model_with_its_card(trained_ckpt, tmp_path):

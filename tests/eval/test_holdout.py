@@ -1,11 +1,11 @@
-"""``evaluate`` on a small copy: every sequence held out for testing (item 6 of issue 12)."""
+"""``evaluate`` on a small copy: every sequence held out for testing."""
 
 import pytest
 from conftest import compose_config
 
 from salvid.data.splits import split_sequences
 from salvid.data.synthetic import generate_dataset
-from salvid.evaluate import evaluate
+from salvid.inference.scoring import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from conftest import TINY, calibrated
 from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
-from salvid.inference import NetworkSaliency, autocast_dtype, iter_batches, iter_clips
+from salvid.inference.core import NetworkSaliency, autocast_dtype, iter_batches, iter_clips
 from salvid.models import SaliencyNet3D
 from tests.helpers.networks import assert_varied
 

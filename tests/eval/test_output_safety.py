@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from salvid.io import OutputGuard, UnsafeOutputError, safe_name
+from salvid.runtime.files import OutputGuard, UnsafeOutputError, safe_name
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,8 @@ from conftest import compose_config
 
 from salvid.checkpoints import PRETRAINED_DIR, load_network
 from salvid.data.sources import ImageFolder
-from salvid.evaluate import evaluate
-from salvid.inference import NetworkSaliency, iter_clips
+from salvid.inference.core import NetworkSaliency, iter_clips
+from salvid.inference.scoring import evaluate
 from tests.helpers.networks import assert_varied
 
 CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
@@ -42,28 +42,20 @@ def card(name: str) -> dict[str, Any]:
 
 
 def heldout_scores(card: dict[str, Any]) -> dict[str, float]:
-    """The network's held-out numbers in a card: ``heldout_metrics`` (an ``evaluate`` summary recorded by
-    ``salvid.export``: the network under its own name or ``salvid``, beside the baselines) or ``held_out_test_metrics`` (the
-    hand-written card of the first model: the training run's test metrics)."""
-    if "heldout_metrics" in card:
-        summary = card["heldout_metrics"]
-        return next((summary[k] for k in (card.get("name"), "salvid") if k in summary), summary)
-    scores = dict(card["held_out_test_metrics"])
-    if "maxF" in scores and "meanMaxF" not in scores:
-        # written before maxF/maxE became the maximum of the averaged curve (commit 9fec9bb): its maxF/maxE
-        # are the mean of per-video maxima, which evaluate now calls meanMaxF/meanMaxE
-        scores["meanMaxF"], scores["meanMaxE"] = scores.pop("maxF"), scores.pop("maxE")
-    return scores
+    """The network's held-out numbers in a card: its column of ``heldout_metrics``, the ``evaluate`` summary
+    that ``salvid.export`` records (the network under its own name or ``salvid``, beside the baselines)."""
+    summary = card["heldout_metrics"]
+    return next((summary[k] for k in (card.get("name"), "salvid") if k in summary), summary)
 
 
-def heldout_data(card: dict[str, Any], shared_davis: Callable[[], Path]) -> list[str]:
+def heldout_data(card: dict[str, Any], davis_240p: Callable[[], Path]) -> list[str]:
     """``evaluate`` overrides that select the held-out sequences the card names; a skip saying why where that
-    data is absent. ``shared_davis`` gives the shared DAVIS-2016 240p copy (or skips)."""
+    data is absent. ``davis_240p`` gives the DAVIS-2016 240p test data (or skips)."""
     data = (card.get("train_config") or {}).get("data")
     if data is not None:  # exported from a training run: its own data config
         root = Path(str(data["root"]))
         if root.name == "DAVIS-2016-train-240p":
-            root = shared_davis()
+            root = davis_240p()
         elif not root.is_dir():
             pytest.skip(f"the card's held-out data {root} is not on this machine")
         group = next((p.stem for p in sorted(CONF_DATA.glob("*.yaml"))
@@ -77,9 +69,9 @@ def heldout_data(card: dict[str, Any], shared_davis: Callable[[], Path]) -> list
         return overrides
     text = json.dumps({k: v for k, v in card.items() if isinstance(v, str)})
     holdout = re.search(r"data\.test_holdout=(\d+)", text)
-    if "DAVIS-2016" in text and "240p" in text and holdout:  # the shared 240p copy, held out by name
+    if "DAVIS-2016" in text and "240p" in text and holdout:  # the DAVIS-2016 240p copy, held out by name
         val = re.search(r"data\.val_holdout=(\d+)", text)
-        return ["data=davis2016_holdout", f"data.root={shared_davis()}", f"data.test_holdout={holdout.group(1)}",
+        return ["data=davis2016_holdout", f"data.root={davis_240p()}", f"data.test_holdout={holdout.group(1)}",
                 f"data.val_holdout={val.group(1) if val else 0}", "stage=test"]
     raise AssertionError(f"the model card names no held-out data this test knows how to find: {sorted(card)}")
 

@@ -10,9 +10,9 @@ import pytest
 from conftest import compose_config
 from PIL import Image
 
-from salvid import report
-from salvid.evaluate import _qualitative_picks, evaluate
-from salvid.report import QualitativeSample
+from salvid.inference import report
+from salvid.inference.report import QualitativeSample
+from salvid.inference.scoring import _qualitative_picks, evaluate
 
 
 def _roc(auc: float) -> dict[str, np.ndarray]:
@@ -83,7 +83,7 @@ def test_evaluate_writes_every_figure_also_as_pdf_titled_with_dataset_and_split(
 
 def test_figures_leave_the_matplotlib_backend_alone():
     """A notebook's inline backend keeps working after importing salvid's figure code."""
-    code = "import matplotlib, salvid.report, salvid.curves; print(matplotlib.get_backend())"
+    code = "import matplotlib, salvid.inference.report, salvid.curves; print(matplotlib.get_backend())"
     result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MPLBACKEND": "svg"},
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "svg", result.stderr[-2000:]

@@ -11,8 +11,8 @@ import wandb
 from conftest import compose_config
 from PIL import Image
 
-from salvid.evaluate import evaluate
-from salvid.train import train
+from salvid.inference.scoring import evaluate
+from salvid.training.fit import train
 from tests.helpers.wandb_runs import history, offline_run
 
 TINY_TRAIN = ["model=tiny", "model.width_mult=0.0625", "model.input_size=[32,32]", "data.synthetic.size=[32,32]",

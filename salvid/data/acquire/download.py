@@ -26,11 +26,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from salvid.errors import DownloadError
+
 CHUNK = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """A download failed or its file does not verify; the message names the URL or file."""
 
 
 def progress_bar() -> Progress:

@@ -34,11 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from salvid.errors import UnsafeArchiveError
+
 MAX_LINK_STEPS = 40  # Linux's limit on symbolic links followed while resolving one path
-
-
-class UnsafeArchiveError(ValueError):
-    """An archive member would be written, or would point, outside the destination."""
 
 
 @dataclass

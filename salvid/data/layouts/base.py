@@ -24,12 +24,13 @@ import numpy as np
 
 from salvid.data.masks import load_mask
 from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, open_video
+from salvid.errors import DataError
 
 # One mask file, several (objects stored as separate files: the salient mask is their union), or none.
 MaskEntry = Path | tuple[Path, ...] | None
 
 
-class DatasetError(ValueError):
+class DatasetError(DataError):
     """A dataset on disk is missing or malformed; the message names the path and what is wrong."""
 
 

@@ -1,0 +1,145 @@
+"""Saliency maps for any video, written as files: the work of ``salvid.predict``.
+
+For each input video (a glob of videos gives several) it writes ``OUT/<name>/``:
+
+* ``maps/<frame stem>.png``: the grey map of every frame (the layout ``evaluate maps_dirs=`` reads);
+* ``saliency.mp4``: the maps as a grey video; ``overlay.mp4``: a heat map over the frames;
+* ``status.json``: ``{"complete": false}`` while running, rewritten last with ``complete``, the frame count
+  and, on failure, the error. Maps written before a failure are kept and the videos stay playable.
+
+Frames are streamed (constant memory).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from omegaconf import DictConfig
+
+from salvid.checkpoints import load_network
+from salvid.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, ImageFolder, open_video
+from salvid.errors import DataError
+from salvid.inference.core import NetworkSaliency, frame_stems
+from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
+from salvid.runtime import progress
+from salvid.runtime.files import OutputGuard, atomic_write_json, safe_name
+
+log = logging.getLogger(__name__)
+
+
+class PredictInputError(DataError):
+    """``input=`` names nothing salvid can read; the message says what was found."""
+
+
+@dataclass
+class PredictInput:
+    name: str  # output folder name (safe)
+    source: FrameSource
+    fps: float | None  # None: a frame folder, use cfg.fps
+
+
+def _video_fps(path: Path) -> float | None:
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate
+    return float(rate) if rate else None
+
+
+def resolve_inputs(spec: str) -> list[PredictInput]:
+    """A video file, a folder of frame images, or a glob matching frame images (one sequence) or videos."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return [PredictInput(safe_name(path.resolve().name), ImageFolder.from_directory(path), None)]
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return [PredictInput(safe_name(path.stem), ImageFolder([path]), None)]
+        return [PredictInput(safe_name(path.stem), open_video(path), _video_fps(path))]
+    if not glob.has_magic(spec):
+        raise PredictInputError(f"input={spec}: no such file or folder")
+    matches = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+    images = [p for p in matches if p.suffix.lower() in IMAGE_SUFFIXES]
+    videos = [p for p in matches if p.suffix.lower() in VIDEO_SUFFIXES]
+    if images and not videos:
+        return [PredictInput(safe_name(images[0].parent.resolve().name), ImageFolder(images), None)]
+    if videos and not images:
+        return [PredictInput(safe_name(v.stem), open_video(v), _video_fps(v)) for v in videos]
+    found = f"{len(images)} images and {len(videos)} videos" if matches else "no files"
+    raise PredictInputError(f"input={spec}: the glob matches {found}; it must match frame images "
+                            f"({', '.join(IMAGE_SUFFIXES)}) or videos ({', '.join(VIDEO_SUFFIXES)}), not both")
+
+
+def _input_paths(inputs: list[PredictInput]) -> tuple[list[Path], list[Path]]:
+    """(folders, files) the outputs must stay clear of."""
+    dirs, files = [], []
+    for item in inputs:
+        if isinstance(item.source, ImageFolder):
+            dirs += sorted({p.parent for p in item.source.paths})
+            files += item.source.paths
+        else:
+            files.append(item.source.path)
+    return dirs, files
+
+
+def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard, cfg: DictConfig) -> int:
+    """Write one input's maps and videos; returns the number of frames written."""
+    status = {"input": str(item.source.path), "frames_total": len(item.source), "complete": False}
+    atomic_write_json(guard.path(item.name, "status.json"), status)
+    fps = item.fps or float(cfg.fps)
+    stems = frame_stems(item.source.paths if isinstance(item.source, ImageFolder) else item.source.path,
+                        len(item.source))
+    written, started = 0, time.perf_counter()
+    saliency_video = VideoWriter(guard.path(item.name, "saliency.mp4"), fps) if cfg.write_videos else None
+    overlay_video = VideoWriter(guard.path(item.name, "overlay.mp4"), fps) if cfg.write_videos else None
+    try:
+        with progress.progress(item.name, total=len(item.source)) as counter:
+            for p in runner.stream(item.source, cfg.batch_size):
+                grey = to_uint8(p.saliency)
+                if cfg.write_pngs:
+                    write_png(guard.path(item.name, "maps", f"{stems[p.index]}.png"), grey)
+                if saliency_video is not None:
+                    saliency_video.write(grey[..., None].repeat(3, axis=-1))
+                    overlay_video.write(heatmap_overlay(p.frame, grey, cfg.overlay_alpha))
+                written += 1
+                counter.advance()
+        status["complete"] = True
+    except Exception as e:
+        status["error"] = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        for video in (saliency_video, overlay_video):
+            if video is not None:
+                video.close()
+        status.update(frames_written=written, seconds=round(time.perf_counter() - started, 2))
+        atomic_write_json(guard.path(item.name, "status.json"), status)
+    return written
+
+
+def predict(cfg: DictConfig) -> list[Path]:
+    """Predict every input; returns the output folders. Ends with one line: ``N frames in T s (X frames/s) ->
+    OUT`` (OUT: the input's folder, or with several inputs the folder that holds theirs)."""
+    inputs = resolve_inputs(str(cfg.input))
+    names = [item.name for item in inputs]
+    if len(set(names)) != len(names):
+        raise PredictInputError(f"input={cfg.input}: several inputs share an output name: {sorted(names)}")
+    net, _ = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
+    dirs, files = _input_paths(inputs)
+    if cfg.ckpt_path and Path(cfg.ckpt_path).is_file():
+        files.append(Path(cfg.ckpt_path))
+    guard = OutputGuard(cfg.paths.output_dir, input_dirs=dirs, input_files=files)
+    runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
+    total, started = 0, time.perf_counter()
+    for item in inputs:
+        n = predict_one(runner, item, guard, cfg)
+        total += n
+        if len(inputs) > 1:
+            log.info("%s: %d frames -> %s", item.source.path, n, guard.path(item.name))
+    seconds = time.perf_counter() - started
+    out = guard.path(names[0]) if len(names) == 1 else guard.output_dir
+    print(f"{total} frames in {seconds:.1f} s ({total / max(seconds, 1e-9):.1f} frames/s) -> {out}", flush=True)
+    return [guard.path(name) for name in names]
+
+

@@ -1,0 +1,233 @@
+"""Scoring saliency methods on a dataset: the network, baselines and folders of precomputed maps, in one pass
+over each sequence, then the tables and figures of ``salvid.evaluate``.
+
+Writes into the output folder:
+
+* ``per_sequence.csv``: one row per method x sequence, every metric, scored and excluded frame counts;
+* ``summary.json``: ``{method: {metric: mean over sequences, "excluded_frames": n, ...}}``;
+* ``table.md`` (also printed): methods as columns, PLCC/AUC/NSS rows then the VSOD metrics;
+* ``roc.png``, ``pr.png``, ``qualitative.png`` (and PDFs).
+
+Maps are scored at the ground truth's resolution. With ``logger=wandb`` the table, the per-sequence rows and
+the figures are logged too.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
+from salvid.checkpoints import load_network
+from salvid.data.layouts import VideoSequence, layout_options
+from salvid.data.splits import split_sequences
+from salvid.errors import CheckpointError, ConfigError
+from salvid.inference import report
+from salvid.inference.core import NetworkSaliency, SaliencyMethod, frame_stems, iter_batches, middle_frames
+from salvid.metrics import SaliencyMetrics
+from salvid.runtime import progress
+from salvid.runtime.configs import instantiate_all
+from salvid.runtime.files import OutputGuard, atomic_write_json, atomic_write_text
+from salvid.runtime.tracking import finish_wandb_run, wandb_mode
+
+log = logging.getLogger(__name__)
+
+
+def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
+    """The network first, then the requested baselines (skipping, with the reason, those that cannot run)."""
+    net, _ = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
+    run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last}
+    methods: list[SaliencyMethod] = [NetworkSaliency(net, cfg.method_name, **run)]
+    for name in cfg.baselines:
+        if name == "image_only":
+            if cfg.image_only_ckpt is None:
+                log.warning("baseline image_only skipped: no checkpoint of the 1-frame network given "
+                            "(image_only_ckpt=<.ckpt, .safetensors or pretrained name>)")
+                continue
+            image_net, _ = load_network(cfg.image_only_ckpt, trusted=cfg.trusted_checkpoint)
+            if image_net.in_frames != 1:
+                raise CheckpointError(f"image_only_ckpt={cfg.image_only_ckpt}: a network of "
+                                      f"{image_net.in_frames} input frames, not the 1-frame ablation")
+            methods.append(NetworkSaliency(image_net, "image_only", **run))
+        elif name in BASELINES:
+            try:
+                methods.append(BASELINES[name]())
+            except BaselineUnavailable as e:
+                log.warning("baseline %s skipped: %s", name, e)
+        else:
+            raise ConfigError(f"baselines: unknown {name!r} (known: {sorted([*BASELINES, 'image_only'])})")
+    for name, spec in (cfg.networks or {}).items():
+        other, _ = load_network(spec, trusted=cfg.trusted_checkpoint)
+        methods.append(NetworkSaliency(other, name, **run))
+    methods += [MapsFolder(name, directory) for name, directory in (cfg.maps_dirs or {}).items()]
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two methods share a name: {names}")
+    return methods
+
+
+def load_sequences(cfg: DictConfig) -> tuple[list[VideoSequence], Path]:
+    """The sequences to score: ``data.split`` in full, or the ``stage`` of the data config (its splits and
+    hold-outs, as training saw them)."""
+    data = cfg.data
+    if data.get("synthetic") is not None:
+        from salvid.data.synthetic import generate_dataset
+
+        generate_dataset(Path(data.root), **OmegaConf.to_container(data.synthetic, resolve=True))
+    options = layout_options(data.layout, data)
+    if data.get("split") is not None:
+        stage, stages = "test", split_sequences(data.layout, data.root, {"test": data.split}, **options)
+    else:
+        stage = cfg.stage
+        stages = split_sequences(data.layout, data.root, OmegaConf.to_container(data.splits, resolve=True),
+                                 data.get("val_holdout", 0), data.get("test_holdout", 0), **options)
+    if stage not in stages:
+        raise ConfigError(f"stage={stage}: the data config defines no {stage} sequences (set data.split=<split>)")
+    return stages[stage], Path(data.root)
+
+
+def _qualitative_picks(sequences: list[VideoSequence], count: int) -> dict[int, list[int]]:
+    """{sequence index: frames} for ``count`` frames (fewer only when there are fewer annotated frames): one
+    from each of ``count`` evenly spread sequences, or, with fewer sequences than ``count``, several per
+    sequence, evenly spaced over its annotated frames."""
+    usable = [s for s, seq in enumerate(sequences) if seq.targets]
+    if count <= 0 or not usable:
+        return {}
+    if count <= len(usable):
+        chosen = np.linspace(0, len(usable) - 1, count).round().astype(int)
+        return {usable[i]: [sequences[usable[i]].targets[len(sequences[usable[i]].targets) // 2]] for i in chosen}
+    share = [count // len(usable) + (i < count % len(usable)) for i in range(len(usable))]
+    picks = {}
+    for s, k in zip(usable, share, strict=True):
+        targets = sequences[s].targets
+        positions = (np.arange(k) + 0.5) * len(targets) / k  # the middles of k equal parts
+        picks[s] = sorted({targets[min(int(i), len(targets) - 1)] for i in positions})
+    return picks
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoSequence]):
+    """Stream every sequence once, scoring every method; returns the metrics and the qualitative samples."""
+    metrics = {m.name: SaliencyMetrics(average=cfg.metric_average, skip_first_last=cfg.skip_first_last)
+               for m in methods}
+    in_frames = max(m.in_frames for m in methods)
+    picks = _qualitative_picks(sequences, cfg.qualitative_frames)
+    samples: list[report.QualitativeSample] = []
+    stems_of = [frame_stems(seq.frames, len(seq.masks)) for seq in sequences]
+    for seq, stems in zip(sequences, stems_of, strict=True):  # before any work: a missing map fails fast
+        for m in methods:
+            if isinstance(m, MapsFolder):
+                m.check(seq.name, stems, seq.targets)
+
+    with progress.progress("evaluating", total=sum(len(s.targets) for s in sequences)) as counter:
+        for v, seq in enumerate(sequences):
+            counter.describe(seq.name)
+            for m in methods:
+                m.begin_sequence(seq.name, stems_of[v])
+            for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.targets):
+                masks = [seq.target(t) for t in ids]
+                target = torch.from_numpy(np.stack(masks).astype(bool)) if len({m.shape for m in masks}) == 1 \
+                    else None
+                video_ids = torch.full((len(ids),), v)
+                for m in methods:
+                    maps = m.predict([middle_frames(c, m.in_frames) for c in clips], ids)
+                    if target is not None:
+                        metrics[m.name].update(torch.from_numpy(maps), target, video_ids, torch.tensor(ids))
+                    else:  # masks of differing sizes in one batch: score frame by frame
+                        for i, t in enumerate(ids):
+                            metrics[m.name].update(torch.from_numpy(maps[i : i + 1]),
+                                                   torch.from_numpy(masks[i][None].astype(bool)),
+                                                   video_ids[i : i + 1], torch.tensor([t]))
+                    for t in picks.get(v, ()):
+                        if t not in ids:
+                            continue
+                        i, title = ids.index(t), f"{seq.name} #{t}"
+                        sample = next((x for x in samples if x.title == title), None)
+                        if sample is None:
+                            sample = report.QualitativeSample(title, clips[i][len(clips[i]) // 2], masks[i])
+                            samples.append(sample)
+                        sample.maps[m.name] = _unit(maps[i])
+                counter.advance(len(ids))
+    return metrics, samples
+
+
+def dataset_title(cfg: DictConfig, sequences: list[VideoSequence]) -> str:
+    """``davis2016_holdout, test (held out): 5 sequences, 356 annotated frames``: the data config's name (its
+    layout outside Hydra), the split scored, and how much."""
+    from hydra.core.hydra_config import HydraConfig
+
+    data = cfg.data
+    name = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    if data.get("split") is not None:
+        split = f"split {data.split}"
+    else:
+        stage = cfg.stage
+        held_out = not (data.get("splits") or {}).get(stage) and data.get(f"{stage}_holdout", 0)
+        split = f"{stage} ({data.get(f'{stage}_holdout')} held out of split {data.splits.train})" if held_out \
+            else f"{stage} (split {(data.get('splits') or {}).get(stage)})"
+    frames = sum(len(s.targets) for s in sequences)
+    return f"{name or data.layout}, {split}: {len(sequences)} sequences, {frames} annotated frames"
+
+
+def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Score every method of ``cfg`` on its sequences, write the results, and return the summary."""
+    methods = build_methods(cfg)
+    sequences, data_root = load_sequences(cfg)
+    checkpoint_files = [Path(p) for p in (cfg.ckpt_path, cfg.image_only_ckpt, *(cfg.networks or {}).values())
+                        if p and Path(p).is_file()]
+    guard = OutputGuard(cfg.paths.output_dir, input_dirs=[data_root, *(cfg.maps_dirs or {}).values()],
+                        input_files=checkpoint_files)
+    metrics, samples = score(cfg, methods, sequences)
+
+    summary: dict[str, dict[str, float]] = {}
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, dict[str, np.ndarray]] = {}
+    for name, metric in metrics.items():
+        summary[name] = {k: (int(v) if k.endswith("_frames") else float(v)) for k, v in metric.compute().items()}
+        for v, values in metric.compute_per_video().items():
+            rows.append({"method": name, "sequence": sequences[v].name, **values})
+        curves[name] = {k: c.cpu().numpy() for k, c in metric.curves().items()}
+
+    title = dataset_title(cfg, sequences)
+    table = report.markdown_table(summary)
+    atomic_write_json(guard.path("summary.json"), summary)
+    atomic_write_text(guard.path("per_sequence.csv"), report.per_sequence_csv(rows))
+    atomic_write_text(guard.path("table.md"), f"{title}\n\n{table}")
+    figures = {"roc": report.roc_figure(curves, summary, title), "pr": report.pr_figure(curves, title)}
+    if samples:
+        figures["qualitative"] = report.qualitative_figure(samples, [m.name for m in methods], title)
+    for name, figure in figures.items():
+        report.save_figure(figure, guard.path(f"{name}.png"), guard.path(f"{name}.pdf"))
+    report.print_table(summary, title)
+    _log_to_loggers(cfg, guard, summary, rows)
+    log.info("results: %s", guard.output_dir)
+    return summary
+
+
+def _log_to_loggers(cfg: DictConfig, guard: OutputGuard, summary: dict, rows: list[dict[str, Any]]) -> None:
+    """Scalars to every configured logger; with W&B also the tables (groupable by method) and the figures."""
+    if cfg.get("logger") and "wandb" in cfg.logger:
+        wandb_mode()
+    loggers = instantiate_all(cfg.get("logger"))
+    for lg in loggers:
+        lg.log_metrics({f"{m}/{k}": v for m, values in summary.items() for k, v in values.items()})
+        if hasattr(lg, "log_table"):  # WandbLogger
+            header, table_rows = report.table_rows(summary)
+            lg.log_table("evaluate/table", columns=header, data=[[c.replace("**", "") for c in r] for r in table_rows])
+            columns = list(rows[0])
+            lg.log_table("evaluate/per_sequence", columns=columns, data=[[r.get(c) for c in columns] for r in rows])
+            figures = [f for f in ("roc.png", "pr.png", "qualitative.png") if guard.path(f).is_file()]
+            lg.log_image("evaluate/figures", [str(guard.path(f)) for f in figures], caption=figures)
+        lg.finalize("success")
+    finish_wandb_run()
+
+

@@ -1,0 +1,73 @@
+"""Writing predicted maps: PNGs, a grey map video and a heat-map overlay video, frame by frame (PyAV)."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from PIL import Image
+
+from salvid.runtime.files import atomic_write_bytes
+
+
+def to_uint8(saliency: np.ndarray) -> np.ndarray:
+    """[0, 1] float map -> (H, W) uint8."""
+    return np.clip(np.rint(saliency * 255.0), 0, 255).astype(np.uint8)
+
+
+def heatmap_overlay(frame: np.ndarray, saliency_u8: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The frame with the map drawn over it as a JET heat map (RGB uint8)."""
+    heat = cv2.cvtColor(cv2.applyColorMap(saliency_u8, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(heat, alpha, frame, 1.0 - alpha, 0.0)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Grey (H, W) or RGB (H, W, 3) uint8 as a PNG, written atomically."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+class VideoWriter:
+    """H.264 (yuv420p, playable everywhere) from RGB frames, opened on the first frame.
+
+    yuv420p needs even sides: an odd height or width is padded by repeating the last row or column.
+    Closing always finishes the file, so the frames written before an error stay playable.
+    """
+
+    def __init__(self, path: Path, fps: float, crf: int = 18):
+        self.path = path
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.crf = crf
+        self._container: av.container.OutputContainer | None = None
+        self._stream = None
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        h, w = rgb.shape[:2]
+        rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        if self._container is None:
+            self._container = av.open(str(self.path), mode="w")
+            self._stream = self._container.add_stream("libx264", rate=self.fps)
+            self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(self.crf)}
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.mux(self._stream.encode())  # flush the encoder
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,130 @@
+"""How every entry point ends: errors a user can fix reported in one line, bugs with their traceback.
+
+salvid's own errors (:class:`salvid.errors.SalvidError`: bad input data, a bad config value, an output that
+would overwrite an input, a checkpoint or archive refused) carry a message that names the file or config key
+and says what to do. The
+entry points (``train``, ``evaluate``, ``predict``, ``export``, ``prepare``) print that message as one
+line, ``error: <message>``, and exit with status 2. Anything else is a bug, or a failure salvid did not
+foresee, and keeps its full traceback (exit status 1). ``HYDRA_FULL_ERROR=1`` shows the full traceback for
+every error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from salvid.errors import SalvidError
+
+EXIT_USER_ERROR = 2
+FULL_ERROR_VAR = "HYDRA_FULL_ERROR"
+_SET_BY_SALVID_VAR = "SALVID_SET_HYDRA_FULL_ERROR"  # processes started from an entry point inherit both
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+    return (SalvidError, ConfigCompositionException, MissingConfigException, OverrideParseException,
+            MissingMandatoryValue, InterpolationResolutionError)
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and those it was raised from (Hydra wraps a constructor's error in its own)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """The salvid error type in ``error``'s chain, or None when it is an unexpected error."""
+    types = _user_error_types()
+    return next((e for e in _chain(error) if isinstance(e, types)), None)
+
+
+def one_line(error: BaseException) -> str:
+    """The message as one line. A dataloader worker's error arrives as a report whose last line is the
+    original ``Type: message``; long messages (torch's size-mismatch lists) keep their first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if any(line.startswith("Original Traceback") for line in lines):
+        return lines[-1].split(": ", 1)[-1]
+    if type(error).__module__.startswith("hydra") and len(lines) > 1:  # Hydra's second line is its hint
+        return f"{lines[0]} {lines[1]}"
+    if type(error).__module__.startswith("omegaconf"):  # then full_key/object_type: the first line says it
+        return lines[0]
+    if len(lines) > 1:
+        return f"{lines[0]} (+{len(lines) - 1} more lines with {FULL_ERROR_VAR}=1)"
+    return lines[0]
+
+
+def _user_wants_traceback() -> bool:
+    return os.environ.get(FULL_ERROR_VAR) == "1" and _SET_BY_SALVID_VAR not in os.environ
+
+
+def _report(error: BaseException) -> None:
+    print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+
+
+def entry_point(main: F) -> F:
+    """Run an entry point's ``main`` so that salvid's own errors end it with one line and exit status 2.
+
+    Hydra prints a traceback for any error raised by a task unless ``HYDRA_FULL_ERROR`` is set, in which
+    case it re-raises: setting it for the call lets the error reach this wrapper, which then decides. A
+    user's own ``HYDRA_FULL_ERROR=1`` keeps every traceback.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user_wants_traceback = _user_wants_traceback()
+        saved = {k: os.environ.get(k) for k in (FULL_ERROR_VAR, _SET_BY_SALVID_VAR)}
+        if not user_wants_traceback:
+            os.environ.update({FULL_ERROR_VAR: "1", _SET_BY_SALVID_VAR: "1"})
+        try:
+            return main(*args, **kwargs)
+        except Exception as error:
+            found = None if user_wants_traceback else user_error(error)
+            if found is None:
+                raise
+            _report(found)
+            raise SystemExit(EXIT_USER_ERROR) from None
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Around the work of a Hydra task: in a single run, salvid's own errors end the process with one line
+    right away (Hydra would print the job's overrides first). In a multirun they propagate: Hydra runs the
+    other jobs, then names the failed job's overrides, and :func:`entry_point` reports the error."""
+    try:
+        yield
+    except Exception as error:
+        found = None if _user_wants_traceback() or in_multirun() else user_error(error)
+        if found is None:
+            raise
+        _report(found)
+        raise SystemExit(EXIT_USER_ERROR) from None

@@ -1,0 +1,52 @@
+"""The process and the machine: the oneDNN cap training may need, and what the hardware is."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+
+from salvid.models.families import family_of
+
+log = logging.getLogger(__name__)
+
+ISA_ENV = "ONEDNN_MAX_CPU_ISA"
+# AVX512 with bf16 instructions but without AMX: bf16 training on AMX CPUs can segfault or hang in oneDNN's
+# Conv3d weight gradient, and this cap avoids it. It also takes AMX from bf16 inference (measured by
+# `python -m salvid.bench model`: 1.5-3x slower forward), so only training processes set it.
+CPU_ISA_CAP = "AVX512_CORE_BF16"
+
+
+def cap_cpu_isa_for_training(model_config) -> None:
+    """Cap oneDNN below AMX for this process when it trains a model family that needs it (its
+    ``training_isa_cap`` in :mod:`salvid.models.families`); an explicit ``ONEDNN_MAX_CPU_ISA`` wins.
+
+    oneDNN reads the variable once, when torch first uses it: call this before importing torch.
+    """
+    if not family_of(model_config).training_isa_cap:
+        return
+    if ISA_ENV not in os.environ and "torch" in sys.modules:
+        log.warning("%s set after torch was imported; it may not take effect (bf16 CPU training may crash)",
+                    ISA_ENV)
+    os.environ.setdefault(ISA_ENV, CPU_ISA_CAP)
+
+
+def hardware_description() -> str:
+    """The CPU model and core count, plus the GPUs torch sees: what a model card records about training."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    parts = [f"{cpu} ({os.cpu_count()} cores)"]
+    import torch
+
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        parts.append(", ".join(f"{names.count(n)}x {n}" for n in dict.fromkeys(names)))
+    return "; ".join(parts)

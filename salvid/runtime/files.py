@@ -1,0 +1,106 @@
+"""Writing outputs safely: atomic writes (a reader sees the old file or the new one, never half of one),
+file names derived from data that cannot escape their folder, and output paths that never hit an input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from salvid.errors import UnsafeOutputError
+
+
+@contextmanager
+def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``path`` when the block ends, and is deleted if the block raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give what a plain open() would
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path) as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+_UNSAFE_CHARS = re.compile(r"[^\w.\-+=@,]", re.UNICODE)
+_MAX_NAME_BYTES = 200
+
+
+def safe_name(name: str) -> str:
+    """One file-name component from a data-derived name (a sequence, a frame file stem).
+
+    Path separators, control characters and anything else outside letters, digits and ``._-+=@,`` become
+    ``_``; a name that is empty or starts with a dot (``.``, ``..``, hidden files) gets a leading ``_``. So
+    a name from data can never climb out of, or point anywhere but, the folder it is joined to.
+    """
+    cleaned = _UNSAFE_CHARS.sub("_", str(name))
+    if not cleaned or cleaned.startswith("."):
+        cleaned = "_" + cleaned
+    while len(cleaned.encode("utf-8")) > _MAX_NAME_BYTES:
+        cleaned = cleaned[:-1]
+    return cleaned
+
+
+class OutputGuard:
+    """The one place evaluate/predict get their output paths from; no output can overwrite an input.
+
+    Construction refuses an output folder that equals or lies inside an input folder (a dataset root, a
+    frame folder, a maps folder), or that is an input file. :meth:`path` joins safe names below the output
+    folder and refuses any result inside an input folder or equal to an input file (symlinks resolved),
+    which covers an input folder placed inside the output folder.
+    """
+
+    def __init__(self, output_dir: str | Path, input_dirs: Iterable[str | Path] = (),
+                 input_files: Iterable[str | Path] = ()):
+        self.output_dir = Path(output_dir).resolve()
+        self.input_dirs = [Path(d).resolve() for d in input_dirs]
+        self.input_files = {Path(f).resolve() for f in input_files}
+        for d in self.input_dirs:
+            if self.output_dir == d or d in self.output_dir.parents:
+                raise UnsafeOutputError(
+                    f"output folder {self.output_dir} is {'the' if self.output_dir == d else 'inside the'} input "
+                    f"folder {d}; choose an output folder outside the inputs (paths.output_dir=...)"
+                )
+        if self.output_dir in self.input_files:
+            raise UnsafeOutputError(f"output folder {self.output_dir} is an input file")
+
+    def path(self, *names: str) -> Path:
+        """``output_dir/<safe_name(n1)>/<safe_name(n2)>...``, checked against the inputs."""
+        path = self.output_dir.joinpath(*(safe_name(n) for n in names))
+        resolved = path.resolve()
+        if resolved in self.input_files:
+            raise UnsafeOutputError(f"{path}: refusing to write over the input file {resolved}")
+        for d in self.input_dirs:
+            if resolved == d or d in resolved.parents:
+                raise UnsafeOutputError(f"{path}: refusing to write inside the input folder {d}")
+        return path

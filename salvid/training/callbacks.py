@@ -1,0 +1,126 @@
+"""Lightning callbacks of ``conf/callbacks/default.yaml`` that shape what training prints."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import RichModelSummary
+from lightning.pytorch.utilities.model_summary import get_formatted_model_size, get_human_readable_count
+
+from salvid.runtime import progress
+from salvid.runtime.progress import Ticker, duration
+
+
+class TrainingProgress(Callback):
+    """Off a terminal (a CI log, ``nohup``), a line every ``interval`` seconds (default: 30, see
+    :func:`salvid.runtime.progress.interval`) from global rank 0: stage, epoch, batches done / total, batches/s and the
+    latest training loss. On a terminal the progress bar shows the same and this stays silent."""
+
+    def __init__(self, interval: float | None = None):
+        self.interval = interval
+        self._ticker: Ticker | None = None
+        self._state: dict[str, Any] = {"stage": "setting up"}
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._ticker is None and trainer.is_global_zero and not progress.interactive():
+            self._ticker = Ticker(self._emit, self.interval or progress.interval()).start()
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+
+    def line(self) -> str:
+        """``train: epoch 3/6, batch 12/24, 2.1 batches/s, 4 min 02 s elapsed, train/loss 0.1620``."""
+        s = dict(self._state)
+        parts = [str(s["stage"])]
+        if "epoch" in s:
+            parts.append(f"epoch {s['epoch'] + 1}/{s['max_epochs']}" if s.get("max_epochs") else f"epoch {s['epoch'] + 1}")
+        if "batch" in s:
+            total = s.get("total")
+            parts.append(f"batch {s['batch']}/{total}" if total and math.isfinite(total) else f"batch {s['batch']}")
+            if s["batch"] and s["now"] > s["started"]:  # the rate up to the last finished batch
+                parts.append(f"{s['batch'] / (s['now'] - s['started']):.2f} batches/s")
+            parts.append(f"{duration(time.perf_counter() - s['started'])} in this stage")
+        if s.get("loss") is not None:
+            parts.append(f"train/loss {s['loss']:.4f}")
+        return ", ".join(parts)
+
+    def _emit(self) -> None:
+        progress.log.info(self.line())
+
+    def _begin(self, trainer: Trainer, stage: str, total: Any) -> None:
+        now = time.perf_counter()
+        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        self._state = {"stage": stage, "batch": 0, "total": total, "started": now, "now": now,
+                       "loss": self._state.get("loss")}
+        if stage != "test":
+            self._state.update(epoch=trainer.current_epoch, max_epochs=max_epochs)
+
+    def _step(self, batch_idx: int, loss: Any = None) -> None:
+        self._state["batch"] = batch_idx + 1
+        self._state["now"] = time.perf_counter()
+        if loss is not None:
+            self._state["loss"] = float(loss)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._begin(trainer, "train", trainer.num_training_batches)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        self._step(batch_idx, loss.detach() if hasattr(loss, "detach") else loss)
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._begin(trainer, "validate" if not trainer.sanity_checking else "sanity check",
+                    sum(trainer.num_val_batches) if trainer.num_val_batches else None)
+
+    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step(batch_idx)
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._begin(trainer, "test", sum(trainer.num_test_batches) if trainer.num_test_batches else None)
+
+    def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._step(batch_idx)
+
+
+class ModelSummary(RichModelSummary):
+    """Lightning's rich model summary, without the FLOPs column and total when they were not counted (Lightning
+    counts FLOPs only for a module with an ``example_input_array``, and prints 0 otherwise)."""
+
+    @staticmethod
+    def summarize(summary_data: list[tuple[str, list[str]]], total_parameters: int, trainable_parameters: int,
+                  model_size: float, total_training_modes: dict[str, int], total_flops: int,
+                  **summarize_kwargs: Any) -> None:
+        if total_flops:
+            RichModelSummary.summarize(summary_data, total_parameters, trainable_parameters, model_size,
+                                       total_training_modes, total_flops, **summarize_kwargs)
+            return
+        from rich import get_console
+        from rich.table import Table
+
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs"]
+        table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
+        table.add_column(" ", style="dim")
+        for name, _ in columns[1:]:
+            table.add_column(name, justify="left" if name in ("Name", "Type", "Mode") else "right", no_wrap=name == "Name")
+        for row in zip(*(values for _, values in columns), strict=True):
+            table.add_row(*row)
+        console = get_console()
+        console.print(table)
+        grid = Table.grid(expand=True)
+        grid.add_column()
+        grid.add_row(f"[bold]Trainable params[/]: {get_human_readable_count(int(trainable_parameters))}")
+        grid.add_row(f"[bold]Non-trainable params[/]: "
+                     f"{get_human_readable_count(int(total_parameters - trainable_parameters))}")
+        grid.add_row(f"[bold]Total params[/]: {get_human_readable_count(int(total_parameters))}")
+        grid.add_row(f"[bold]Total estimated model params size (MB)[/]: {get_formatted_model_size(model_size)}")
+        grid.add_row(f"[bold]Modules in train mode[/]: {total_training_modes['train']}")
+        grid.add_row(f"[bold]Modules in eval mode[/]: {total_training_modes['eval']}")
+        console.print(grid)

@@ -1,0 +1,162 @@
+"""A training run from its config: check it, resume or start it, fit, test, and record the results.
+
+Writes ``<output_dir>/checkpoints/{last,best}.ckpt`` and, once the run has finished, ``metrics.json``
+(its absence marks an incomplete run). Rerunning in a run's folder resumes that run with all its records (see
+:mod:`salvid.training.run_records`), after checking that the checkpoint was trained with the same model, module
+and data config (see :mod:`salvid.training.run_folder`). Rerunning a finished run changes nothing: it says so
+and returns the recorded metric. Under DDP all ranks share rank 0's config and output directory (see
+:mod:`salvid.training.ddp`).
+
+torch and Lightning are imported only inside the functions: the oneDNN ISA cap that some families need for
+bf16 CPU training must be set before torch loads, and only when it is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from salvid.errors import ConfigError
+from salvid.models.config import check_model_config
+from salvid.runtime.checks import require_int, require_positive
+from salvid.runtime.configs import instantiate_all, use_job_output_dir
+from salvid.runtime.environment import cap_cpu_isa_for_training, hardware_description
+from salvid.runtime.files import atomic_write_json
+from salvid.runtime.tracking import finish_wandb_run, wandb_mode
+from salvid.training import sweep
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> float | None:
+    cap_cpu_isa_for_training(cfg.model)
+    from salvid.training import ddp, run_folder, run_records
+
+    use_job_output_dir(cfg)
+    check_config(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    finished = run_folder.finished_run(output_dir)
+    if finished is not None:
+        log.warning("%s: this run has finished (its metrics.json exists); nothing was changed. For a new run "
+                    "choose another paths.output_dir", output_dir)
+        return sweep.metric_value(finished, cfg.get("optimized_metric") or "")
+    start = run_folder.plan_resume(cfg, output_dir)
+    cfg.ckpt_path = start.ckpt_path
+    if start.ckpt_path:
+        log.info("Resuming from %s (step %d)", start.ckpt_path, start.step)
+    if cfg.get("logger") and "wandb" in cfg.logger:
+        wandb_mode()
+        if cfg.logger.wandb.get("id") is None:
+            cfg.logger.wandb.id = run_records.wandb_run_id(output_dir)
+    try:
+        with ddp.shared_with_ranks(cfg):
+            return fit_and_test(cfg, output_dir, start.step)
+    finally:
+        finish_wandb_run()
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse values that make no sense before any work starts, naming the key."""
+    data = cfg.data
+    require_int("data.batch_size", data.get("batch_size"), 1)
+    require_int("data.num_workers", data.get("num_workers", 0), 0)
+    if "chunk_len" in data:
+        require_int("data.chunk_len", data.chunk_len, 1)
+    optimizer = cfg.module.optimizer
+    require_positive("module.optimizer.lr", optimizer.get("lr"))
+    if optimizer.get("backbone_lr") is not None:
+        require_positive("module.optimizer.backbone_lr", optimizer.backbone_lr)
+    check_model_config(OmegaConf.to_container(cfg.model, resolve=True))
+
+
+def _load_initial_weights(module, spec: str, trusted: bool) -> None:
+    """Start from a pretrained network (fine-tuning): its config must equal the model being trained."""
+    from salvid.checkpoints import load_network
+    from salvid.errors import CheckpointError
+
+    net, config = load_network(spec, trusted=trusted)
+    if config != module.hparams.model:
+        differ = sorted(k for k in set(config) | set(module.hparams.model)
+                        if config.get(k) != module.hparams.model.get(k))
+        raise CheckpointError(f"init_weights={spec}: its model config differs from model.* in {differ}")
+    module.net.load_state_dict(net.state_dict())
+    log.info("initial weights from %s", spec)
+
+
+def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> float | None:
+    import lightning as L
+
+    from salvid.runtime import progress
+    from salvid.training.checkpoint_plugin import AtomicCheckpointIO
+    from salvid.training.loggers import ResumableCSVLogger
+    from salvid.training.run_records import RunRecord
+
+    progress.quiet()  # no library messages a user cannot act on
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    module = hydra.utils.instantiate(cfg.module, model=OmegaConf.to_container(cfg.model, resolve=True),
+                                     _convert_="all")
+    if cfg.get("init_weights") and cfg.ckpt_path:
+        log.info("init_weights=%s not used: resuming from %s", cfg.init_weights, cfg.ckpt_path)
+    elif cfg.get("init_weights"):
+        _load_initial_weights(module, cfg.init_weights, cfg.get("trusted_checkpoint", False))
+    record = RunRecord(OmegaConf.to_container(cfg.data, resolve=True))
+    loggers = instantiate_all(cfg.get("logger"))
+    for lg in loggers:
+        if isinstance(lg, ResumableCSVLogger):
+            lg.resume_step = resume_step
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=[*instantiate_all(cfg.get("callbacks")), record], logger=loggers or False
+    )
+    checkpoint_io = trainer.strategy.checkpoint_io
+    if not isinstance(checkpoint_io, AtomicCheckpointIO):
+        raise ConfigError(f"trainer.plugins: the checkpoint plugin is {type(checkpoint_io).__name__}; salvid "
+                          "needs salvid.training.checkpoint_plugin.AtomicCheckpointIO, which reads checkpoints without "
+                          "running code from them")
+    checkpoint_io.trusted = bool(cfg.get("trusted_checkpoint", False))
+    for lg in trainer.loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    results: dict[str, Any] = {}
+    if cfg.get("test_untrained") and not cfg.ckpt_path:
+        untrained = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+        record.untrained = {k: float(v) for k, v in untrained.items()}
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    if record.untrained is not None:  # this segment's, or the first segment's from the checkpoint
+        results["untrained"] = record.untrained
+    # what a model card needs (salvid.export reads it): how long (all segments), how many steps, on what
+    results["run"] = {"fit_wall_time_s": round(record.fit_seconds(), 1), "segments": record.segments,
+                      "steps": trainer.global_step, "epochs": trainer.current_epoch,
+                      "hardware": hardware_description()}
+    results["val"] = record.val or {k: float(v) for k, v in trainer.callback_metrics.items()
+                                    if k.startswith("val/")}
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+    results["test"] = {k: float(v) for k, v in tested.items()}
+    results["checkpoint"] = best or None
+
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / "metrics.json", results)
+        _print_summary(results, output_dir)
+    return sweep.metric_value(results, cfg.get("optimized_metric") or "")
+
+
+def _print_summary(results: dict[str, Any], output_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Test metrics")
+    table.add_column("metric")
+    columns = [k for k in ("untrained", "test") if k in results]
+    for c in columns:
+        table.add_column("trained" if c == "test" else c, justify="right")
+    for name in results["test"]:
+        table.add_row(name, *(f"{results[c].get(name, float('nan')):.4f}" for c in columns))
+    console = Console()
+    console.print(table)
+    console.print(f"metrics: {output_dir / 'metrics.json'}")

@@ -1,0 +1,54 @@
+"""A shipped model's card: how a checkpoint was trained, from the checkpoint and the files its run left beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from salvid.checkpoints import read_checkpoint
+from salvid.errors import DataError
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a readable JSON file: {e}") from e
+
+
+def _without_machine_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """A training config fit to publish: where the run and its data lay on the training machine is dropped,
+    and the dataset is named by its folder's name."""
+    config.pop("paths", None)
+    data = config.get("data") or {}
+    if data.get("root"):
+        data["root"] = Path(str(data["root"])).name
+    return config
+
+
+def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: str | None) -> dict[str, Any]:
+    """How the checkpoint was trained, from the checkpoint and the files its training run left beside it."""
+    ckpt = read_checkpoint(ckpt_path, trusted)
+    run_dir = ckpt_path.resolve().parent.parent  # <run>/checkpoints/<file>.ckpt
+    hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if k != "model"}
+    card: dict[str, Any] = {"source_checkpoint": ckpt_path.name, "module": hparams,
+                            "steps": ckpt.get("global_step"), "epochs": ckpt.get("epoch")}
+    for state_key, state in ckpt.get("callbacks", {}).items():
+        if state_key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
+            card["selection"] = {"monitor": state.get("monitor"), "best_score": float(state["best_model_score"])}
+    run_config = run_dir / ".hydra" / "config.yaml"
+    if run_config.is_file():
+        card["train_config"] = _without_machine_paths(yaml.safe_load(run_config.read_text(encoding="utf-8")))
+    run_metrics = run_dir / "metrics.json"
+    if run_metrics.is_file():
+        recorded = _read_json(run_metrics)
+        card["run"] = recorded.get("run", {})
+        card["train_test_metrics"] = recorded.get("test")
+    if hardware:
+        card.setdefault("run", {})["hardware"] = hardware
+    if metrics:
+        card["heldout_metrics"] = _read_json(Path(metrics))
+    return card

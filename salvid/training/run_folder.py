@@ -1,0 +1,162 @@
+"""A training run's directory, checked before anything is written into it: finished or not, which checkpoint
+training continues from, and whether that checkpoint was trained with the config given now.
+
+Nothing here imports torch at import time: the Hydra callback :class:`ResumeCheck` runs before training sets
+the oneDNN variable that must precede torch (see :func:`salvid.runtime.environment.cap_cpu_isa_for_training`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback as HydraCallback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from salvid.errors import CheckpointError, ConfigError
+from salvid.models.families import with_defaults
+from salvid.runtime.configs import explicit_output_dir
+
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+METRICS_FILE = "metrics.json"
+RUN_RECORD = "RunRecord"  # the state key of salvid.training.run_records.RunRecord in a checkpoint
+# Keys that say how to run, not what is trained: a resume may change them.
+IGNORED_ON_RESUME = {"data": {"root", "num_workers", "pin_memory"}, "module": {"log_images", "channels_last"}}
+
+
+def checkpoint_to_resume(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """``ckpt_path`` as given; ``"last"``: this run's newest checkpoint, which must exist; ``None``: that
+    checkpoint when the directory has one (a run restarted in place), else a fresh start."""
+    if ckpt_path not in (None, "last"):
+        return ckpt_path
+    candidates = [p for p in [output_dir / LAST_CHECKPOINT, *output_dir.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    if not candidates:
+        if ckpt_path == "last":
+            raise ConfigError(f"ckpt_path=last: no {LAST_CHECKPOINT} in {output_dir}; "
+                              "pass hydra.run.dir=<the directory of the run to resume>")
+        return None
+    return str(max(candidates, key=lambda p: p.stat().st_mtime))
+
+
+def finished_run(output_dir: Path) -> dict[str, Any] | None:
+    """The records of the finished run in ``output_dir`` (its ``metrics.json``), or None."""
+    path = Path(output_dir) / METRICS_FILE
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return results if isinstance(results, dict) and "test" in results else None
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(_flatten(f"{prefix}.{key}", inner))
+        return flat
+    return {prefix: value}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so a config from a checkpoint compares equal to the same config from YAML."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def config_differences(checkpoint: dict[str, Any], cfg: DictConfig) -> list[str]:
+    """``key (<in the checkpoint> in the checkpoint, <now> now)`` for every model, module and data setting
+    that differs between the checkpoint and ``cfg``; [] when training can continue from it."""
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or not isinstance(hparams.get("model"), dict):
+        raise CheckpointError("no salvid model config in its hyper_parameters (not a salvid training checkpoint?)")
+    stored = {"model": with_defaults(hparams["model"]),
+              "module": {k: v for k, v in hparams.items() if k != "model"}}
+    now = {"model": with_defaults(OmegaConf.to_container(cfg.model, resolve=True)),
+           "module": OmegaConf.to_container(cfg.module, resolve=True)}
+    record = (checkpoint.get("callbacks") or {}).get(RUN_RECORD) or {}
+    if isinstance(record.get("config"), dict) and "data" in record["config"] and cfg.get("data") is not None:
+        stored["data"] = record["config"]["data"]
+        now["data"] = OmegaConf.to_container(cfg.data, resolve=True)
+    differences = []
+    for group in stored:
+        old, new = _flatten(group, _plain(stored[group])), _flatten(group, _plain(now[group]))
+        for key in sorted(old.keys() & new.keys() if group != "model" else old.keys() | new.keys()):
+            if key.split(".")[1] in IGNORED_ON_RESUME.get(group, ()):
+                continue
+            if old.get(key) != new.get(key):
+                differences.append(f"{key} ({old.get(key)!r} in the checkpoint, {new.get(key)!r} now)")
+    return differences
+
+
+@dataclass
+class Resume:
+    """Where training starts: a fresh run (``ckpt_path`` None) or a local checkpoint at ``step``."""
+
+    ckpt_path: str | None = None
+    step: int = 0
+
+
+def plan_resume(cfg: DictConfig, output_dir: Path) -> Resume:
+    """The checkpoint training continues from, read with the safe loader and compared with ``cfg``.
+
+    Raises :class:`ConfigError` naming every differing key when the checkpoint was trained with another
+    model, module or data config: resuming it would fail on mismatched weights, or silently train something
+    else. Nothing is written here, so a refused resume leaves the run directory as it was.
+    """
+    from salvid.checkpoints import local_copy, read_checkpoint
+
+    spec = checkpoint_to_resume(cfg.get("ckpt_path"), output_dir)
+    if spec is None:
+        return Resume()
+    path = str(local_copy(spec))
+    checkpoint = read_checkpoint(path, trusted=bool(cfg.get("trusted_checkpoint", False)))
+    try:
+        differences = config_differences(checkpoint, cfg)
+    except CheckpointError as e:
+        raise CheckpointError(f"{spec}: {e}") from None
+    if differences:
+        raise ConfigError(
+            f"{spec}: cannot resume with a different config: {'; '.join(differences)}. Rerun with the "
+            "checkpoint's settings, or start a new run in another directory (init_weights=<checkpoint> "
+            "fine-tunes from its weights)"
+        )
+    return Resume(path, int(checkpoint.get("global_step", 0)))
+
+
+class ResumeCheck(HydraCallback):
+    """Hydra callback of ``salvid.train``: keeps Hydra from writing into a run directory that training will
+    leave alone.
+
+    Hydra saves ``.hydra/config.yaml`` and appends to the job's log at the start of every run, over the
+    config a resumed run was started with (the record ``salvid.export`` copies into a model card). When the
+    directory holds a finished run, or a checkpoint that :func:`plan_resume` refuses, this turns both off for
+    the run; ``salvid.train`` then says why in one line, and the directory stays as it was.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from salvid.runtime.environment import cap_cpu_isa_for_training
+
+        cap_cpu_isa_for_training(config.model)  # reading a checkpoint loads torch
+        HydraConfig.instance().set_config(config)  # the ${hydra:...} values the paths need
+        output_dir = Path(explicit_output_dir(config) or config.hydra.run.dir)
+        if not output_dir.is_dir():
+            return
+        if finished_run(output_dir) is None:
+            try:
+                plan_resume(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), output_dir)
+                return  # resumable: Hydra records this segment as usual
+            except Exception:  # noqa: BLE001  (salvid.train raises it again, and reports it)
+                pass
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.output_subdir = None
+            logging_config = config.hydra.get("job_logging")
+            if logging_config is not None and "file" in (logging_config.get("handlers") or {}):
+                # Python's logging opens every handler it is given, used or not
+                del logging_config.handlers["file"]
+                root = logging_config.get("root") or {}
+                if "handlers" in root:
+                    root.handlers = [h for h in root.handlers if h != "file"]
