@@ -48,7 +48,7 @@ def test_frame_without_mask_is_context_and_counted(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="salvid.data.datamodule"):
         dm.setup()
     bear = dm.sequences["train"][0]
-    assert bear.targets == [0, 1, 2] and len(bear.masks) == 4
+    assert bear.annotated_frames == [0, 1, 2] and len(bear.masks) == 4
     assert "6 targets" in caplog.text and "1 frames without mask" in caplog.text
     clips = list(TripletStream([bear]))
     assert [c["frame_id"] for c in clips] == [0, 1, 2]

@@ -19,3 +19,16 @@ def test_console_script_style_call_finds_the_configs(module, tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "task_name" in result.stdout
+
+
+def test_a_users_own_config_group_joins_with_config_dir(tmp_path):
+    # docs/development.md: an experiment of one's own, outside the package, composed over salvid's configs
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "small_run.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: tiny\ntask_name: small_run\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "salvid.train", "--config-dir", str(tmp_path / "mine"),
+                             "+experiment=small_run", "--cfg", "job"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "task_name: small_run" in result.stdout and "width_mult: 0.25" in result.stdout  # model=tiny

@@ -19,7 +19,7 @@ def test_davis2016_split_lines_and_pairing(tmp_path):
     assert train[0].frames[2].name == "00002.jpg" and train[0].masks[2].name == "00002.png"
     assert [s.name for s in list_sequences("davis2016", root, "val")] == ["cows"]
     assert len(list_sequences("davis2016", root, "all")) == 3
-    np.testing.assert_array_equal(train[0].target(1), box_mask(1) // 255)
+    np.testing.assert_array_equal(train[0].salient_mask(1), box_mask(1) // 255)
 
 
 def test_davis2017_palette_masks_are_the_union_of_objects(tmp_path):
@@ -27,7 +27,7 @@ def test_davis2017_palette_masks_are_the_union_of_objects(tmp_path):
     (root / "ImageSets" / "2017").mkdir(parents=True)
     (root / "ImageSets" / "2017" / "val.txt").write_text("dogs\n")
     (seq,) = list_sequences("davis2016", root, "val", resolution="Full-Resolution")
-    mask = seq.target(0)
+    mask = seq.salient_mask(0)
     assert mask.sum() == 32 and mask[3, 3] == 1 and mask[12, 22] == 1
 
 
@@ -54,8 +54,8 @@ def test_segtrackv2_prefixed_bmp_frames_and_multi_object_union(tmp_path):
         save(two, tmp_path / "GroundTruth" / "bmx" / "2" / f"{i + 6668:05d}.png")  # no prefix: pairs by number
     bmx, girl = list_sequences("segtrackv2", tmp_path, "all")
     assert isinstance(bmx.masks[0], tuple) and len(bmx.masks[0]) == 2
-    assert bmx.target(0).sum() == 32
-    assert girl.frames[0].suffix == ".bmp" and len(girl.targets) == 3
+    assert bmx.salient_mask(0).sum() == 32
+    assert girl.frames[0].suffix == ".bmp" and len(girl.annotated_frames) == 3
 
 
 def test_vot2016_frames_and_segmentation_folders(tmp_path):
@@ -67,7 +67,7 @@ def test_vot2016_frames_and_segmentation_folders(tmp_path):
     (tmp_path / "bag" / "groundtruth.txt").write_text("1,2,3,4\n")
     bag, ball = list_sequences("vot2016", tmp_path, "all")
     assert (bag.name, ball.name) == ("bag", "ball1")
-    assert ball.frames[0].parent.name == "color" and len(bag.targets) == 3
+    assert ball.frames[0].parent.name == "color" and len(bag.annotated_frames) == 3
 
 
 @pytest.mark.parametrize("layout", ["davsod", "usvd"])
@@ -77,7 +77,7 @@ def test_davsod_style_sparse_masks(tmp_path, layout):
         if i % 2 == 0:
             save(box_mask(i), tmp_path / "select_0001" / "GT_object_level" / f"{i:04d}.png")
     (seq,) = list_sequences(layout, tmp_path, "all")
-    assert seq.targets == [0, 2, 4] and len(seq.masks) == 5
+    assert seq.annotated_frames == [0, 2, 4] and len(seq.masks) == 5
 
 
 def test_fbms_sparse_colour_ground_truth(tmp_path):
@@ -96,8 +96,8 @@ def test_fbms_sparse_colour_ground_truth(tmp_path):
         save(frame(i), tmp_path / "Testset" / "tennis" / f"tennis{i:03d}.jpg")
     save(grey, tmp_path / "Testset" / "tennis" / "GroundTruth" / "tennis001_gt.pgm")
     (cars,) = list_sequences("fbms", tmp_path, "train")
-    assert cars.targets == [0, 4]
-    assert cars.target(0).sum() == 16 + 8 and cars.target(4).sum() == 6
+    assert cars.annotated_frames == [0, 4]
+    assert cars.salient_mask(0).sum() == 16 + 8 and cars.salient_mask(4).sum() == 6
     assert [s.name for s in list_sequences("fbms", tmp_path, "all")] == ["cars1", "tennis"]
     assert fbms_mask(seq_dir / "GroundTruth" / "cars1_01_gt.ppm")[6, 6] == 1
 

@@ -348,9 +348,9 @@ def test_pack_writes_the_videos_layout_and_reports_sizes(tmp_path):
     original = list_sequences("davis2016", src, "train")
     assert [s.name for s in packed] == ["bear", "boat"]
     for a, b in zip(original, packed, strict=True):
-        assert b.targets == a.targets
-        frames_a, frames_b = a.open().read(a.targets), b.open().read(b.targets)
+        assert b.annotated_frames == a.annotated_frames
+        frames_a, frames_b = a.open().read(a.annotated_frames), b.open().read(b.annotated_frames)
         assert all(close(x, y) for x, y in zip(frames_a, frames_b, strict=True))
-        assert all((a.target(i) == b.target(i)).all() for i in a.targets)
+        assert all((a.salient_mask(i) == b.salient_mask(i)).all() for i in a.annotated_frames)
     assert [s.name for s in list_sequences("videos", tmp_path / "packed", "val")] == ["cows"]
     assert not (tmp_path / "packed.partial").exists()

@@ -62,7 +62,7 @@ def test_worker_ranges_are_whole_batches_in_turn(n, workers):
 
 @pytest.mark.parametrize("workers", [0, 2, 3])
 def test_training_ranks_yield_equal_batches_covering_the_epoch(sequences, workers):
-    total = sum(len(s.targets) for s in sequences)
+    total = sum(len(s.annotated_frames) for s in sequences)
     seen, counts = Counter(), []
     for rank in range(2):
         stream = make_stream(sequences, train=True, rank=rank, world_size=2)
@@ -72,7 +72,7 @@ def test_training_ranks_yield_equal_batches_covering_the_epoch(sequences, worker
         assert sum(len(b["mask"]) for b in out) == math.ceil(total / 2)
         seen.update(i for b in out for i in ids(b))
     assert counts[0] == counts[1]
-    all_frames = {(v, t) for v, s in enumerate(sequences) for t in s.targets}
+    all_frames = {(v, t) for v, s in enumerate(sequences) for t in s.annotated_frames}
     assert set(seen) == all_frames  # every sample once per epoch (padding only repeats a few)
     assert sum(seen.values()) - len(all_frames) == 2 * math.ceil(total / 2) - total
 
@@ -85,7 +85,7 @@ def test_evaluation_shards_score_every_frame_once(sequences, workers):
         out = batches(stream, workers)
         assert len(out) == len(DataLoader(stream, batch_size=BATCH))  # Lightning truncates to len()
         seen.update(i for b in out for i in ids(b))
-    assert seen == Counter({(v, t): 1 for v, s in enumerate(sequences) for t in s.targets})
+    assert seen == Counter({(v, t): 1 for v, s in enumerate(sequences) for t in s.annotated_frames})
 
 
 def test_too_few_chunks_for_the_ranks_is_refused(sequences):

@@ -1,4 +1,4 @@
-"""Saliency methods to compare against, scored by the same code as the network (see ``salvid.evaluate``).
+"""Saliency methods to compare against, scored by the same code as the network (see :mod:`salvid.inference.scoring`).
 
 ``BASELINES`` maps the names accepted by ``evaluate baselines=[...]`` to their constructors; a constructor
 raises :class:`BaselineUnavailable` (with the reason) when the method cannot run here.

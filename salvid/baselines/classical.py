@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from salvid.inference.core import Clip, SaliencyMethod
+from salvid.methods import Clip, SaliencyMethod
 
 
 class BaselineUnavailable(RuntimeError):

@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from salvid.data.sources import IMAGE_SUFFIXES
 from salvid.errors import DataError
-from salvid.inference.core import Clip, SaliencyMethod
+from salvid.methods import Clip, SaliencyMethod
 
 
 class MissingMapsError(DataError, FileNotFoundError):

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> None:
+    """``python -m salvid.bench`` and ``salvid-bench``: run, print the table, write the JSON."""
     from rich.console import Console
 
     from salvid.bench.report import table
@@ -143,7 +144,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table(results))
     console.print(f"{results['seconds']:.0f} s; results: {args.json}")
-    return results
 
 
 if __name__ == "__main__":

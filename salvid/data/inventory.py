@@ -42,14 +42,14 @@ def count_sequence(seq: VideoSequence, mask_resize: str = "error") -> SequenceCo
     check_mask_resize(mask_resize)
     size = seq.open().size
     empty = resized = 0
-    for i in seq.targets:
-        mask = seq.target(i)
+    for i in seq.annotated_frames:
+        mask = seq.salient_mask(i)
         if mask.shape != tuple(size):
             if mask_resize == "error":
                 check_same_size(seq.frame_name(i), size, seq.masks[i], mask.shape)
             resized += 1
         empty += int(not mask.any())
-    return SequenceCounts(seq.name, len(seq.masks), len(seq.targets), empty, resized, tuple(size))
+    return SequenceCounts(seq.name, len(seq.masks), len(seq.annotated_frames), empty, resized, tuple(size))
 
 
 def count_sequences(

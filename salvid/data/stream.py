@@ -67,7 +67,7 @@ class Chunk:
 def make_chunks(sequences: list[VideoSequence], chunk_len: int) -> list[Chunk]:
     chunks = []
     for s, seq in enumerate(sequences):
-        targets = seq.targets
+        targets = seq.annotated_frames
         for i in range(0, len(targets), chunk_len):
             chunks.append(Chunk(s, tuple(targets[i : i + chunk_len])))
     return chunks
@@ -261,7 +261,7 @@ class TripletStream(IterableDataset):
                 yield k, {"frames": np.stack(frames), "mask": mask, "video_id": chunk.seq, "frame_id": t}
 
     def _mask(self, seq: VideoSequence, t: int, size: tuple[int, int]) -> np.ndarray:
-        mask = seq.target(t)
+        mask = seq.salient_mask(t)
         if mask.shape != size:
             if self.mask_resize == "error":
                 check_same_size(seq.frame_name(t), size, seq.masks[t], mask.shape)

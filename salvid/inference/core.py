@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import abc
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,12 +27,12 @@ from torch import nn
 from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
+from salvid.methods import Clip, SaliencyMethod
 from salvid.models import channels_last_enabled
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp32")
-Clip = list[np.ndarray]  # in_frames RGB uint8 (H, W, 3) frames, the target frame in the middle
 
 
 def iter_clips(
@@ -91,24 +90,6 @@ def frame_stems(frames: Path | Sequence[Path], n_frames: int) -> list[str]:
     if isinstance(frames, Path):
         return [f"{i:05d}" for i in range(n_frames)]
     return [p.stem for p in frames]
-
-
-class SaliencyMethod(abc.ABC):
-    """Anything that maps clips to saliency maps: the network, a baseline, a folder of precomputed maps.
-
-    ``in_frames`` is the clip length it needs (1: the frame alone). :meth:`predict` returns (N, H, W) float32
-    maps at the frames' resolution, of any range (metrics normalise each map).
-    """
-
-    name: str
-    in_frames: int = 1
-
-    def begin_sequence(self, name: str, frame_names: list[str]) -> None:  # noqa: B027  (optional hook)
-        """Called before the first batch of each sequence (a maps folder needs to know where it is)."""
-
-    @abc.abstractmethod
-    def predict(self, clips: list[Clip], frame_ids: list[int]) -> np.ndarray:
-        """Maps of the centre frames of ``clips`` (frame ``frame_ids[i]`` of the current sequence)."""
 
 
 def cpu_has_native_bf16() -> bool:

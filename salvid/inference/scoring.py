@@ -28,7 +28,8 @@ from salvid.data.layouts import VideoSequence, layout_options
 from salvid.data.splits import split_sequences
 from salvid.errors import CheckpointError, ConfigError
 from salvid.inference import report
-from salvid.inference.core import NetworkSaliency, SaliencyMethod, frame_stems, iter_batches, middle_frames
+from salvid.inference.core import NetworkSaliency, frame_stems, iter_batches, middle_frames
+from salvid.methods import SaliencyMethod
 from salvid.metrics import SaliencyMetrics
 from salvid.runtime import progress
 from salvid.runtime.configs import instantiate_all
@@ -95,16 +96,16 @@ def _qualitative_picks(sequences: list[VideoSequence], count: int) -> dict[int, 
     """{sequence index: frames} for ``count`` frames (fewer only when there are fewer annotated frames): one
     from each of ``count`` evenly spread sequences, or, with fewer sequences than ``count``, several per
     sequence, evenly spaced over its annotated frames."""
-    usable = [s for s, seq in enumerate(sequences) if seq.targets]
+    usable = [s for s, seq in enumerate(sequences) if seq.annotated_frames]
     if count <= 0 or not usable:
         return {}
     if count <= len(usable):
         chosen = np.linspace(0, len(usable) - 1, count).round().astype(int)
-        return {usable[i]: [sequences[usable[i]].targets[len(sequences[usable[i]].targets) // 2]] for i in chosen}
+        return {usable[i]: [sequences[usable[i]].annotated_frames[len(sequences[usable[i]].annotated_frames) // 2]] for i in chosen}
     share = [count // len(usable) + (i < count % len(usable)) for i in range(len(usable))]
     picks = {}
     for s, k in zip(usable, share, strict=True):
-        targets = sequences[s].targets
+        targets = sequences[s].annotated_frames
         positions = (np.arange(k) + 0.5) * len(targets) / k  # the middles of k equal parts
         picks[s] = sorted({targets[min(int(i), len(targets) - 1)] for i in positions})
     return picks
@@ -126,15 +127,15 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoS
     for seq, stems in zip(sequences, stems_of, strict=True):  # before any work: a missing map fails fast
         for m in methods:
             if isinstance(m, MapsFolder):
-                m.check(seq.name, stems, seq.targets)
+                m.check(seq.name, stems, seq.annotated_frames)
 
-    with progress.progress("evaluating", total=sum(len(s.targets) for s in sequences)) as counter:
+    with progress.progress("evaluating", total=sum(len(s.annotated_frames) for s in sequences)) as counter:
         for v, seq in enumerate(sequences):
             counter.describe(seq.name)
             for m in methods:
                 m.begin_sequence(seq.name, stems_of[v])
-            for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.targets):
-                masks = [seq.target(t) for t in ids]
+            for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.annotated_frames):
+                masks = [seq.salient_mask(t) for t in ids]
                 target = torch.from_numpy(np.stack(masks).astype(bool)) if len({m.shape for m in masks}) == 1 \
                     else None
                 video_ids = torch.full((len(ids),), v)
@@ -174,7 +175,7 @@ def dataset_title(cfg: DictConfig, sequences: list[VideoSequence]) -> str:
         held_out = not (data.get("splits") or {}).get(stage) and data.get(f"{stage}_holdout", 0)
         split = f"{stage} ({data.get(f'{stage}_holdout')} held out of split {data.splits.train})" if held_out \
             else f"{stage} (split {(data.get('splits') or {}).get(stage)})"
-    frames = sum(len(s.targets) for s in sequences)
+    frames = sum(len(s.annotated_frames) for s in sequences)
     return f"{name or data.layout}, {split}: {len(sequences)} sequences, {frames} annotated frames"
 
 

@@ -76,8 +76,8 @@ def pack(
         encode_sequence(seq, partial / "videos" / f"{safe}.mp4", fps, gop, crf)
         mask_dir = partial / "masks" / safe
         mask_dir.mkdir(parents=True)
-        for i in seq.targets:
-            Image.fromarray(seq.target(i) * np.uint8(255)).save(mask_dir / f"{i:05d}.png")
+        for i in seq.annotated_frames:
+            Image.fromarray(seq.salient_mask(i) * np.uint8(255)).save(mask_dir / f"{i:05d}.png")
         before += _files_size(seq)
         if on_sequence is not None:
             on_sequence(name)

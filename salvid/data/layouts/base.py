@@ -61,11 +61,11 @@ class VideoSequence:
         return ImageFolder(list(self.frames))
 
     @property
-    def targets(self) -> list[int]:
-        """Indices of annotated frames."""
+    def annotated_frames(self) -> list[int]:
+        """Indices of the frames that have a mask."""
         return [i for i, m in enumerate(self.masks) if m is not None]
 
-    def target(self, index: int) -> np.ndarray:
+    def salient_mask(self, index: int) -> np.ndarray:
         """The salient mask of frame ``index`` as (H, W) uint8 {0, 1}."""
         return load_target(self.masks[index], self.read_mask)
 
