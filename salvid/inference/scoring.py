@@ -116,13 +116,39 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
+def _update(metric: SaliencyMetrics, maps: np.ndarray, masks: list[np.ndarray], video: int, ids: list[int]) -> None:
+    """One batch of maps into a method's metric; masks of differing sizes in one batch go frame by frame."""
+    if len({m.shape for m in masks}) == 1:
+        metric.update(torch.from_numpy(maps), torch.from_numpy(np.stack(masks).astype(bool)),
+                      torch.full((len(ids),), video), torch.tensor(ids))
+        return
+    for i, t in enumerate(ids):
+        metric.update(torch.from_numpy(maps[i : i + 1]), torch.from_numpy(masks[i][None].astype(bool)),
+                      torch.tensor([video]), torch.tensor([t]))
+
+
+class _Samples:
+    """The qualitative figure's frames: for each picked frame, the frame, its mask and every method's map."""
+
+    def __init__(self, picks: dict[int, list[int]]):
+        self.picks = picks
+        self.samples: dict[str, report.QualitativeSample] = {}
+
+    def add(self, video: int, name: str, ids: list[int], clips: list, masks: list[np.ndarray], method: str,
+            maps: np.ndarray) -> None:
+        for t in set(self.picks.get(video, ())) & set(ids):
+            i, title = ids.index(t), f"{name} #{t}"
+            if title not in self.samples:
+                self.samples[title] = report.QualitativeSample(title, clips[i][len(clips[i]) // 2], masks[i])
+            self.samples[title].maps[method] = _unit(maps[i])
+
+
 def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoSequence]):
     """Stream every sequence once, scoring every method; returns the metrics and the qualitative samples."""
     metrics = {m.name: SaliencyMetrics(average=cfg.metric_average, skip_first_last=cfg.skip_first_last)
                for m in methods}
     in_frames = max(m.in_frames for m in methods)
-    picks = _qualitative_picks(sequences, cfg.qualitative_frames)
-    samples: list[report.QualitativeSample] = []
+    samples = _Samples(_qualitative_picks(sequences, cfg.qualitative_frames))
     stems_of = [frame_stems(seq.frames, len(seq.masks)) for seq in sequences]
     for seq, stems in zip(sequences, stems_of, strict=True):  # before any work: a missing map fails fast
         for m in methods:
@@ -136,29 +162,12 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoS
                 m.begin_sequence(seq.name, stems_of[v])
             for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.annotated_frames):
                 masks = [seq.salient_mask(t) for t in ids]
-                target = torch.from_numpy(np.stack(masks).astype(bool)) if len({m.shape for m in masks}) == 1 \
-                    else None
-                video_ids = torch.full((len(ids),), v)
                 for m in methods:
                     maps = m.predict([middle_frames(c, m.in_frames) for c in clips], ids)
-                    if target is not None:
-                        metrics[m.name].update(torch.from_numpy(maps), target, video_ids, torch.tensor(ids))
-                    else:  # masks of differing sizes in one batch: score frame by frame
-                        for i, t in enumerate(ids):
-                            metrics[m.name].update(torch.from_numpy(maps[i : i + 1]),
-                                                   torch.from_numpy(masks[i][None].astype(bool)),
-                                                   video_ids[i : i + 1], torch.tensor([t]))
-                    for t in picks.get(v, ()):
-                        if t not in ids:
-                            continue
-                        i, title = ids.index(t), f"{seq.name} #{t}"
-                        sample = next((x for x in samples if x.title == title), None)
-                        if sample is None:
-                            sample = report.QualitativeSample(title, clips[i][len(clips[i]) // 2], masks[i])
-                            samples.append(sample)
-                        sample.maps[m.name] = _unit(maps[i])
+                    _update(metrics[m.name], maps, masks, v, ids)
+                    samples.add(v, seq.name, ids, clips, masks, m.name, maps)
                 counter.advance(len(ids))
-    return metrics, samples
+    return metrics, list(samples.samples.values())
 
 
 def dataset_title(cfg: DictConfig, sequences: list[VideoSequence]) -> str:

@@ -54,7 +54,7 @@ def test_qualitative_rows_sit_close_together(tmp_path, size):
 def test_qualitative_frames_are_honoured_with_fewer_sequences():
     class Seq:
         def __init__(self, n):
-            self.targets = list(range(n))
+            self.annotated_frames = list(range(n))
 
     picks = _qualitative_picks([Seq(8), Seq(8)], 4)
     assert sum(len(frames) for frames in picks.values()) == 4 and set(picks) == {0, 1}
