@@ -134,3 +134,13 @@ def test_davis_240p_train_split(davis_root):
     assert all(c.targets == c.frames for c in counts)  # DAVIS annotates every frame
     assert {c.size for c in counts} == {(240, 427)}
     assert 0 < sum(c.empty for c in counts) < 100  # the object leaves the frame in a few
+
+
+def test_a_copy_with_only_the_val_split_says_what_would_work(tmp_path):
+    root = davis(tmp_path / "davis", {"bear": 2, "camel": 2})
+    (root / "ImageSets" / "480p" / "train.txt").unlink()
+    with pytest.raises(DatasetError) as raised:
+        list_sequences("davis2016", root, "train", resolution="480p")
+    message = str(raised.value)
+    assert "data.splits.train=val" in message and "data.test_holdout=N" in message
+    assert message.count("ImageSets/480p/train.txt") == 1  # each path once

@@ -28,6 +28,8 @@ class Family:
     training_isa_cap: bool = False
     # encodes each frame on its own (interface.FrameEncodingNetwork): inference reuses a frame's features
     encodes_frames: bool = False
+    # settings that say how the network is trained, not what its weights are: fine-tuning may change them
+    training_settings: frozenset[str] = frozenset()
 
     def network_class(self) -> type:
         return getattr(importlib.import_module(self.module), self.class_name)
@@ -45,7 +47,8 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "paper": Family("paper", "salvid.models.paper", "SaliencyNet3D", training_isa_cap=True),
-    "fusion3d": Family("fusion3d", "salvid.models.fusion3d", "FusionNet3D", encodes_frames=True),
+    "fusion3d": Family("fusion3d", "salvid.models.fusion3d", "FusionNet3D", encodes_frames=True,
+                       training_settings=frozenset({"pretrained", "freeze_backbone"})),
 }
 DEFAULT_FAMILY = "paper"
 
@@ -69,6 +72,13 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     family = family_of(config)
     defaults = {k: p.default for k, p in family.arguments().items() if p.default is not inspect.Parameter.empty}
     return {"family": family.name, **defaults, **config}
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What defines a network's weights (family, widths, frames, input size, ...): the config with its defaults,
+    without the family's training settings."""
+    training = family_of(config).training_settings
+    return {k: v for k, v in with_defaults(config).items() if k not in training}
 
 
 def build_network(config: dict[str, Any]):

@@ -37,6 +37,7 @@ def train(cfg: DictConfig) -> float | None:
     from salvid.training import ddp, run_folder, run_records
 
     use_job_output_dir(cfg)
+    adopt_initial_network(cfg)
     check_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     finished = run_folder.finished_run(output_dir)
@@ -73,18 +74,55 @@ def check_config(cfg: DictConfig) -> None:
     check_model_config(OmegaConf.to_container(cfg.model, resolve=True))
 
 
+def _model_keys_given() -> set[str]:
+    """The ``model.*`` keys set on the command line (``model.x=...``, ``+model.x``, ``++model.x``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    keys = (o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task)
+    return {k.split(".")[1] for k in keys if k.startswith("model.") and k.count(".") >= 1}
+
+
+def adopt_initial_network(cfg: DictConfig) -> None:
+    """With ``init_weights``, train the network those weights belong to: its config becomes ``model.*``, except
+    the family's training settings (``freeze_backbone``, ...) as the config gives them and any ``model.*`` key
+    given on the command line. Its weights are loaded when the module is built (:func:`_load_initial_weights`)."""
+    spec = cfg.get("init_weights")
+    if not spec:
+        return
+    from salvid.checkpoints import load_network
+    from salvid.models.families import family_of, with_defaults
+
+    _, initial = load_network(spec, trusted=cfg.get("trusted_checkpoint", False))
+    initial = with_defaults(initial)
+    family = family_of(initial)
+    given = OmegaConf.to_container(cfg.model, resolve=True)
+    same_family = given.get("family", initial["family"]) == family.name
+    keep = (set(family.training_settings) if same_family else set()) | _model_keys_given()
+    model = {**initial, **{k: v for k, v in given.items() if k in keep}}
+    if "pretrained" in family.training_settings and "pretrained" not in _model_keys_given():
+        model["pretrained"] = "none"  # every weight comes from init_weights
+    cfg.model = OmegaConf.create(model)
+
+
 def _load_initial_weights(module, spec: str, trusted: bool) -> None:
-    """Start from a pretrained network (fine-tuning): its config must equal the model being trained."""
+    """Start from a pretrained network (fine-tuning). Settings given on the command line may differ from the
+    ones the weights were trained with (a larger input size), as long as the weights fit the network."""
     from salvid.checkpoints import load_network
     from salvid.errors import CheckpointError
+    from salvid.models.families import identity
 
     net, config = load_network(spec, trusted=trusted)
-    if config != module.hparams.model:
-        differ = sorted(k for k in set(config) | set(module.hparams.model)
-                        if config.get(k) != module.hparams.model.get(k))
-        raise CheckpointError(f"init_weights={spec}: its model config differs from model.* in {differ}")
-    module.net.load_state_dict(net.state_dict())
-    log.info("initial weights from %s", spec)
+    initial, trained = identity(config), identity(module.hparams.model)
+    differ = sorted(k for k in set(initial) | set(trained) if initial.get(k) != trained.get(k))
+    try:
+        module.net.load_state_dict(net.state_dict())
+    except RuntimeError as e:
+        raise CheckpointError(f"init_weights={spec}: its weights do not fit the network asked for, which differs "
+                              f"in model.{', model.'.join(differ)}; leave those keys out to fine-tune the network "
+                              "as it is") from e
+    log.info("initial weights from %s%s", spec, f" (model.{', model.'.join(differ)} changed)" if differ else "")
 
 
 def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> float | None:
@@ -127,7 +165,10 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> flo
         record.untrained = {k: float(v) for k, v in untrained.items()}
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if record.untrained is not None:  # this segment's, or the first segment's from the checkpoint
-        results["untrained"] = record.untrained
+        # before training: an untrained network, or the weights fine-tuning started from
+        results["initial" if cfg.get("init_weights") else "untrained"] = record.untrained
+    if cfg.get("init_weights"):
+        results["initial_weights"] = str(cfg.init_weights)
     # what a model card needs (salvid.export reads it): how long (all segments), how many steps, on what
     results["run"] = {"fit_wall_time_s": round(record.fit_seconds(), 1), "segments": record.segments,
                       "steps": trainer.global_step, "epochs": trainer.current_epoch,
@@ -152,9 +193,10 @@ def _print_summary(results: dict[str, Any], output_dir: Path) -> None:
 
     table = Table(title="Test metrics")
     table.add_column("metric")
-    columns = [k for k in ("untrained", "test") if k in results]
+    columns = [k for k in ("untrained", "initial", "test") if k in results]
+    labels = {"test": "trained", "untrained": "untrained", "initial": f"initial ({results.get('initial_weights')})"}
     for c in columns:
-        table.add_column("trained" if c == "test" else c, justify="right")
+        table.add_column(labels[c], justify="right")
     for name in results["test"]:
         table.add_row(name, *(f"{results[c].get(name, float('nan')):.4f}" for c in columns))
     console = Console()

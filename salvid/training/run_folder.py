@@ -36,7 +36,7 @@ def checkpoint_to_resume(ckpt_path: str | None, output_dir: Path) -> str | None:
     if not candidates:
         if ckpt_path == "last":
             raise ConfigError(f"ckpt_path=last: no {LAST_CHECKPOINT} in {output_dir}; "
-                              "pass hydra.run.dir=<the directory of the run to resume>")
+                              "pass paths.output_dir=<the folder of the run to resume>")
         return None
     return str(max(candidates, key=lambda p: p.stat().st_mtime))
 

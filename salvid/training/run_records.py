@@ -1,6 +1,6 @@
 """What a run carries across a resume: its W&B run id, its random state and its records.
 
-Rerun the same command with ``hydra.run.dir=<the run's directory>``: training continues from the newest of
+Rerun the same command with ``paths.output_dir=<the run's folder>``: training continues from the newest of
 ``checkpoints/last.ckpt`` and Lightning's SLURM requeue checkpoints (``hpc_ckpt_*.ckpt``), the W&B run whose
 id is stored in the directory, and the random state saved with the checkpoint. The stream position is
 restored by the datamodule (see :meth:`salvid.data.datamodule.SaliencyDataModule.state_dict`). The run keeps

@@ -49,13 +49,16 @@ def davis2016(root: str | Path, split: str | None = None, resolution: str = "480
 def _split_file(root: Path, resolution: str, split: str | None) -> Path | None:
     if split is None:
         return None
-    candidates = [root / "ImageSets" / folder / f"{split}.txt" for folder in (resolution, *SPLIT_FOLDERS)]
+    candidates = list(dict.fromkeys(root / "ImageSets" / folder / f"{split}.txt" for folder in (resolution, *SPLIT_FOLDERS)))
     for path in candidates:
         if path.is_file():
             return path
-    present = sorted(p.relative_to(root).as_posix() for p in (root / "ImageSets").glob("*/*.txt"))
-    raise DatasetError(
-        f"{root}: no split file for split {split!r} (looked for {[str(c.relative_to(root)) for c in candidates]}; "
-        f"present: {present}). A copy without this split can hold out training sequences instead: "
-        "data.test_holdout / data.val_holdout"
-    )
+    present = sorted({p.stem for p in (root / "ImageSets").glob("*/*.txt")})
+    looked = ", ".join(c.relative_to(root).as_posix() for c in candidates)
+    if present:
+        fix = (f"this copy has the split(s) {present}: name one where the config asks for {split!r} (e.g. "
+               f"data.splits.train={present[0]}), or use all sequences (data.splits.train=all)")
+    else:
+        fix = "this copy has no split files: use all sequences (data.splits.train=all)"
+    raise DatasetError(f"{root}: no split file for split {split!r} (looked for {looked}); {fix}, and hold "
+                       "sequences out of it for validation and test with data.val_holdout=N data.test_holdout=N")
