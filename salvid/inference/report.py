@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no backend or display, scripts and notebooks alike
 
@@ -61,6 +62,28 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines) + f"\n\n{CAPTION}\n"
 
 
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def latex_table(summary: dict[str, dict[str, float]], caption: str = "") -> str:
+    """The table as LaTeX (the ``booktabs`` package), methods as columns, the best value of each row bold."""
+    header, rows = table_rows(summary)
+    cells = [[_latex(c) if not c.startswith("**") else f"\\textbf{{{c[2:-2]}}}" for c in row] for row in rows]
+    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+             " & ".join(_latex(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(row) + r" \\" for row in cells]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        lines.append(rf"\caption{{{_latex(caption)}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
 def print_table(summary: dict[str, dict[str, float]], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -86,6 +109,16 @@ def per_sequence_csv(rows: list[dict[str, object]]) -> str:
 
 
 FORMATS = {".png": {"dpi": 120}, ".pdf": {}}  # raster for viewing, vector for papers
+# TrueType (Type 42) fonts in PDFs: some paper submission systems reject matplotlib's default Type 3 fonts
+PDF_FONTS = {"pdf.fonttype": 42, "ps.fonttype": 42}
+# one colour per method, the same in every figure of a run: the methods' order in the results picks it
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+
+
+def method_colours(methods: list[str]) -> dict[str, str]:
+    """The colour of each method, by its position in ``methods`` (cycling after ten)."""
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
 
 
 def save_figure(fig: Figure, *paths: Path) -> None:
@@ -95,7 +128,8 @@ def save_figure(fig: Figure, *paths: Path) -> None:
         if suffix not in FORMATS:
             raise ValueError(f"{path}: figures are written as {' or '.join(FORMATS)}")
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", **FORMATS[suffix])
+        with matplotlib.rc_context(PDF_FONTS):
+            fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", **FORMATS[suffix])
         atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -108,10 +142,12 @@ def roc_figure(curves: dict[str, dict[str, np.ndarray]], summary: dict[str, dict
                title: str | None = None) -> Figure:
     """ROC curves of every method on one plot (paper Fig. 3); the legend lists methods by AUC, best first."""
     auc = {method: float(summary[method]["auc"]) for method in curves}
+    colour = method_colours(list(curves))
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
     for method in sorted(curves, key=lambda m: -auc[m] if math.isfinite(auc[m]) else math.inf):
-        ax.plot(_curve(curves[method]["fpr"]), _curve(curves[method]["tpr"]), label=f"{method} (AUC {auc[method]:.3f})")
+        ax.plot(_curve(curves[method]["fpr"]), _curve(curves[method]["tpr"]), color=colour[method],
+                label=f"{method} (AUC {auc[method]:.3f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
     ax.set_title("ROC" + (f"\n{title}" if title else ""), fontsize="medium")
@@ -121,11 +157,12 @@ def roc_figure(curves: dict[str, dict[str, np.ndarray]], summary: dict[str, dict
 
 def pr_figure(curves: dict[str, dict[str, np.ndarray]], title: str | None = None) -> Figure:
     """Precision-recall curves and F-measure against the binarisation threshold."""
+    colour = method_colours(list(curves))
     fig = Figure(figsize=(10, 4.5))
     pr, fm = fig.subplots(1, 2)
     for method, c in curves.items():
-        pr.plot(_curve(c["recall"]), _curve(c["precision"]), label=method)
-        fm.plot(_curve(c["thresholds"]), _curve(c["fmeasure"]), label=method)
+        pr.plot(_curve(c["recall"]), _curve(c["precision"]), color=colour[method], label=method)
+        fm.plot(_curve(c["thresholds"]), _curve(c["fmeasure"]), color=colour[method], label=method)
     pr.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01), title="Precision-recall")
     fm.set(xlabel="threshold (0-255)", ylabel="F-measure (beta^2 = 0.3)", xlim=(0, 255), ylim=(0, 1.01),
            title="F-measure vs threshold")

@@ -5,7 +5,8 @@ Writes into the output folder:
 
 * ``per_sequence.csv``: one row per method x sequence, every metric, scored and excluded frame counts;
 * ``summary.json``: ``{method: {metric: mean over sequences, "excluded_frames": n, ...}}``;
-* ``table.md`` (also printed): methods as columns, PLCC/AUC/NSS rows then the VSOD metrics;
+* ``table.md`` (also printed) and ``table.tex`` (LaTeX, booktabs, best value bold): methods as columns,
+  PLCC/AUC/NSS rows then the VSOD metrics;
 * ``roc.png``, ``pr.png``, ``qualitative.png`` (and PDFs).
 
 Maps are scored at the ground truth's resolution. With ``logger=wandb`` the table, the per-sequence rows and
@@ -212,6 +213,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     atomic_write_json(guard.path("summary.json"), summary)
     atomic_write_text(guard.path("per_sequence.csv"), report.per_sequence_csv(rows))
     atomic_write_text(guard.path("table.md"), f"{title}\n\n{table}")
+    atomic_write_text(guard.path("table.tex"), report.latex_table(summary, f"{title}. {report.CAPTION}"))
     figures = {"roc": report.roc_figure(curves, summary, title), "pr": report.pr_figure(curves, title)}
     if samples:
         figures["qualitative"] = report.qualitative_figure(samples, [m.name for m in methods], title)

@@ -70,6 +70,7 @@ class SaliencyModule(L.LightningModule):
         self.val_metrics = SaliencyMetrics(metrics=VAL_METRICS, average=metric_average)
         self.test_metrics = SaliencyMetrics(metrics=TEST_METRICS, average=metric_average)
         self.log_images = log_images
+        self._examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # this validation's picks
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.net(frames)
@@ -93,11 +94,16 @@ class SaliencyModule(L.LightningModule):
         loss, pred = self._shared_step(batch)
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["mask"]))
         self.val_metrics.update(pred.float(), batch["mask"], batch["video_id"], batch["frame_id"])
-        if batch_idx == 0 and self.log_images:
-            self._log_examples(batch, pred)
+        if self.log_images:
+            self._collect_examples(batch, pred)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
+        if self.log_images and self._examples:
+            shown = [e for e in self._examples if e[1].any()][: self.log_images] or self._examples[: self.log_images]
+            self._log_examples({"image": torch.stack([e[0] for e in shown]), "mask": torch.stack([e[1] for e in shown])},
+                               torch.stack([e[2] for e in shown]))
+        self._examples = []
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         loss, pred = self._shared_step(batch)
@@ -114,6 +120,16 @@ class SaliencyModule(L.LightningModule):
             # compute() already gathered every rank's frames, so each rank holds the same value; sync_dist
             # averages identical numbers and keeps Lightning from warning about epoch-level logging under DDP
             self.log(f"{stage}/{name}", value.float(), prog_bar=name in ("plcc", "auc"), sync_dist=True)
+
+    def _collect_examples(self, batch: dict[str, torch.Tensor], pred: torch.Tensor) -> None:
+        """Keep validation frames to show: those with an object in their mask first (a frame without one shows
+        nothing of the model), then the first frames as a fallback, ``log_images`` of each at most."""
+        kept_with_object = sum(bool(e[1].any()) for e in self._examples)
+        for i in range(len(pred)):
+            has_object = bool(batch["mask"][i].any())
+            if (has_object and kept_with_object < self.log_images) or len(self._examples) < self.log_images:
+                self._examples.append((batch["image"][i].cpu(), batch["mask"][i].cpu(), pred[i].detach().float().cpu()))
+                kept_with_object += has_object
 
     def _log_examples(self, batch: dict[str, torch.Tensor], pred: torch.Tensor) -> None:
         """Log (frame | ground truth | map) rows to loggers that take images (W&B, TensorBoard), as uint8 RGB:

@@ -77,7 +77,11 @@ def test_evaluate_writes_every_figure_also_as_pdf_titled_with_dataset_and_split(
     evaluate(cfg)
     for name in ("roc", "pr", "qualitative"):
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-        assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+        pdf = (out / f"{name}.pdf").read_bytes()
+        assert pdf[:5] == b"%PDF-"
+        # text as TrueType (Type 42) fonts, which submission systems accept; never Type 3
+        assert b"/Subtype /Type3" not in pdf and b"/FontFile2" in pdf, name
+    assert (out / "table.tex").read_text().startswith("\\begin{table}")
     assert len(titles) == 3 and all("videos, split test: 2 sequences, 16 annotated frames" in t for t in titles)
 
 
@@ -87,3 +91,34 @@ def test_figures_leave_the_matplotlib_backend_alone():
     result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "MPLBACKEND": "svg"},
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "svg", result.stderr[-2000:]
+
+
+def _line_colours(fig) -> dict[str, str]:
+    from matplotlib.colors import to_hex
+
+    return {line.get_label().split(" (AUC")[0]: to_hex(line.get_color()) for ax in fig.axes for line in ax.lines
+            if not line.get_label().startswith("_")}
+
+
+def test_a_method_has_one_colour_in_every_figure():
+    curves = {m: {**_roc(a), "recall": np.linspace(0, 1, 5), "precision": np.linspace(1, 0.5, 5),
+                  "thresholds": np.arange(5.0), "fmeasure": np.linspace(0.2, 0.6, 5)}
+              for m, a in (("salvid-fusion3d-davis", 0.95), ("center_prior", 0.8), ("spectral_residual", 0.9))}
+    summary = {m: {"auc": a} for m, a in (("salvid-fusion3d-davis", 0.95), ("center_prior", 0.8),
+                                          ("spectral_residual", 0.9))}
+    roc = _line_colours(report.roc_figure(curves, summary))  # sorted by AUC: another order than the PR's
+    pr = report.pr_figure(curves)
+    for ax in pr.axes:
+        colours = {line.get_label(): line.get_color() for ax_ in [ax] for line in ax_.lines}
+        assert {m: report.method_colours(list(curves))[m] for m in colours} == colours
+    assert roc == {m: c.lower() for m, c in report.method_colours(list(curves)).items()}
+    assert len(set(roc.values())) == 3
+
+
+def test_latex_table_is_booktabs_with_the_best_value_bold_and_names_escaped():
+    summary = {"my_net": {"plcc": 0.8, "auc": 0.9, "mae": 0.05}, "center_prior": {"plcc": 0.4, "auc": 0.95, "mae": 0.3}}
+    tex = report.latex_table(summary, "Held-out DAVIS: 5 sequences")
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"metric & my\_net & center\_prior \\" in tex
+    assert r"PLCC & \textbf{0.800} & 0.400 \\" in tex and r"AUC & 0.900 & \textbf{0.950} \\" in tex
+    assert r"MAE (lower is better) & \textbf{0.050} & 0.300 \\" in tex
