@@ -41,16 +41,19 @@ log = logging.getLogger(__name__)
 
 
 def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
-    """The network first, then the requested baselines (skipping, with the reason, those that cannot run)."""
+    """The network first, then the requested baselines, the image-only ablation when its checkpoint is given,
+    more networks and maps folders. A baseline asked for that cannot run here is an error saying why."""
     net, _ = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
     run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last}
     methods: list[SaliencyMethod] = [NetworkSaliency(net, cfg.method_name, **run)]
-    for name in cfg.baselines:
+    baselines = list(cfg.baselines)
+    if cfg.image_only_ckpt is not None and "image_only" not in baselines:
+        baselines.append("image_only")
+    for name in baselines:
         if name == "image_only":
             if cfg.image_only_ckpt is None:
-                log.warning("baseline image_only skipped: no checkpoint of the 1-frame network given "
-                            "(image_only_ckpt=<.ckpt, .safetensors or pretrained name>)")
-                continue
+                raise ConfigError("baselines: image_only needs the 1-frame network's checkpoint "
+                                  "(image_only_ckpt=<.ckpt, .safetensors or pretrained name>)")
             image_net, _ = load_network(cfg.image_only_ckpt, trusted=cfg.trusted_checkpoint)
             if image_net.in_frames != 1:
                 raise CheckpointError(f"image_only_ckpt={cfg.image_only_ckpt}: a network of "
@@ -60,7 +63,7 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
             try:
                 methods.append(BASELINES[name]())
             except BaselineUnavailable as e:
-                log.warning("baseline %s skipped: %s", name, e)
+                raise ConfigError(f"baselines: {name} cannot run here: {e}") from None
         else:
             raise ConfigError(f"baselines: unknown {name!r} (known: {sorted([*BASELINES, 'image_only'])})")
     for name, spec in (cfg.networks or {}).items():

@@ -1,11 +1,13 @@
 import csv
 import json
+import logging
 import shutil
 
 import pytest
 from conftest import compose_config
 
 from salvid.baselines import MissingMapsError
+from salvid.errors import ConfigError
 from salvid.inference.scoring import evaluate
 from salvid.runtime.files import UnsafeOutputError
 
@@ -32,7 +34,7 @@ def test_evaluate_scores_network_baselines_and_maps_folders(eval_data, trained_c
     summary = run(eval_data, out, trained_ckpt, f"image_only_ckpt={image_only_pretrained}",
                   f"+maps_dirs.oracle={maps}")
     methods = ["salvid", "center_prior", "frame_difference", "spectral_residual", "image_only", "oracle"]
-    assert list(summary) == methods  # opencv_fine_grained only with opencv-contrib
+    assert list(summary) == methods  # image_only joins with its checkpoint
     for name in FILES:
         assert (out / name).stat().st_size > 0, name
     # the oracle's maps are the ground truth: every metric at its best
@@ -71,3 +73,21 @@ def test_unknown_baseline_and_wrong_image_only_network_are_named(eval_data, tiny
         run(eval_data, tmp_path / "a", tiny_pretrained, "baselines=[itti]")
     with pytest.raises(ValueError, match="3 input frames, not the 1-frame ablation"):
         run(eval_data, tmp_path / "b", tiny_pretrained, "baselines=[image_only]", f"image_only_ckpt={tiny_pretrained}")
+
+
+def test_the_default_run_scores_what_runs_everywhere_without_warnings(eval_data, tiny_pretrained, tmp_path, caplog):
+    summary = run(eval_data, tmp_path / "out", tiny_pretrained)
+    assert list(summary) == ["salvid", "center_prior", "frame_difference", "spectral_residual"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "skipped" in r.getMessage()]
+
+
+def test_a_baseline_asked_for_by_name_that_cannot_run_is_named_with_the_fix(eval_data, tiny_pretrained, tmp_path):
+    with pytest.raises(ConfigError, match=r"baselines: image_only needs .*image_only_ckpt="):
+        run(eval_data, tmp_path / "a", tiny_pretrained, "baselines=[image_only]")
+    try:
+        import cv2
+
+        cv2.saliency.StaticSaliencyFineGrained_create()
+    except (ImportError, AttributeError):
+        with pytest.raises(ConfigError, match=r"baselines: opencv_fine_grained cannot run here: .*contrib"):
+            run(eval_data, tmp_path / "b", tiny_pretrained, "baselines=[opencv_fine_grained]")
