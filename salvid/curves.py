@@ -16,7 +16,11 @@ from salvid.training.learning_curves import plot_curves
 
 @entry_point
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m salvid.curves", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Learning curves of a training run: the training and validation loss, validation PLCC and "
+                    "AUC,\nand validation NSS over the epochs trained, the best checkpoint's epoch marked; "
+                    "written as PNG and PDF.\n\n  python -m salvid.curves runs/demo   # -> runs/demo/csv/learning_curves.png")
     parser.add_argument("log", type=Path, help="run directory (reads csv/metrics.csv) or a metrics.csv file")
     parser.add_argument("--out", type=Path, default=None, help="output image (default: next to the log)")
     args = parser.parse_args()

@@ -125,10 +125,21 @@ def _options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
+HELP = """Prepare datasets: download (or take) their archives, verify, extract safely, check the layout.
+
+  prepare <name> --root DIR [--from-archive FILE ...]   download (or take) the archives, verify, extract, check
+  prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
+  prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
+
+Downloads go to --download-dir (default: downloads/ beside --root) and resume there. Nothing is written
+outside the dataset, and a run that stops half-way leaves no folder that looks prepared. More:
+docs/datasets.md"""
+
+
 @entry_point
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m salvid.prepare", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m salvid.prepare", description=HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if argv[:1] in (["check"], ["pack"]):
         parser.add_argument("command")

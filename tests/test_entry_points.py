@@ -32,3 +32,16 @@ def test_a_users_own_config_group_joins_with_config_dir(tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "task_name: small_run" in result.stdout and "width_mult: 0.25" in result.stdout  # model=tiny
+
+
+@pytest.mark.parametrize("module, expected", [("export", "salvid-export: turn a training checkpoint"),
+                                              ("prepare", "Prepare datasets"), ("curves", "Learning curves"),
+                                              ("bench", "usage: python -m salvid.bench")])
+def test_every_help_is_its_own_and_plain_text(module, expected, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", f"salvid.{module}", "--help"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert expected in result.stdout
+    assert "``" not in result.stdout and ":mod:" not in result.stdout and ":func:" not in result.stdout
+    assert "== Config groups ==" not in result.stdout  # Hydra's generic help lists the training groups

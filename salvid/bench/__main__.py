@@ -53,7 +53,7 @@ def default_fusion_model() -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m salvid.bench", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m salvid.bench", description="How fast salvid runs here: prints one table, writes JSON.",
                                      epilog="Sections: " + ", ".join(SECTIONS) + ", all (default).")
     parser.add_argument("sections", nargs="*", default=["all"], metavar="SECTION",
                         help="model, loader, e2e, metrics or all")
