@@ -1,8 +1,15 @@
 """Scoring a method from its precomputed maps: how published methods enter the table.
 
-Layout, like the dataset's: ``<dir>/<sequence>/<frame stem>.png`` (any image suffix salvid reads: png, jpg,
-bmp), grey or colour (the maximum over channels is the map). The frame stem is the frame file's stem for
-frame-folder datasets and the zero-padded frame index (``00012``) for video files.
+Each sequence's maps are found in the first of these layouts that holds it:
+
+* ``<dir>/<sequence>/<frame stem>.png``: the dataset's own layout;
+* ``<dir>/<sequence>/maps/<frame stem>.png``: what ``salvid.predict`` writes (``paths.output_dir=<dir>``);
+* ``<dir>/<dataset>/<sequence>/<frame stem>.png``: one folder per dataset, as benchmarks distribute a method's
+  maps (the DAVSOD benchmark: ``<method>/<dataset>/<sequence>/``).
+
+Any image suffix salvid reads (png, jpg, bmp), grey or colour (the maximum over channels is the map), 8 or 16
+bits. The frame stem is the frame file's stem for frame-folder datasets and the zero-padded frame index
+(``00012``) for video files.
 """
 
 from __future__ import annotations
@@ -34,7 +41,16 @@ class MapsFolder(SaliencyMethod):
         folder = self.directory / sequence
         if self.directory.resolve() not in folder.resolve().parents:  # a sequence name cannot climb out
             raise MissingMapsError(f"{folder}: sequence name {sequence!r} leaves the maps folder {self.directory}")
-        return folder
+        for candidate in (folder, folder / "maps"):
+            if self._maps(candidate):
+                return candidate
+        by_dataset = [d / sequence for d in sorted(self.directory.iterdir())
+                      if d.is_dir() and d.name != sequence and (d / sequence).is_dir()]
+        if len(by_dataset) > 1:
+            raise MissingMapsError(f"{self.directory}: sequence {sequence!r} has maps in several dataset folders "
+                                   f"({', '.join(d.parent.name for d in by_dataset)}): pass one of them, e.g. "
+                                   f"maps_dirs.{self.name}={by_dataset[0].parent}")
+        return by_dataset[0] if by_dataset else folder
 
     @staticmethod
     def _maps(folder: Path) -> dict[str, Path]:
@@ -70,7 +86,8 @@ class MapsFolder(SaliencyMethod):
 
 
 def _read_map(path: Path | None, directory: Path, method: str, frame: int) -> np.ndarray:
-    """A map file as (H, W) float32: grey as stored, colour as the maximum over its channels.
+    """A map file as (H, W) float32 in [0, 1] (8- and 16-bit images by their full range): grey as stored,
+    colour as the maximum over its channels.
 
     Decoded with PIL: OpenCV's PNG decoder fails ("bad parameters to zlib") once decord is imported first.
     """
@@ -83,4 +100,8 @@ def _read_map(path: Path | None, directory: Path, method: str, frame: int) -> np
         raise MissingMapsError(f"{path}: cannot read the map of frame {frame} ({method}): {e}") from e
     if values.ndim == 3:
         values = values[..., :3].max(axis=-1)
+    if values.dtype == np.uint8:
+        return values.astype(np.float32) / 255.0
+    if values.dtype == np.uint16 or (values.dtype.kind in "iu" and values.max(initial=0) > 255):
+        return values.astype(np.float32) / 65535.0
     return values.astype(np.float32)

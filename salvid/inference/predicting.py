@@ -50,7 +50,8 @@ def _video_fps(path: Path) -> float | None:
 
 
 def resolve_inputs(spec: str) -> list[PredictInput]:
-    """A video file, a folder of frame images, or a glob matching frame images (one sequence) or videos."""
+    """A video file, a folder of frame images, or a glob matching frame images (one sequence), videos, or
+    folders of frame images (one input each: ``DAVIS/JPEGImages/480p/*``)."""
     path = Path(spec).expanduser()
     if path.is_dir():
         return [PredictInput(safe_name(path.resolve().name), ImageFolder.from_directory(path), None)]
@@ -60,16 +61,21 @@ def resolve_inputs(spec: str) -> list[PredictInput]:
         return [PredictInput(safe_name(path.stem), open_video(path), _video_fps(path))]
     if not glob.has_magic(spec):
         raise PredictInputError(f"input={spec}: no such file or folder")
-    matches = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+    found_paths = sorted(Path(p) for p in glob.glob(str(path)))
+    folders = [p for p in found_paths if p.is_dir()]
+    matches = [p for p in found_paths if p.is_file()]
+    if folders and not matches:
+        return [PredictInput(safe_name(d.resolve().name), ImageFolder.from_directory(d), None) for d in folders]
     images = [p for p in matches if p.suffix.lower() in IMAGE_SUFFIXES]
     videos = [p for p in matches if p.suffix.lower() in VIDEO_SUFFIXES]
     if images and not videos:
         return [PredictInput(safe_name(images[0].parent.resolve().name), ImageFolder(images), None)]
     if videos and not images:
         return [PredictInput(safe_name(v.stem), open_video(v), _video_fps(v)) for v in videos]
-    found = f"{len(images)} images and {len(videos)} videos" if matches else "no files"
+    found = f"{len(images)} images, {len(videos)} videos and {len(folders)} folders" if found_paths else "nothing"
     raise PredictInputError(f"input={spec}: the glob matches {found}; it must match frame images "
-                            f"({', '.join(IMAGE_SUFFIXES)}) or videos ({', '.join(VIDEO_SUFFIXES)}), not both")
+                            f"({', '.join(IMAGE_SUFFIXES)}), videos ({', '.join(VIDEO_SUFFIXES)}) or folders of "
+                            "frame images, one kind only")
 
 
 def _input_paths(inputs: list[PredictInput]) -> tuple[list[Path], list[Path]]:

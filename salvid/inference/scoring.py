@@ -30,6 +30,7 @@ from salvid.data.splits import split_sequences
 from salvid.errors import CheckpointError, ConfigError
 from salvid.inference import report
 from salvid.inference.core import NetworkSaliency, frame_stems, iter_batches, middle_frames
+from salvid.inference.writers import to_uint8
 from salvid.methods import SaliencyMethod
 from salvid.metrics import SaliencyMetrics
 from salvid.runtime import progress
@@ -93,7 +94,16 @@ def load_sequences(cfg: DictConfig) -> tuple[list[VideoSequence], Path]:
                                  data.get("val_holdout", 0), data.get("test_holdout", 0), **options)
     if stage not in stages:
         raise ConfigError(f"stage={stage}: the data config defines no {stage} sequences (set data.split=<split>)")
-    return stages[stage], Path(data.root)
+    sequences = stages[stage]
+    if data.get("sequences") is not None:
+        wanted = [str(name) for name in data.sequences]
+        present = {s.name for s in sequences}
+        unknown = [name for name in wanted if name not in present]
+        if unknown:
+            raise ConfigError(f"data.sequences: {unknown} not among the {len(present)} sequences scored here "
+                              f"({', '.join(sorted(present)[:10])}{', ...' if len(present) > 10 else ''})")
+        sequences = [s for s in sequences if s.name in set(wanted)]
+    return sequences, Path(data.root)
 
 
 def _qualitative_picks(sequences: list[VideoSequence], count: int) -> dict[int, list[int]]:
@@ -168,6 +178,8 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoS
                 masks = [seq.salient_mask(t) for t in ids]
                 for m in methods:
                     maps = m.predict([middle_frames(c, m.in_frames) for c in clips], ids)
+                    if cfg.quantise_maps and isinstance(m, NetworkSaliency):
+                        maps = to_uint8(maps).astype(np.float32) / 255.0  # as its saved PNGs hold it
                     _update(metrics[m.name], maps, masks, v, ids)
                     samples.add(v, seq.name, ids, clips, masks, m.name, maps)
                 counter.advance(len(ids))
