@@ -72,6 +72,18 @@ def local_copy(spec: str | Path) -> Path:
         raise CheckpointError(f"{url}: cannot download the checkpoint ({e})") from e
 
 
+def model_name(spec: str | Path | None) -> str:
+    """What a network is called in tables and figures: a pretrained name as given (the default model's name
+    for none), a weights file by its stem, a training checkpoint (``<run>/checkpoints/<file>.ckpt``) by its
+    run's folder."""
+    if spec is None:
+        return DEFAULT_PRETRAINED
+    path = PurePosixPath(urlparse(str(spec)).path) if is_remote(spec) else Path(spec)
+    if path.suffix == ".ckpt" and path.parent.name == "checkpoints" and path.parent.parent.name:
+        return path.parent.parent.name
+    return path.stem if path.suffix in (".ckpt", ".safetensors") else str(spec)
+
+
 def read_checkpoint(path: str | Path, trusted: bool = False, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a Lightning ``.ckpt`` (a path or an ``http(s)`` URL) without executing code from it (unless
     ``trusted``)."""

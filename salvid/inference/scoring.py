@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
-from salvid.checkpoints import load_network
+from salvid.checkpoints import load_network, model_name
 from salvid.data.layouts import VideoSequence, layout_options
 from salvid.data.splits import split_sequences
 from salvid.errors import CheckpointError, ConfigError
@@ -46,7 +46,8 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
     more networks and maps folders. A baseline asked for that cannot run here is an error saying why."""
     net, _ = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
     run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last}
-    methods: list[SaliencyMethod] = [NetworkSaliency(net, cfg.method_name, **run)]
+    name = cfg.method_name or model_name(cfg.ckpt_path)
+    methods: list[SaliencyMethod] = [NetworkSaliency(net, name, **run)]
     baselines = list(cfg.baselines)
     if cfg.image_only_ckpt is not None and "image_only" not in baselines:
         baselines.append("image_only")

@@ -33,7 +33,8 @@ def test_evaluate_scores_network_baselines_and_maps_folders(eval_data, trained_c
     maps = gt_maps(eval_data, tmp_path / "gt_maps")
     summary = run(eval_data, out, trained_ckpt, f"image_only_ckpt={image_only_pretrained}",
                   f"+maps_dirs.oracle={maps}")
-    methods = ["salvid", "center_prior", "frame_difference", "spectral_residual", "image_only", "oracle"]
+    network = trained_ckpt.parent.parent.name  # a training checkpoint is named after its run
+    methods = [network, "center_prior", "frame_difference", "spectral_residual", "image_only", "oracle"]
     assert list(summary) == methods  # image_only joins with its checkpoint
     for name in FILES:
         assert (out / name).stat().st_size > 0, name
@@ -45,11 +46,11 @@ def test_evaluate_scores_network_baselines_and_maps_folders(eval_data, trained_c
     rows = list(csv.DictReader((out / "per_sequence.csv").open()))
     assert sorted({(r["method"], r["sequence"]) for r in rows}) == sorted(
         (m, s) for m in methods for s in ("test_000", "test_001"))
-    assert sum(int(r["frames"]) for r in rows if r["method"] == "salvid") == 16
-    excluded = sum(int(r["excluded_frames"]) for r in rows if r["method"] == "salvid")
-    assert summary["salvid"]["excluded_frames"] == excluded
+    assert sum(int(r["frames"]) for r in rows if r["method"] == network) == 16
+    excluded = sum(int(r["excluded_frames"]) for r in rows if r["method"] == network)
+    assert summary[network]["excluded_frames"] == excluded
     table = (out / "table.md").read_text()
-    assert "| metric | salvid | center_prior |" in table and "| PLCC |" in table and "| AUC |" in table
+    assert f"| metric | {network} | center_prior |" in table and "| PLCC |" in table and "| AUC |" in table
     assert "**1.000**" in table  # the oracle's AUC marked best
 
 
@@ -77,7 +78,7 @@ def test_unknown_baseline_and_wrong_image_only_network_are_named(eval_data, tiny
 
 def test_the_default_run_scores_what_runs_everywhere_without_warnings(eval_data, tiny_pretrained, tmp_path, caplog):
     summary = run(eval_data, tmp_path / "out", tiny_pretrained)
-    assert list(summary) == ["salvid", "center_prior", "frame_difference", "spectral_residual"]
+    assert list(summary) == ["tiny", "center_prior", "frame_difference", "spectral_residual"]  # tiny.safetensors
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "skipped" in r.getMessage()]
 
 

@@ -34,7 +34,7 @@ def test_predicted_maps_score_exactly_as_the_live_network(eval_data, tiny_pretra
     salvid("evaluate", f"ckpt_path={tiny_pretrained}", "data=videos", f"data.root={eval_data}", "data.split=test",
            "baselines=[]", "+maps_dirs.mine=predicted", "paths.output_dir=table", cwd=tmp_path)
     summary = json.loads((tmp_path / "table" / "summary.json").read_text())
-    live, saved = summary["salvid"], summary["mine"]
+    live, saved = summary["tiny"], summary["mine"]
     assert set(live) == set(saved)
     for metric, value in live.items():  # the same maps, quantised the same way: the same table
         assert saved[metric] == pytest.approx(value, abs=1e-6), metric
@@ -46,8 +46,8 @@ def test_float_maps_are_scored_when_asked(eval_data, tiny_pretrained, tmp_path):
            "baselines=[]", "quantise_maps=false", "paths.output_dir=float", cwd=tmp_path)
     salvid("evaluate", f"ckpt_path={tiny_pretrained}", "data=videos", f"data.root={eval_data}", "data.split=test",
            "baselines=[]", "paths.output_dir=quantised", cwd=tmp_path)
-    as_float = json.loads((tmp_path / "float" / "summary.json").read_text())["salvid"]
-    quantised = json.loads((tmp_path / "quantised" / "summary.json").read_text())["salvid"]
+    as_float = json.loads((tmp_path / "float" / "summary.json").read_text())["tiny"]
+    quantised = json.loads((tmp_path / "quantised" / "summary.json").read_text())["tiny"]
     assert as_float["plcc"] == pytest.approx(quantised["plcc"], abs=0.01)
     assert as_float != quantised  # the switch changes what is scored
 
@@ -86,7 +86,7 @@ def test_a_davis_tree_predicted_by_folder_glob_then_a_subset_evaluated(tiny_pret
     salvid("evaluate", f"ckpt_path={tiny_pretrained}", "data=davis2016", f"data.root={root}", "data.split=train",
            "data.sequences=[camel]", "baselines=[]", "+maps_dirs.mine=maps", "paths.output_dir=table", cwd=tmp_path)
     rows = (tmp_path / "table" / "per_sequence.csv").read_text().splitlines()[1:]
-    assert sorted(r.split(",")[:2] for r in rows) == [["mine", "camel"], ["salvid", "camel"]]
+    assert sorted(r.split(",")[:2] for r in rows) == [["mine", "camel"], ["tiny", "camel"]]
 
 
 def test_an_unknown_sequence_is_named_with_those_there_are(eval_data, tiny_pretrained, tmp_path):

@@ -91,7 +91,7 @@ def test_evaluate_logs_its_table_rows_and_figures_to_wandb(eval_data, trained_ck
             assert len(table["data"]) == shape[0]
     table = json.loads((run / "files" / next(r["evaluate/table/path"] for r in rows if "evaluate/table/path" in r))
                        .read_text())
-    assert table["columns"][:3] == ["metric", "salvid", "center_prior"]
+    assert table["columns"][:3] == ["metric", trained_ckpt.parent.parent.name, "center_prior"]  # named after its run
     figures = images(run, rows, "evaluate/figures")
     captions = next(r["evaluate/figures/captions"] for r in rows if "evaluate/figures/captions" in r)
     assert captions == ["roc.png", "pr.png", "qualitative.png"]
