@@ -7,3 +7,15 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
+
+# salvid.load, salvid.predict_video, salvid.SaliencyModel (salvid.inference.api), imported on first use: a
+# training process sets its oneDNN cap before torch loads, and ``import salvid`` must not load torch.
+_API = ("SaliencyModel", "load", "predict_video")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from salvid.inference import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'salvid' has no attribute {name!r}")

@@ -30,7 +30,7 @@ from torch import nn
 from salvid.errors import CheckpointError
 from salvid.models.config import validate_model_config
 from salvid.models.families import build_network, network_arguments
-from salvid.runtime.files import safe_name
+from salvid.runtime.files import atomic_write_text, safe_name
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_PRETRAINED = "salvid-fusion3d-davis"
@@ -119,8 +119,10 @@ def _unpickler_reason(error: Exception) -> str:
 
 
 def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the network from a pretrained name, a ``.safetensors`` file (config in the sibling ``.json``) or a
-    Lightning ``.ckpt``. Returns the network in eval mode and its configuration."""
+    """Build the network from a pretrained name, a ``.safetensors`` file (config in the sibling ``.json``), a
+    model folder (``config.json`` + ``model.safetensors``, as :func:`save_folder` writes and the Hugging Face hub
+    hosts), a hub repository ``owner/name`` (with huggingface_hub, online) or a Lightning ``.ckpt``. Returns the
+    network in eval mode and its configuration."""
     spec = spec or DEFAULT_PRETRAINED
     if is_remote(spec):
         if str(spec).endswith(".safetensors"):
@@ -130,6 +132,10 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
     path = Path(spec)
     if not path.exists() and (PRETRAINED_DIR / f"{spec}.safetensors").is_file():
         path = PRETRAINED_DIR / f"{spec}.safetensors"
+    if not path.exists() and _HUB_REPO.match(str(spec)):
+        path = hub_download(str(spec))
+    if is_model_folder(path):
+        return _from_safetensors(path / HUB_WEIGHTS, path / HUB_CONFIG)
     if path.suffix == ".safetensors":
         return _from_safetensors(path)
     if path.suffix == ".ckpt" or path.is_file():
@@ -158,8 +164,8 @@ def _build(config: dict[str, Any], state: dict[str, torch.Tensor], source: Path)
     return net.eval()
 
 
-def _from_safetensors(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    config_path = path.with_suffix(".json")
+def _from_safetensors(path: Path, config_path: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    config_path = config_path or path.with_suffix(".json")
     if not config_path.is_file():
         raise CheckpointError(f"{path}: model config {config_path} is missing")
     try:
@@ -184,6 +190,41 @@ def _from_lightning(path: Path, trusted: bool) -> tuple[nn.Module, dict[str, Any
     config = validate_model_config(dict(hparams["model"]), path)
     state = {k.removeprefix("net."): v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("net.")}
     return _build(config, state, path), config
+
+
+# A model folder as the Hugging Face hub holds one: plain JSON (the model config and card) beside the weights.
+HUB_CONFIG, HUB_WEIGHTS = "config.json", "model.safetensors"
+_HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_model_folder(path: Path) -> bool:
+    return path.is_dir() and (path / HUB_CONFIG).is_file() and (path / HUB_WEIGHTS).is_file()
+
+
+def save_folder(net: nn.Module, config: dict[str, Any], folder: str | Path, card: dict[str, Any]) -> Path:
+    """Write ``folder/config.json`` (model config and card) and ``folder/model.safetensors``: a model folder
+    that :func:`load_network` reads and the Hugging Face hub hosts as it is."""
+    folder = Path(folder)
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / HUB_WEIGHTS))
+    atomic_write_text(folder / HUB_CONFIG, json.dumps({"model": config, **card}, indent=2) + "\n")
+    return folder
+
+
+def hub_download(repo_id: str) -> Path:
+    """The model folder of a Hugging Face hub repository (``owner/name``), downloaded once into the hub's
+    cache: only its config.json and model.safetensors, never code."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise CheckpointError(f"{repo_id}: not a file, folder or pretrained name here; to load it from the Hugging "
+                              "Face hub, pip install huggingface_hub") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=[HUB_CONFIG, HUB_WEIGHTS]))
+    except Exception as e:  # the hub client raises many types: offline, unknown repo, no access
+        raise CheckpointError(f"{repo_id}: cannot fetch it from the Hugging Face hub ({type(e).__name__}: "
+                              f"{_first_line(e)})") from e
 
 
 def save_pretrained(net: nn.Module, config: dict[str, Any], path: str | Path, card: dict[str, Any],

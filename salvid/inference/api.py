@@ -1,0 +1,122 @@
+"""salvid from Python: a ready network by name, maps in one call, models saved and shared as folders.
+
+    import salvid
+    model = salvid.load()                              # the default model; or a name, folder, file, owner/name
+    maps = model.predict(frames)                       # consecutive RGB uint8 frames (H, W, 3) -> (N, H, W)
+    maps = salvid.predict_video("clip.mp4")            # every frame of a video or frame folder
+    model.save_pretrained("my-model")                  # config.json + model.safetensors
+    model.push_to_hub("me/my-model")                   # with huggingface_hub and a login
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from salvid.checkpoints import load_network, model_name, save_folder
+from salvid.data.sources import FrameSource, ImageFolder, open_video
+from salvid.errors import DataError
+from salvid.inference.core import NetworkSaliency, Prediction
+
+
+class _Frames(FrameSource):
+    """Frames already in memory, as a frame source."""
+
+    def __init__(self, frames: Sequence[np.ndarray]):
+        self.frames = [np.asarray(f) for f in frames]
+        self.path = Path("<frames>")
+        if not self.frames:
+            raise DataError("predict(frames): no frames given")
+        first = self.frames[0]
+        for i, f in enumerate(self.frames):
+            if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3 or f.shape != first.shape:
+                raise DataError(f"predict(frames): frame {i} is {f.dtype} {f.shape}; every frame must be RGB uint8 "
+                                f"(H, W, 3) of one size, like frame 0 {first.shape}")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.frames[0].shape[:2]
+
+    def _decode(self, indices: np.ndarray) -> np.ndarray:
+        return np.stack([self.frames[i] for i in indices])
+
+
+def _source(path: str | Path) -> FrameSource:
+    path = Path(path)
+    if path.is_dir():
+        return ImageFolder.from_directory(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such video file or frame folder")
+    return open_video(path)
+
+
+class SaliencyModel:
+    """A network ready to draw saliency maps: what :func:`load` returns."""
+
+    def __init__(self, net, config: dict[str, Any], name: str, device: str = "auto", precision: str = "auto",
+                 batch_size: int = 8):
+        self.config = config
+        self.name = name
+        self.batch_size = batch_size
+        self.runner = NetworkSaliency(net, name, device=device, precision=precision)
+
+    @property
+    def net(self):
+        return self.runner.net
+
+    def predict(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """Maps ``(N, H, W)`` float32 in [0, 1] of consecutive RGB uint8 frames (each map from its frame and
+        its neighbours; the first and last frames repeat at the ends)."""
+        return np.stack([p.saliency for p in self.runner.stream(_Frames(frames), self.batch_size)])
+
+    def stream(self, video: str | Path) -> Iterator[Prediction]:
+        """The maps of a video file or frame folder one frame at a time, in constant memory."""
+        yield from self.runner.stream(_source(video), self.batch_size)
+
+    def predict_video(self, video: str | Path) -> np.ndarray:
+        """Every frame's map ``(N, H, W)`` of a video file or frame folder (:meth:`stream` for long videos)."""
+        return np.stack([p.saliency for p in self.stream(video)])
+
+    def save_pretrained(self, folder: str | Path, card: dict[str, Any] | None = None) -> Path:
+        """A model folder (``config.json`` + ``model.safetensors``) that :func:`load` and the hub read."""
+        return save_folder(self.net, self.config, folder, {"name": self.name, **(card or {})})
+
+    def push_to_hub(self, repo_id: str, folder: str | Path | None = None, **upload: Any) -> str:
+        """Publish the model folder to the Hugging Face hub (``pip install huggingface_hub``, then log in);
+        others load it with ``salvid.load("<repo_id>")``. Returns the commit's URL."""
+        import tempfile
+
+        try:
+            from huggingface_hub import HfApi
+        except ImportError:
+            raise DataError("push_to_hub needs huggingface_hub: pip install huggingface_hub") from None
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = self.save_pretrained(folder or tmp)
+            api = HfApi()
+            api.create_repo(repo_id, exist_ok=True)
+            return str(api.upload_folder(repo_id=repo_id, folder_path=str(saved), **upload))
+
+
+def load(spec: str | Path | None = None, device: str = "auto", precision: str = "auto", batch_size: int = 8,
+         trusted: bool = False) -> SaliencyModel:
+    """The model ``spec`` names, ready to predict: a pretrained name (default: the shipped default model), a
+    model folder, a ``.safetensors`` file, a training ``.ckpt``, or a hub repository ``owner/name``."""
+    net, config = load_network(spec, trusted=trusted)
+    return SaliencyModel(net, config, model_name(spec), device=device, precision=precision, batch_size=batch_size)
+
+
+def predict_video(video: str | Path, model: str | Path | SaliencyModel | None = None, **options: Any) -> np.ndarray:
+    """Every frame's map ``(N, H, W)`` of a video file or frame folder, with ``model`` (default: the shipped
+    default model; ``options`` go to :func:`load`)."""
+    if not isinstance(model, SaliencyModel):
+        model = load(model, **options)
+    return model.predict_video(video)
+
+
+__all__ = ["SaliencyModel", "load", "predict_video"]
