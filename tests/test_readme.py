@@ -123,3 +123,35 @@ def test_readme_command_runs_as_written(command, workdir):
     assert result.returncode == 0, f"{command}\nexit {result.returncode}:\n{output[-6000:]}"
     noise = [n for n in NOISE if n in output]
     assert not noise, f"{command} printed {noise}:\n{output[-6000:]}"
+
+
+def readme_python_blocks(text: str) -> list[tuple[int, str]]:
+    """``(line number, code)`` of every ```python block of ``text``."""
+    blocks, code, start = [], None, 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() == "```python":
+            code, start = [], number + 1
+        elif line.startswith("```") and code is not None:
+            blocks.append((start, "\n".join(code)))
+            code = None
+        elif code is not None:
+            code.append(line)
+    return blocks
+
+
+PYTHON_BLOCKS = readme_python_blocks(README.read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", [c for _, c in PYTHON_BLOCKS], ids=[f"README.md:{n}" for n, _ in PYTHON_BLOCKS])
+def test_readme_python_runs_as_written(code, workdir):
+    assert PYTHON_BLOCKS, "the README shows salvid from Python"
+    if not DEFAULT_MODEL_SHIPPED:
+        pytest.skip(f"uses the default shipped model {DEFAULT_PRETRAINED}, not in {PRETRAINED_DIR} yet")
+    if not (workdir / "clip.mp4").exists():
+        _clip(workdir)
+    check = "\nassert maps.ndim == 3 and 0 <= maps.min() and maps.max() <= 1 and model.name\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_ALBUMENTATIONS_UPDATE": "1"}
+    result = subprocess.run([sys.executable, "-c", code + check], cwd=workdir, env=env, capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert result.returncode == 0, f"{code}\n{result.stderr[-4000:]}"
