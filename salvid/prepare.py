@@ -29,9 +29,9 @@ from salvid.data.acquire.download import DownloadError, download, progress_bar, 
 from salvid.data.acquire.extract import extract_dataset
 from salvid.data.acquire.pack import pack
 from salvid.data.acquire.registry import DATASETS, DatasetSource
-from salvid.data.errors import DataError
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, list_sequences
+from salvid.errors import DataError
 from salvid.runtime.entry import entry_point
 
 console = Console()

@@ -1,4 +1,4 @@
-"""The issue's bad inputs: each a clear error naming the file, or a documented skip counted at setup."""
+"""Bad inputs: each a clear error naming the file, or a documented skip counted at setup."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from torch.utils.data import DataLoader
 
 from salvid.data.datamodule import SaliencyDataModule
-from salvid.data.errors import DataError
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, base, list_sequences, videos
 from salvid.data.sources import PyAVVideo
 from salvid.data.stream import TripletStream
+from salvid.errors import DataError
 from tests.helpers.layout_fixtures import box_mask, close, davis, frame, save
 
 SPLITS = {"train": "all", "val": None, "test": None}

@@ -1,4 +1,4 @@
-"""Every dataset layout on generated fixtures in its distributed shape, and on the shared DAVIS copy."""
+"""Every dataset layout on generated fixtures in its distributed shape, and on the real DAVIS-2016 240p copy when present."""
 
 from __future__ import annotations
 

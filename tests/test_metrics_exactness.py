@@ -49,7 +49,7 @@ def generated_masks() -> np.ndarray:
 
 
 def real_masks(davis_root: Path) -> np.ndarray:
-    """Masks from the shared DAVIS copy (the ``davis_root`` fixture skips, saying where it looked, if absent)."""
+    """Masks from the DAVIS-2016 240p test data (the ``davis_root`` fixture skips, saying where it looked, if absent)."""
     masks = davis_root / "Annotations" / "240p"
     return np.stack([np.array(Image.open(masks / f"{name}.png").convert("L")) for name in REAL_FRAMES])
 

@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from salvid.data.errors import DataError
 from salvid.data.inventory import check_mask_resize
 from salvid.data.layouts.base import DatasetError, VideoSequence
 from salvid.data.masks import check_same_size
 from salvid.data.sources import FrameSource
+from salvid.errors import DataError
 
 
 def triplet_indices(t: int, n_frames: int, in_frames: int = 3) -> list[int]:

@@ -7,9 +7,8 @@ import pytest
 from conftest import compose_config
 
 from salvid.baselines import MissingMapsError
-from salvid.errors import ConfigError
+from salvid.errors import ConfigError, UnsafeOutputError
 from salvid.inference.scoring import evaluate
-from salvid.runtime.files import UnsafeOutputError
 
 FILES = ("per_sequence.csv", "summary.json", "table.md", "roc.png", "pr.png", "qualitative.png")
 

@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from salvid.runtime.files import OutputGuard, UnsafeOutputError, safe_name
+from salvid.errors import UnsafeOutputError
+from salvid.runtime.files import OutputGuard, safe_name
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from salvid.checkpoints import load_network
 from salvid.data.errors import ImageReadError
 from salvid.data.preprocess import normalise
 from salvid.data.transforms import ClipTransform
+from salvid.errors import UnsafeOutputError
 from salvid.inference.predicting import PredictInputError, predict
-from salvid.runtime.files import UnsafeOutputError
 from tests.helpers.networks import assert_varied
 
 

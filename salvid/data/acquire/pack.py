@@ -22,7 +22,7 @@ from PIL import Image
 
 from salvid.data.layouts import list_sequences
 from salvid.data.layouts.base import VideoSequence
-from salvid.runtime.files import UnsafeOutputError
+from salvid.errors import UnsafeOutputError
 
 READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
 
