@@ -37,6 +37,7 @@ def _shared_data() -> Path:
 
 SHARED_DATA = _shared_data()
 DAVIS_240P = SHARED_DATA / "DAVIS-2016-train-240p"
+DUTS_SAMPLE = SHARED_DATA / "DUTS-TR-sample"
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +45,10 @@ def davis_root() -> Path:
     if not (DAVIS_240P / "JPEGImages").is_dir():
         pytest.skip(f"shared DAVIS data not found at {DAVIS_240P} (set SALVID_SHARED_DATA to its parent folder)")
     return DAVIS_240P
+
+
+@pytest.fixture(scope="session")
+def duts_root() -> Path:
+    if not (DUTS_SAMPLE / "DUTS-TR-Image").is_dir():
+        pytest.skip(f"shared DUTS-TR sample not found at {DUTS_SAMPLE} (set SALVID_SHARED_DATA to its parent folder)")
+    return DUTS_SAMPLE

@@ -18,6 +18,7 @@ def split_sequences(layout: str, root: str | Path, splits: dict[str, str | None]
     With ``splits.test`` (``splits.val``) null, ``test_holdout`` (``val_holdout``) sequences are taken from the
     training sequences: sorted by name, the last ``test_holdout`` go to test and the ``val_holdout`` before
     them to validation. Holding out every training sequence is allowed (a pure evaluation of a small copy).
+    Sequences marked ``train_only`` are never held out.
     """
     stages = {stage: list_sequences(layout, root, splits[stage], **options)
               for stage in STAGES if splits.get(stage) is not None}
@@ -28,9 +29,10 @@ def split_sequences(layout: str, root: str | Path, splits: dict[str, str | None]
             raise ValueError(f"data.{stage}_holdout={k}: must be >= 0")
         if "train" not in stages:
             raise ValueError(f"data.{stage}_holdout={k}: needs data.splits.train")
-        train = sorted(stages["train"], key=lambda s: s.name)
+        train = sorted((s for s in stages["train"] if not s.train_only), key=lambda s: s.name)
+        kept = [s for s in stages["train"] if s.train_only]
         if k > len(train):
             raise ValueError(f"data.{stage}_holdout={k}: only {len(train)} training sequences left to hold out; "
                              "to score every sequence of a split use data.split=<split> (evaluate) or lower it")
-        stages["train"], stages[stage] = train[: len(train) - k], train[len(train) - k :]
+        stages["train"], stages[stage] = train[: len(train) - k] + kept, train[len(train) - k :]
     return stages
