@@ -1,0 +1,112 @@
+"""Cross-validation folds over sequences (data.folds / data.fold)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
+from salvid.data.folds import fold_names
+from salvid.data.splits import split_sequences
+from tests.layout_fixtures import box_mask, davis, frame, save
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+HOLDOUT = {"train": "train", "val": None, "test": None}  # data=davis2016_holdout's splits
+
+
+def names(stages):
+    return {stage: [s.name for s in seqs] for stage, seqs in stages.items()}
+
+
+def test_fold_names_are_contiguous_blocks_of_the_sorted_names():
+    shuffled = [f"s{i:02d}" for i in range(25)]
+    random.Random(0).shuffle(shuffled)
+    blocks = fold_names(shuffled, 3)
+    assert [len(b) for b in blocks] == [9, 8, 8]
+    assert sum(blocks, []) == sorted(shuffled)
+    assert fold_names(sorted(shuffled, reverse=True), 3) == blocks  # listing order does not matter
+
+
+def test_folds_partition_the_non_test_sequences_of_davis(davis_root):
+    all_names = sorted(p.name for p in (davis_root / "JPEGImages" / "240p").iterdir())
+    test, rest = set(all_names[-5:]), all_names[:-5]  # davis2016_holdout's test sequences, and the other 25
+    seen: list[str] = []
+    for k in range(3):
+        stages = names(split_sequences("davis2016", davis_root, HOLDOUT, 0, 5, folds=3, fold=k, resolution="240p"))
+        assert stages["val"] == stages["test"] and stages["val"]
+        assert not set(stages["val"]) & set(stages["train"])
+        assert sorted(stages["train"] + stages["val"]) == rest
+        assert not test & set(stages["train"] + stages["val"])  # the test sequences enter no fold
+        seen += stages["val"]
+    assert sorted(seen) == rest and len(seen) == len(set(seen)) == 25
+
+
+def _tiny_davis(root: Path, order: list[str]) -> Path:
+    """Six 3-frame sequences; train.txt lists them in ``order`` (the last in val.txt)."""
+    return davis(root, {name: 3 for name in order})
+
+
+def test_folds_are_stable_by_name(tmp_path):
+    order = ["f", "b", "e", "a", "d", "c", "z"]
+    a = _tiny_davis(tmp_path / "a", order)
+    b = _tiny_davis(tmp_path / "b", [*sorted(order[:-1], reverse=True), "z"])  # same names, other listing order
+    for k in range(2):
+        first = names(split_sequences("davis2016", a, HOLDOUT, 0, 1, folds=2, fold=k))
+        second = names(split_sequences("davis2016", b, HOLDOUT, 0, 1, folds=2, fold=k))
+        assert first["val"] == second["val"] == [["a", "b", "c"], ["d", "e"]][k]  # f (last by name): test hold-out
+        assert sorted(first["train"]) == sorted(second["train"])
+        assert "f" not in first["train"] + first["val"]
+
+
+def test_train_only_sequences_always_train_and_never_change_the_folds(tmp_path):
+    videos = _tiny_davis(tmp_path / "DAVIS", ["a", "b", "c", "d", "e", "z"])
+    for i in range(3):  # still images whose names sort among the videos'
+        save(frame(i), tmp_path / "images" / "DUTS-TR-Image" / f"c{i}.jpg")
+        save(box_mask(i), tmp_path / "images" / "DUTS-TR-Mask" / f"c{i}.png")
+    datasets = {"davis": {"layout": "davis2016", "root": "DAVIS", "splits": {"train": "train"}},
+                "imgs": {"layout": "image_sod", "root": "images", "train_only": True, "splits": {"train": "all"}}}
+    for k in range(2):
+        plain = names(split_sequences("davis2016", videos, HOLDOUT, 0, 1, folds=2, fold=k))
+        mixed = names(split_sequences("concat", tmp_path, HOLDOUT, 0, 1, folds=2, fold=k, datasets=datasets))
+        assert mixed["val"] == [f"davis/{n}" for n in plain["val"]]
+        assert sorted(n for n in mixed["train"] if n.startswith("davis/")) == [f"davis/{n}" for n in sorted(plain["train"])]
+        assert sorted(n for n in mixed["train"] if n.startswith("imgs/")) == ["imgs/c0", "imgs/c1", "imgs/c2"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"folds": 3, "fold": 3}, r"data.fold=3: must be an integer in 0..2"),
+        ({"folds": 1, "fold": 0}, r"data.folds=1: must be an integer >= 2"),
+        ({"folds": 3, "fold": None}, r"data.fold=None"),
+        ({"folds": 3, "fold": 0, "val_holdout": 4}, r"data.val_holdout=4: with data.folds .* data.val_holdout=0"),
+        ({"folds": 6, "fold": 0}, r"data.folds=6: only 5 training sequences"),
+    ],
+)
+def test_bad_fold_settings_are_named(tmp_path, overrides, message):
+    root = _tiny_davis(tmp_path, ["a", "b", "c", "d", "e", "f", "z"])
+    settings = {"val_holdout": 0, "test_holdout": 1, **overrides}
+    with pytest.raises(ValueError, match=message):
+        split_sequences("davis2016", root, HOLDOUT, **settings)
+
+
+def test_cv_experiments_compose_with_the_same_folds(davis_root, duts_root, tmp_path):
+    (tmp_path / "DAVIS-2016-train-240p").symlink_to(davis_root)
+    (tmp_path / "DUTS-TR").symlink_to(duts_root)
+    folds = {}
+    for experiment, root in (("cv_fusion3d", davis_root), ("cv_fusion3d_duts", tmp_path)):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose("train", [f"+experiment={experiment}", f"data.root={root}", "data.folds=3",
+                                    "data.fold=1", "paths.output_dir=x"])
+        assert cfg.data.val_holdout == 0 and cfg.data.test_holdout == 5 and cfg.model.family == "fusion3d"
+        assert "per_sequence_test" in cfg.callbacks and cfg.init_weights is None
+        dm = instantiate(cfg.data, _convert_="all")
+        dm.setup()
+        folds[experiment] = [s.name.removeprefix("davis/") for s in dm.sequences["val"]]
+        assert [s.name for s in dm.sequences["val"]] == [s.name for s in dm.sequences["test"]]
+    assert folds["cv_fusion3d"] == folds["cv_fusion3d_duts"] and len(folds["cv_fusion3d"]) == 8
