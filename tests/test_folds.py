@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,8 @@ from salvid.data.folds import fold_names
 from salvid.data.splits import split_sequences
 from tests.layout_fixtures import box_mask, davis, frame, save
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 HOLDOUT = {"train": "train", "val": None, "test": None}  # data=davis2016_holdout's splits
 
 
@@ -110,3 +114,45 @@ def test_cv_experiments_compose_with_the_same_folds(davis_root, duts_root, tmp_p
         folds[experiment] = [s.name.removeprefix("davis/") for s in dm.sequences["val"]]
         assert [s.name for s in dm.sequences["val"]] == [s.name for s in dm.sequences["test"]]
     assert folds["cv_fusion3d"] == folds["cv_fusion3d_duts"] and len(folds["cv_fusion3d"]) == 8
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("cross_validate", ROOT / "scripts" / "cross_validate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_run(run_dir: Path, fold: int, plcc: float, sequences: dict[str, float]) -> None:
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(f"data:\n  folds: 3\n  fold: {fold}\n")
+    (run_dir / "metrics.json").write_text(json.dumps({"test": {"test/plcc": plcc, "test/mae": 0.1,
+                                                               "test/excluded_frames": 0.0}}))
+    rows = "".join(f"{name},10,0,{value},0.1\n" for name, value in sequences.items())
+    (run_dir / "test_per_sequence.csv").write_text("sequence,frames,excluded_frames,plcc,mae\n" + rows)
+
+
+def test_cross_validate_script_reports_mean_spread_and_sequences(tmp_path, capsys):
+    script = _load_script()
+    for k, plcc in enumerate((0.5, 0.6, 0.7)):
+        _fake_run(tmp_path / "base" / str(k), k, plcc, {f"seq{k}": plcc})
+        _fake_run(tmp_path / "duts" / f"fold{k}", k, plcc + 0.05 * k, {f"davis/seq{k}": plcc + 0.05 * k})
+    (tmp_path / "duts" / "killed" / ".hydra").mkdir(parents=True)
+    (tmp_path / "duts" / "killed" / ".hydra" / "config.yaml").write_text("data:\n  folds: 3\n  fold: 0\n")
+    assert script.main([str(tmp_path / "base"), str(tmp_path / "duts")]) == 0
+    text = capsys.readouterr().out
+    assert "| plcc | 0.6000 | 0.1000 | 0.5000 | 0.6000 | 0.7000 |" in text  # mean, sample std, per fold
+    assert "| seq1 | 1 | 0.600 |" in text and "| davis/seq2 | 2 | 0.800 |" in text
+    assert "| plcc | 0.0500 | 0.0500 | 2/3 | 0.0000 | 0.0500 | 0.1000 |" in text  # paired by fold
+    assert "| seq2 | 2 | 0.100 |" in text  # the concat arm's davis/seq2 pairs with seq2
+    assert "excluded_frames" not in text.split("Per held-out")[0]  # counts are not metrics
+    assert f"Unfinished runs left out: {tmp_path / 'duts' / 'killed'}" in text
+
+
+def test_cross_validate_script_names_a_doubled_fold(tmp_path, capsys):
+    script = _load_script()
+    _fake_run(tmp_path / "arm" / "a", 1, 0.5, {})
+    _fake_run(tmp_path / "arm" / "b", 1, 0.6, {})
+    assert script.main([str(tmp_path / "arm")]) == 2
+    assert "both are fold 1" in capsys.readouterr().err
