@@ -15,8 +15,9 @@ is ``all``.
 
 Pairing: every image needs a mask of the same stem (a missing one is an error naming the image and the mask
 folder); a mask without an image, or two files of one stem, is an error naming the file(s). The folders are
-listed once with ``os.scandir`` (names only): no pixel is read here, so the full DUTS-TR (10,553 images)
-lists in well under a second.
+listed once with ``os.scandir`` (names only): no pixel is read here, so 10,553 DUTS-TR names list in 0.7 s on a
+busy 2-core machine. (The DataModule's setup then decodes each mask once to check it, as for every layout,
+without keeping it; images are decoded only when streamed.)
 """
 
 from __future__ import annotations
