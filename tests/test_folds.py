@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import random
@@ -156,3 +157,29 @@ def test_cross_validate_script_names_a_doubled_fold(tmp_path, capsys):
     _fake_run(tmp_path / "arm" / "b", 1, 0.6, {})
     assert script.main([str(tmp_path / "arm")]) == 2
     assert "both are fold 1" in capsys.readouterr().err
+
+
+def test_per_sequence_test_results_name_each_sequence(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from salvid.data.sequence_results import PerSequenceTestResults
+    from salvid.metrics import SaliencyMetrics
+
+    metrics = SaliencyMetrics(metrics=("plcc", "mae"))
+    target = torch.zeros(3, 1, 8, 8)
+    target[:, :, 2:6, 2:6] = 1
+    perfect, blank = target.clone(), torch.full_like(target, 0.5)
+    metrics.update(perfect[:2], target[:2], torch.tensor([0, 0]), torch.tensor([0, 1]))  # video 0: 2 perfect maps
+    metrics.update(blank[:1], target[:1], torch.tensor([1]), torch.tensor([0]))  # video 1: 1 uninformative map
+    sequences = [SimpleNamespace(name="davis/bear"), SimpleNamespace(name="davis/boat")]
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(sequences={"test": sequences}), is_global_zero=True)
+    PerSequenceTestResults(tmp_path / "run" / "test_per_sequence.csv").on_test_epoch_end(
+        trainer, SimpleNamespace(test_metrics=metrics))
+    with (tmp_path / "run" / "test_per_sequence.csv").open() as f:
+        rows = {row["sequence"]: row for row in csv.DictReader(f)}
+    assert list(rows) == ["davis/bear", "davis/boat"]
+    assert rows["davis/bear"]["frames"] == "2" and rows["davis/boat"]["frames"] == "1"
+    assert float(rows["davis/bear"]["plcc"]) == pytest.approx(1.0) and float(rows["davis/bear"]["mae"]) == 0.0
+    assert float(rows["davis/boat"]["mae"]) == pytest.approx(0.5)
