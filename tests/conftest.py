@@ -35,6 +35,7 @@ def _test_data() -> Path:
 
 TEST_DATA = _test_data()
 DAVIS_240P = TEST_DATA / "DAVIS-2016-train-240p"
+DUTS_SAMPLE = TEST_DATA / "DUTS-TR-sample"
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,10 @@ def davis_root() -> Path:
     if not (DAVIS_240P / "JPEGImages").is_dir():
         pytest.skip(f"DAVIS-2016 test data not found at {DAVIS_240P} (set SALVID_TEST_DATA to the folder that holds it)")
     return DAVIS_240P
+
+
+@pytest.fixture(scope="session")
+def duts_root() -> Path:
+    if not (DUTS_SAMPLE / "DUTS-TR-Image").is_dir():
+        pytest.skip(f"DUTS-TR sample not found at {DUTS_SAMPLE} (set SALVID_TEST_DATA to the folder that holds it)")
+    return DUTS_SAMPLE

@@ -36,6 +36,8 @@ class SaliencyDataModule(L.LightningDataModule):
         val_holdout, test_holdout: with ``splits.val`` (``splits.test``) null, hold out ``k`` training sequences
             for validation (test): sorted by name, the last ``test_holdout`` go to test and the ``val_holdout``
             before them to validation. For a copy that lacks a split (e.g. DAVIS-2016's training sequences alone).
+        folds, fold: cross-validation (:mod:`salvid.data.folds`): the training sequences left after the test
+            hold-out, sorted by name, in ``folds`` blocks; block ``fold`` validates and tests. null: off.
         mask_resize: ``error`` (a mask of another size than its frame stops setup, naming both files) or
             ``nearest`` (resize such masks to the frame, nearest neighbour; counted at setup).
         synthetic: parameters of :func:`salvid.data.synthetic.generate_dataset`; when set, ``root`` is generated
@@ -62,6 +64,8 @@ class SaliencyDataModule(L.LightningDataModule):
         buffer_size: int = 64,
         val_holdout: int = 0,
         test_holdout: int = 0,
+        folds: int | None = None,
+        fold: int | None = None,
         mask_resize: str = "error",
         synthetic: dict[str, Any] | None = None,
         seed: int = 0,
@@ -82,6 +86,8 @@ class SaliencyDataModule(L.LightningDataModule):
         self.buffer_size = buffer_size
         self.val_holdout = val_holdout
         self.test_holdout = test_holdout
+        self.folds = folds
+        self.fold = fold
         self.mask_resize = mask_resize
         self.synthetic = synthetic
         self.layout_options = layout_options
@@ -105,7 +111,7 @@ class SaliencyDataModule(L.LightningDataModule):
             warnings.simplefilter("always", SkippedInput)
             warnings.simplefilter("always", FrameCountWarning)
             self.sequences = split_sequences(self.layout, self.root, self.splits, self.val_holdout,
-                                             self.test_holdout, **self.layout_options)
+                                             self.test_holdout, self.folds, self.fold, **self.layout_options)
         for stage_name, seqs in self.sequences.items():
             self.counts[stage_name] = count_sequences(seqs, self.mask_resize)
         self._log_summary(caught)

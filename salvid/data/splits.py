@@ -6,19 +6,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from salvid.data.folds import apply_fold, check_fold_settings
 from salvid.data.layouts import VideoSequence, list_sequences
 
 STAGES = ("train", "val", "test")
 
 
 def split_sequences(layout: str, root: str | Path, splits: dict[str, str | None], val_holdout: int = 0,
-                    test_holdout: int = 0, **options: Any) -> dict[str, list[VideoSequence]]:
-    """``{stage: sequences}`` for each stage whose split is set, then the hold-outs.
+                    test_holdout: int = 0, folds: int | None = None, fold: int | None = None,
+                    **options: Any) -> dict[str, list[VideoSequence]]:
+    """``{stage: sequences}`` for each stage whose split is set, then the hold-outs, then the fold.
 
     With ``splits.test`` (``splits.val``) null, ``test_holdout`` (``val_holdout``) sequences are taken from the
     training sequences: sorted by name, the last ``test_holdout`` go to test and the ``val_holdout`` before
     them to validation. Holding out every training sequence is allowed (a pure evaluation of a small copy).
+    Sequences marked ``train_only`` are never held out. With ``folds`` set, fold ``fold`` of the remaining
+    training sequences is validation and test, and the test sequences are set aside (:mod:`salvid.data.folds`).
     """
+    if folds is not None:
+        check_fold_settings(folds, fold, splits, val_holdout)
     stages = {stage: list_sequences(layout, root, splits[stage], **options)
               for stage in STAGES if splits.get(stage) is not None}
     for stage, k in (("test", test_holdout), ("val", val_holdout)):
@@ -28,9 +34,12 @@ def split_sequences(layout: str, root: str | Path, splits: dict[str, str | None]
             raise ValueError(f"data.{stage}_holdout={k}: must be >= 0")
         if "train" not in stages:
             raise ValueError(f"data.{stage}_holdout={k}: needs data.splits.train")
-        train = sorted(stages["train"], key=lambda s: s.name)
+        train = sorted((s for s in stages["train"] if not s.train_only), key=lambda s: s.name)
+        kept = [s for s in stages["train"] if s.train_only]
         if k > len(train):
             raise ValueError(f"data.{stage}_holdout={k}: only {len(train)} training sequences left to hold out; "
                              "to score every sequence of a split use data.split=<split> (evaluate) or lower it")
-        stages["train"], stages[stage] = train[: len(train) - k], train[len(train) - k :]
+        stages["train"], stages[stage] = train[: len(train) - k] + kept, train[len(train) - k :]
+    if folds is not None:
+        stages = apply_fold(stages, folds, fold)
     return stages

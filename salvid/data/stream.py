@@ -27,10 +27,12 @@ every rank), before the epoch is padded or cut to ``len() * world_size`` samples
 chunk once.
 
 At sequence ends the missing neighbour repeats the edge frame (frame 0 is its own t-1), so sequences of one
-or two frames still give clips. A mask whose size differs from its frame's is an error naming both files,
-unless ``mask_resize="nearest"`` (nearest-neighbour resize of the mask to the frame). Any other failure
-while producing a sample is re-raised naming the sequence and frame, so an error in a dataloader worker
-says which file caused it.
+or two frames still give clips; a still image's sequence then makes its clip (``VideoSequence.make_clip``,
+e.g. a pseudo-clip with a small motion, :mod:`salvid.data.pseudo_clips`) before augmentation, from its own
+seed. A mask whose size differs from its frame's is an error naming both files, unless
+``mask_resize="nearest"`` (nearest-neighbour resize of the mask to the frame). Any other failure while
+producing a sample is re-raised naming the sequence and frame, so an error in a dataloader worker says which
+file caused it.
 """
 
 from __future__ import annotations
@@ -251,6 +253,10 @@ class TripletStream(IterableDataset):
                 frames = [decoded[f] for f in triplet_indices(t, n, self.in_frames)]
                 try:
                     mask = self._mask(seq, t, frames[r].shape[:2])
+                    if seq.make_clip is not None:  # a still image; evaluation gets the same clip every epoch
+                        epochs = (epoch,) if self.shuffle else ()
+                        clip_seed = _augmentation_seed(self.seed, chunk.seq, t, 1, *epochs)
+                        frames, mask = seq.make_clip(frames, mask, clip_seed)
                     if self.transform is not None:
                         seed = _augmentation_seed(self.seed, epoch, chunk.seq, t) if self.shuffle else None
                         frames, mask = self.transform(frames, mask, seed)

@@ -92,7 +92,8 @@ def load_sequences(cfg: DictConfig) -> tuple[list[VideoSequence], Path]:
     else:
         stage = cfg.stage
         stages = split_sequences(data.layout, data.root, OmegaConf.to_container(data.splits, resolve=True),
-                                 data.get("val_holdout", 0), data.get("test_holdout", 0), **options)
+                                 data.get("val_holdout", 0), data.get("test_holdout", 0), data.get("folds"),
+                                 data.get("fold"), **options)
     if stage not in stages:
         raise ConfigError(f"stage={stage}: the data config defines no {stage} sequences (set data.split=<split>)")
     sequences = stages[stage]
@@ -201,6 +202,8 @@ def dataset_title(cfg: DictConfig, sequences: list[VideoSequence]) -> str:
         held_out = not (data.get("splits") or {}).get(stage) and data.get(f"{stage}_holdout", 0)
         split = f"{stage} ({data.get(f'{stage}_holdout')} held out of split {data.splits.train})" if held_out \
             else f"{stage} (split {(data.get('splits') or {}).get(stage)})"
+        if data.get("folds"):
+            split = f"{stage} (fold {data.fold} of {data.folds} of split {data.splits.train})"
     frames = sum(len(s.annotated_frames) for s in sequences)
     return f"{name or data.layout}, {split}: {len(sequences)} sequences, {frames} annotated frames"
 

@@ -98,7 +98,7 @@ def adopt_initial_network(cfg: DictConfig) -> None:
     initial = with_defaults(initial)
     family = family_of(initial)
     given = OmegaConf.to_container(cfg.model, resolve=True)
-    same_family = given.get("family", initial["family"]) == family.name
+    same_family = family_of(given) is family
     keep = (set(family.training_settings) if same_family else set()) | _model_keys_given()
     model = {**initial, **{k: v for k, v in given.items() if k in keep}}
     if "pretrained" in family.training_settings and "pretrained" not in _model_keys_given():

@@ -83,6 +83,22 @@ DATASETS: dict[str, DatasetSource] = {
         homepage="https://lmb.informatik.uni-freiburg.de/resources/datasets/moseg.en.html",
         licence="research use (see the FBMS page)",
     ),
+    # DUTS (image salient-object detection): each zip holds one top-level folder, which prepare unwraps, so
+    # --root gets DUTS-TR-Image/ and DUTS-TR-Mask/ (DUTS-TE-Image/, DUTS-TE-Mask/) directly.
+    "duts": DatasetSource(
+        layout="image_sod",
+        archives=(Archive("DUTS-TR.zip", "http://saliencydetection.net/duts/download/DUTS-TR.zip"),),
+        homepage="http://saliencydetection.net/duts/",
+        licence="research benchmark (no licence stated by the authors)",
+        options={"images": "DUTS-TR-Image", "masks": "DUTS-TR-Mask"},
+    ),
+    "duts-te": DatasetSource(
+        layout="image_sod",
+        archives=(Archive("DUTS-TE.zip", "http://saliencydetection.net/duts/download/DUTS-TE.zip"),),
+        homepage="http://saliencydetection.net/duts/",
+        licence="research benchmark (no licence stated by the authors)",
+        options={"images": "DUTS-TE-Image", "masks": "DUTS-TE-Mask"},
+    ),
 }
 
 

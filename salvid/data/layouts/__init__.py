@@ -17,6 +17,7 @@ from salvid.data.layouts.concat import concat
 from salvid.data.layouts.davis import davis2016
 from salvid.data.layouts.davsod import davsod
 from salvid.data.layouts.fbms import fbms
+from salvid.data.layouts.image_sod import image_sod
 from salvid.data.layouts.segtrackv2 import segtrackv2
 from salvid.data.layouts.videos import video_folder
 from salvid.data.layouts.vot2016 import vot2016
@@ -29,6 +30,7 @@ LAYOUTS: dict[str, Callable[..., list[VideoSequence]]] = {
     "usvd": davsod,  # see salvid.data.layouts.davsod
     "davsod": davsod,
     "fbms": fbms,
+    "image_sod": image_sod,
     "concat": concat,
 }
 

@@ -47,6 +47,9 @@ class VideoSequence:
     frames feed neighbours but are never targets. ``weight`` is how often the training stream visits the
     sequence's frames per epoch (see :mod:`salvid.data.layouts.concat`). ``read_mask`` decodes one mask file to
     (H, W) uint8 {0, 1}; layouts whose masks follow another convention (FBMS colour masks) pass their own.
+    ``make_clip``: for a still image (one frame, repeated into a clip by the stream), ``f(frames, mask, seed) ->
+    (frames, mask)`` applied to every clip before augmentation (:class:`salvid.data.pseudo_clips.PseudoClip`).
+    ``train_only``: hold-outs and folds never take this sequence (a ``concat`` entry's ``train_only: true``).
     """
 
     name: str
@@ -54,6 +57,8 @@ class VideoSequence:
     masks: tuple[MaskEntry, ...]
     weight: float = 1.0
     read_mask: Callable[[Path], np.ndarray] = load_mask  # module-level, so dataloader workers can pickle it
+    make_clip: Callable[[list[np.ndarray], np.ndarray, int], tuple[list[np.ndarray], np.ndarray]] | None = None
+    train_only: bool = False
 
     def open(self) -> FrameSource:
         if isinstance(self.frames, Path):

@@ -17,6 +17,9 @@ Each entry names a layout, its root, optional layout options, and:
 * ``weight`` (default 1): how many times per training epoch each of its annotated frames is visited. A
   fractional part is a per-epoch random choice of chunks (chunk kept with that probability), so weights 1 and
   2 make the second dataset's frames twice as frequent in every batch mix. Evaluation streams ignore weights.
+* ``train_only`` (default false): hold-outs (``data.val_holdout`` / ``data.test_holdout``) and folds
+  (``data.folds``) never take its sequences, so e.g. still images mixed into video training stay in training
+  while validation and test sequences are held out of the videos alone.
 
 VideoSequence names become ``<dataset>/<sequence>``, so names from different datasets never collide.
 """
@@ -30,7 +33,7 @@ from typing import Any
 
 from salvid.data.layouts.base import DatasetError, VideoSequence
 
-ENTRY_KEYS = ("layout", "root", "weight", "splits")
+ENTRY_KEYS = ("layout", "root", "weight", "splits", "train_only")
 
 
 def concat(root: str | Path, split: str | None, datasets: Mapping[str, Mapping[str, Any]]) -> list[VideoSequence]:
@@ -53,8 +56,12 @@ def concat(root: str | Path, split: str | None, datasets: Mapping[str, Mapping[s
         if weight < 0:
             raise DatasetError(f"data.datasets.{name}.weight={weight}: must be >= 0")
         options = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+        train_only = entry.get("train_only", False)
+        if not isinstance(train_only, bool):
+            raise DatasetError(f"data.datasets.{name}.train_only={train_only!r}: must be true or false")
         for seq in list_sequences(entry["layout"], Path(root) / entry["root"], own_split, **options):
-            sequences.append(dataclasses.replace(seq, name=f"{name}/{seq.name}", weight=weight))
+            sequences.append(dataclasses.replace(seq, name=f"{name}/{seq.name}", weight=weight,
+                                                 train_only=train_only))
     if not sequences:
         raise DatasetError(f"data.datasets: no dataset provides split {requested!r}")
     return sequences

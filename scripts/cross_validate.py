@@ -1,0 +1,210 @@
+"""Summarise cross-validation runs as Markdown: mean and spread of each held-out metric over folds.
+
+    python scripts/cross_validate.py RUNS [RUNS ...] [--out FILE.md]
+
+Each RUNS is a folder holding the runs of one arm: a multirun folder (``python -m salvid.train -m
++experiment=cv_fusion3d data.fold=0,1,2 paths.output_dir=RUNS``) or any folder with one run per fold below
+it. A run is a folder with ``metrics.json`` (written when a run finishes) and ``.hydra/config.yaml`` (its fold:
+``data.fold`` of ``data.folds``); ``test_per_sequence.csv`` beside them (``+experiment=cv_*``) gives the
+per-sequence table. A fold's test set is its held-out fold, so ``test/*`` are the held-out metrics.
+
+Printed per arm: each metric's mean and standard deviation over folds (sample std, n - 1) and its value per
+fold, then one row per held-out sequence. With two or more arms, also each arm against the first: the mean and
+std over folds of the per-fold difference (paired: the folds hold the same sequences), and per sequence.
+Folders without ``metrics.json`` (unfinished runs) are listed and left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+# Shown first, in this order (higher is better except mae and loss); other test metrics follow by name.
+ORDER = ["plcc", "auc", "nss", "smeasure", "maxF", "meanF", "adpF", "maxE", "meanE", "adpE", "mae", "loss"]
+LOWER_IS_BETTER = {"mae", "loss"}
+SEQUENCE_METRICS = ["plcc", "auc", "nss", "smeasure", "maxF", "mae"]
+
+
+class RunsError(ValueError):
+    """A runs folder cannot be summarised; the message names the file and what to do."""
+
+
+@dataclass
+class Run:
+    path: Path
+    fold: int
+    folds: int
+    test: dict[str, float]
+    sequences: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Arm:
+    name: str
+    runs: dict[int, Run]
+    unfinished: list[Path]
+
+
+def _load_run(metrics_path: Path) -> Run:
+    run_dir = metrics_path.parent
+    config_path = run_dir / ".hydra" / "config.yaml"
+    if not config_path.is_file():
+        raise RunsError(f"{config_path}: missing; this script reads the fold of each run from it")
+    data = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}).get("data") or {}
+    fold, folds = data.get("fold"), data.get("folds")
+    if not isinstance(fold, int) or not isinstance(folds, int):
+        raise RunsError(f"{config_path}: data.fold={fold!r}, data.folds={folds!r}; not a cross-validation run "
+                        "(train with data.folds=K data.fold=k)")
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        test = {k.removeprefix("test/"): float(v) for k, v in metrics["test"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise RunsError(f"{metrics_path}: no test metrics ({error}); rerun the training command to finish it") \
+            from None
+    run = Run(run_dir, fold, folds, {k: v for k, v in test.items() if not k.endswith("_frames")})
+    per_sequence = run_dir / "test_per_sequence.csv"
+    if per_sequence.is_file():
+        with per_sequence.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                name = row.pop("sequence")
+                run.sequences[name] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+    return run
+
+
+def load_arm(folder: Path) -> Arm:
+    if not folder.is_dir():
+        raise RunsError(f"{folder}: not a folder of runs")
+    runs: dict[int, Run] = {}
+    for metrics_path in sorted(folder.rglob("metrics.json")):
+        run = _load_run(metrics_path)
+        if run.fold in runs:
+            raise RunsError(f"{run.path} and {runs[run.fold].path}: both are fold {run.fold}; keep one run per "
+                            "fold in a folder")
+        runs[run.fold] = run
+    finished = {r.path for r in runs.values()}
+    unfinished = sorted(p.parent.parent for p in folder.rglob(".hydra/config.yaml")
+                        if p.parent.parent not in finished)
+    if not runs:
+        raise RunsError(f"{folder}: no finished run (no metrics.json below it)")
+    folds = {r.folds for r in runs.values()}
+    if len(folds) > 1:
+        raise RunsError(f"{folder}: runs of different data.folds {sorted(folds)}; one arm uses one K")
+    return Arm(folder.name if folder.name not in ("", ".") else str(folder), runs, unfinished)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; nan for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _metrics(arms: list[Arm]) -> list[str]:
+    present = {k for arm in arms for run in arm.runs.values() for k in run.test}
+    return [m for m in ORDER if m in present] + sorted(present - set(ORDER))
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def arm_report(arm: Arm, metrics: list[str]) -> list[str]:
+    folds = sorted(arm.runs)
+    k = next(iter(arm.runs.values())).folds
+    lines = [f"## {arm.name}: {len(folds)} of {k} folds", ""]
+    rows = []
+    for m in metrics:
+        values = [arm.runs[f].test[m] for f in folds if m in arm.runs[f].test]
+        mean, std = mean_std(values)
+        rows.append([m, _fmt(mean), _fmt(std), *(_fmt(arm.runs[f].test.get(m, math.nan)) for f in folds)])
+    lines += _table(["metric", "mean", "std", *(f"fold {f}" for f in folds)], rows)
+    sequence_rows = [[name, str(f), *(_fmt(values.get(m, math.nan), 3) for m in SEQUENCE_METRICS)]
+                     for f in folds for name, values in sorted(arm.runs[f].sequences.items())]
+    if sequence_rows:
+        lines += ["", f"Per held-out sequence ({arm.name}):", ""]
+        lines += _table(["sequence", "fold", *SEQUENCE_METRICS], sequence_rows)
+    else:
+        lines += ["", "(no test_per_sequence.csv in these runs: no per-sequence table)"]
+    return lines
+
+
+def comparison_report(base: Arm, other: Arm, metrics: list[str]) -> list[str]:
+    folds = sorted(set(base.runs) & set(other.runs))
+    lines = [f"## {other.name} - {base.name}, paired by fold ({len(folds)} folds: {folds})", ""]
+    if not folds:
+        return lines + ["(no fold finished in both)"]
+    rows = []
+    for m in metrics:
+        diffs = [other.runs[f].test[m] - base.runs[f].test[m] for f in folds
+                 if m in other.runs[f].test and m in base.runs[f].test]
+        if not diffs:
+            continue
+        mean, std = mean_std(diffs)
+        better = sum((d < 0) if m in LOWER_IS_BETTER else (d > 0) for d in diffs)
+        rows.append([m, _fmt(mean), _fmt(std), f"{better}/{len(diffs)}", *(_fmt(d) for d in diffs)])
+    lines += _table(["metric", "mean diff", "std", "folds better", *(f"fold {f}" for f in folds)], rows)
+    sequence_rows = []
+    for f in folds:
+        a_seqs, b_seqs = _by_video(base.runs[f].sequences), _by_video(other.runs[f].sequences)
+        for name in sorted(set(a_seqs) & set(b_seqs)):
+            a, b = a_seqs[name], b_seqs[name]
+            sequence_rows.append([name, str(f), *(_fmt(b.get(m, math.nan) - a.get(m, math.nan), 3)
+                                                  for m in SEQUENCE_METRICS)])
+    if sequence_rows:
+        lines += ["", f"Per held-out sequence, {other.name} - {base.name}:", ""]
+        lines += _table(["sequence", "fold", *SEQUENCE_METRICS], sequence_rows)
+    return lines
+
+
+def _by_video(sequences: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per-sequence rows keyed by the video's own name: a ``concat`` arm names it ``<dataset>/<video>``."""
+    keyed = {name.rsplit("/", 1)[-1]: values for name, values in sequences.items()}
+    return keyed if len(keyed) == len(sequences) else sequences
+
+
+def report(folders: list[Path]) -> str:
+    arms = [load_arm(f) for f in folders]
+    metrics = _metrics(arms)
+    lines = ["# Cross-validation", "",
+             "Held-out metrics (each fold's test set is its held-out fold); std: sample standard deviation over "
+             "folds.", ""]
+    for arm in arms:
+        lines += arm_report(arm, metrics) + [""]
+        if arm.unfinished:
+            lines += [f"Unfinished runs left out: {', '.join(str(p) for p in arm.unfinished)}", ""]
+    for other in arms[1:]:
+        lines += comparison_report(arms[0], other, metrics) + [""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="folders of runs, one per arm (the first is the base)")
+    parser.add_argument("--out", type=Path, help="also write the Markdown to this file")
+    args = parser.parse_args(argv)
+    try:
+        text = report(args.runs)
+    except RunsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Cross-validation folds over sequences (data.folds / data.fold)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from tests.helpers.layout_fixtures import box_mask, davis, frame, save
+
+from salvid.data.folds import fold_names
+from salvid.data.splits import split_sequences
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+HOLDOUT = {"train": "train", "val": None, "test": None}  # data=davis2016_holdout's splits
+
+
+def names(stages):
+    return {stage: [s.name for s in seqs] for stage, seqs in stages.items()}
+
+
+def test_fold_names_are_contiguous_blocks_of_the_sorted_names():
+    shuffled = [f"s{i:02d}" for i in range(25)]
+    random.Random(0).shuffle(shuffled)
+    blocks = fold_names(shuffled, 3)
+    assert [len(b) for b in blocks] == [9, 8, 8]
+    assert sum(blocks, []) == sorted(shuffled)
+    assert fold_names(sorted(shuffled, reverse=True), 3) == blocks  # listing order does not matter
+
+
+def test_folds_partition_the_non_test_sequences_of_davis(davis_root):
+    all_names = sorted(p.name for p in (davis_root / "JPEGImages" / "240p").iterdir())
+    test, rest = set(all_names[-5:]), all_names[:-5]  # davis2016_holdout's test sequences, and the other 25
+    seen: list[str] = []
+    for k in range(3):
+        stages = names(split_sequences("davis2016", davis_root, HOLDOUT, 0, 5, folds=3, fold=k, resolution="240p"))
+        assert stages["val"] == stages["test"] and stages["val"]
+        assert not set(stages["val"]) & set(stages["train"])
+        assert sorted(stages["train"] + stages["val"]) == rest
+        assert not test & set(stages["train"] + stages["val"])  # the test sequences enter no fold
+        seen += stages["val"]
+    assert sorted(seen) == rest and len(seen) == len(set(seen)) == 25
+
+
+def _tiny_davis(root: Path, order: list[str]) -> Path:
+    """Six 3-frame sequences; train.txt lists them in ``order`` (the last in val.txt)."""
+    return davis(root, {name: 3 for name in order})
+
+
+def test_folds_are_stable_by_name(tmp_path):
+    order = ["f", "b", "e", "a", "d", "c", "z"]
+    a = _tiny_davis(tmp_path / "a", order)
+    b = _tiny_davis(tmp_path / "b", [*sorted(order[:-1], reverse=True), "z"])  # same names, other listing order
+    for k in range(2):
+        first = names(split_sequences("davis2016", a, HOLDOUT, 0, 1, folds=2, fold=k))
+        second = names(split_sequences("davis2016", b, HOLDOUT, 0, 1, folds=2, fold=k))
+        assert first["val"] == second["val"] == [["a", "b", "c"], ["d", "e"]][k]  # f (last by name): test hold-out
+        assert sorted(first["train"]) == sorted(second["train"])
+        assert "f" not in first["train"] + first["val"]
+
+
+def test_train_only_sequences_always_train_and_never_change_the_folds(tmp_path):
+    videos = _tiny_davis(tmp_path / "DAVIS", ["a", "b", "c", "d", "e", "z"])
+    for i in range(3):  # still images whose names sort among the videos'
+        save(frame(i), tmp_path / "images" / "DUTS-TR-Image" / f"c{i}.jpg")
+        save(box_mask(i), tmp_path / "images" / "DUTS-TR-Mask" / f"c{i}.png")
+    datasets = {"davis": {"layout": "davis2016", "root": "DAVIS", "splits": {"train": "train"}},
+                "imgs": {"layout": "image_sod", "root": "images", "train_only": True, "splits": {"train": "all"}}}
+    for k in range(2):
+        plain = names(split_sequences("davis2016", videos, HOLDOUT, 0, 1, folds=2, fold=k))
+        mixed = names(split_sequences("concat", tmp_path, HOLDOUT, 0, 1, folds=2, fold=k, datasets=datasets))
+        assert mixed["val"] == [f"davis/{n}" for n in plain["val"]]
+        assert sorted(n for n in mixed["train"] if n.startswith("davis/")) == [f"davis/{n}" for n in sorted(plain["train"])]
+        assert sorted(n for n in mixed["train"] if n.startswith("imgs/")) == ["imgs/c0", "imgs/c1", "imgs/c2"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"folds": 3, "fold": 3}, r"data.fold=3: must be an integer in 0..2"),
+        ({"folds": 1, "fold": 0}, r"data.folds=1: must be an integer >= 2"),
+        ({"folds": 3, "fold": None}, r"data.fold=None"),
+        ({"folds": 3, "fold": 0, "val_holdout": 4}, r"data.val_holdout=4: with data.folds .* data.val_holdout=0"),
+        ({"folds": 6, "fold": 0}, r"data.folds=6: only 5 training sequences"),
+    ],
+)
+def test_bad_fold_settings_are_named(tmp_path, overrides, message):
+    root = _tiny_davis(tmp_path, ["a", "b", "c", "d", "e", "f", "z"])
+    settings = {"val_holdout": 0, "test_holdout": 1, **overrides}
+    with pytest.raises(ValueError, match=message):
+        split_sequences("davis2016", root, HOLDOUT, **settings)
+
+
+def test_cv_experiments_compose_with_the_same_folds(davis_root, duts_root, tmp_path):
+    (tmp_path / "DAVIS-2016-train-240p").symlink_to(davis_root)
+    (tmp_path / "DUTS-TR").symlink_to(duts_root)
+    folds = {}
+    for experiment, root in (("cv_fusion3d", davis_root), ("cv_fusion3d_duts", tmp_path)):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose("train", [f"+experiment={experiment}", f"data.root={root}", "data.folds=3",
+                                    "data.fold=1", "paths.output_dir=x"])
+        assert cfg.data.val_holdout == 0 and cfg.data.test_holdout == 5 and cfg.model.family == "fusion3d"
+        assert "per_sequence_test" in cfg.callbacks and cfg.init_weights is None
+        dm = instantiate(cfg.data, _convert_="all")
+        dm.setup()
+        folds[experiment] = [s.name.removeprefix("davis/") for s in dm.sequences["val"]]
+        assert [s.name for s in dm.sequences["val"]] == [s.name for s in dm.sequences["test"]]
+    assert folds["cv_fusion3d"] == folds["cv_fusion3d_duts"] and len(folds["cv_fusion3d"]) == 8
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("cross_validate", ROOT / "scripts" / "cross_validate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_run(run_dir: Path, fold: int, plcc: float, sequences: dict[str, float]) -> None:
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(f"data:\n  folds: 3\n  fold: {fold}\n")
+    (run_dir / "metrics.json").write_text(json.dumps({"test": {"test/plcc": plcc, "test/mae": 0.1,
+                                                               "test/excluded_frames": 0.0}}))
+    rows = "".join(f"{name},10,0,{value},0.1\n" for name, value in sequences.items())
+    (run_dir / "test_per_sequence.csv").write_text("sequence,frames,excluded_frames,plcc,mae\n" + rows)
+
+
+def test_cross_validate_script_reports_mean_spread_and_sequences(tmp_path, capsys):
+    script = _load_script()
+    for k, plcc in enumerate((0.5, 0.6, 0.7)):
+        _fake_run(tmp_path / "base" / str(k), k, plcc, {f"seq{k}": plcc})
+        _fake_run(tmp_path / "duts" / f"fold{k}", k, plcc + 0.05 * k, {f"davis/seq{k}": plcc + 0.05 * k})
+    (tmp_path / "duts" / "killed" / ".hydra").mkdir(parents=True)
+    (tmp_path / "duts" / "killed" / ".hydra" / "config.yaml").write_text("data:\n  folds: 3\n  fold: 0\n")
+    assert script.main([str(tmp_path / "base"), str(tmp_path / "duts")]) == 0
+    text = capsys.readouterr().out
+    assert "| plcc | 0.6000 | 0.1000 | 0.5000 | 0.6000 | 0.7000 |" in text  # mean, sample std, per fold
+    assert "| seq1 | 1 | 0.600 |" in text and "| davis/seq2 | 2 | 0.800 |" in text
+    assert "| plcc | 0.0500 | 0.0500 | 2/3 | 0.0000 | 0.0500 | 0.1000 |" in text  # paired by fold
+    assert "| seq2 | 2 | 0.100 |" in text  # the concat arm's davis/seq2 pairs with seq2
+    assert "excluded_frames" not in text.split("Per held-out")[0]  # counts are not metrics
+    assert f"Unfinished runs left out: {tmp_path / 'duts' / 'killed'}" in text
+
+
+def test_cross_validate_script_names_a_doubled_fold(tmp_path, capsys):
+    script = _load_script()
+    _fake_run(tmp_path / "arm" / "a", 1, 0.5, {})
+    _fake_run(tmp_path / "arm" / "b", 1, 0.6, {})
+    assert script.main([str(tmp_path / "arm")]) == 2
+    assert "both are fold 1" in capsys.readouterr().err
+
+
+def test_per_sequence_test_results_name_each_sequence(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from salvid.metrics import SaliencyMetrics
+    from salvid.training.sequence_results import PerSequenceTestResults
+
+    metrics = SaliencyMetrics(metrics=("plcc", "mae"))
+    target = torch.zeros(3, 1, 8, 8)
+    target[:, :, 2:6, 2:6] = 1
+    perfect, blank = target.clone(), torch.full_like(target, 0.5)
+    metrics.update(perfect[:2], target[:2], torch.tensor([0, 0]), torch.tensor([0, 1]))  # video 0: 2 perfect maps
+    metrics.update(blank[:1], target[:1], torch.tensor([1]), torch.tensor([0]))  # video 1: 1 uninformative map
+    sequences = [SimpleNamespace(name="davis/bear"), SimpleNamespace(name="davis/boat")]
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(sequences={"test": sequences}), is_global_zero=True)
+    PerSequenceTestResults(tmp_path / "run" / "test_per_sequence.csv").on_test_epoch_end(
+        trainer, SimpleNamespace(test_metrics=metrics))
+    with (tmp_path / "run" / "test_per_sequence.csv").open() as f:
+        rows = {row["sequence"]: row for row in csv.DictReader(f)}
+    assert list(rows) == ["davis/bear", "davis/boat"]
+    assert rows["davis/bear"]["frames"] == "2" and rows["davis/boat"]["frames"] == "1"
+    assert float(rows["davis/bear"]["plcc"]) == pytest.approx(1.0) and float(rows["davis/bear"]["mae"]) == 0.0
+    assert float(rows["davis/boat"]["mae"]) == pytest.approx(0.5)
