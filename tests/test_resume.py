@@ -170,6 +170,7 @@ def test_a_finished_run_is_left_alone_and_a_changed_config_is_refused_before_any
 
     again = run_train(args)  # the same command again: says so in one line, changes nothing
     assert "this run has finished" in again.stdout + again.stderr
+    assert "choose another paths.output_dir" in again.stdout + again.stderr  # the key the README uses
     assert snapshot(run_dir) == finished
 
     # Without metrics.json the run is unfinished (killed after its last checkpoint): a rerun with another model
