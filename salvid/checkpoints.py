@@ -157,11 +157,29 @@ def _build(config: dict[str, Any], state: dict[str, torch.Tensor], source: Path)
         net = build_network(build)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{source}: its model config is invalid: {e}") from e
+    _check_weights(net, state, source)
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
         raise CheckpointError(f"{source}: weights do not fit the model config stored with them: {e}") from e
     return net.eval()
+
+
+def _check_weights(net: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Refuse weights that would load but draw garbage: an integer tensor where the network holds floats (int8
+    weights give a constant map), or a NaN or infinite value (black maps)."""
+    expected = net.state_dict()
+    for key, tensor in state.items():
+        if key not in expected or not expected[key].is_floating_point():
+            continue  # unknown keys are load_state_dict's to name; counters stay integers
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{source}: weight {key} is {str(tensor.dtype).removeprefix('torch.')}, not "
+                                  "floating point (a quantised or damaged file?); salvid loads float16/32/64 and "
+                                  "bfloat16 weights")
+        if not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(f"{source}: weight {key} holds {bad} NaN or infinite value(s): the file is damaged "
+                                  "or the training run diverged; use an earlier checkpoint")
 
 
 def _from_safetensors(path: Path, config_path: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:

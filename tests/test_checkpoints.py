@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import re
 
 import pytest
 import torch
@@ -272,3 +273,21 @@ def test_train_with_a_checkpoint_url_never_runs_its_code(http_folder, tmp_path):
     assert_refused(train(f"hydra.run.dir={served}"), "/last.ckpt")
     assert sorted(p.relative_to(served).as_posix() for p in served.rglob("*")) == ["checkpoints",
                                                                                    "checkpoints/last.ckpt"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda t: t.to(torch.int8), r"weight .* is int8, not floating point"),
+    (lambda t: t.index_fill(0, torch.tensor([0]), float("nan")), r"weight .* holds \d+ NaN or infinite"),
+    (lambda t: t.index_fill(0, torch.tensor([0]), float("inf")), r"weight .* holds \d+ NaN or infinite"),
+])
+def test_weights_that_would_draw_garbage_are_refused_naming_the_tensor(damage, message, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    config = {"width_mult": 0.0625, "input_size": [32, 32]}
+    save_pretrained(SaliencyNet3D(**config), config, tmp_path / "net", {})
+    state = load_file(tmp_path / "net.safetensors")
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 5)  # a convolution's weight
+    state[key] = damage(state[key])
+    save_file(state, tmp_path / "net.safetensors")
+    with pytest.raises(CheckpointError, match=message.replace("weight .*", f"weight {re.escape(key)}")):
+        load_network(tmp_path / "net.safetensors")

@@ -13,10 +13,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from tests.helpers.layout_fixtures import box_mask, davis, frame, save
 
 from salvid.data.folds import fold_names
 from salvid.data.splits import split_sequences
+from tests.helpers.layout_fixtures import box_mask, davis, frame, save
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -10,13 +10,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from tests.helpers.layout_fixtures import save
 
 from salvid.data.acquire.registry import DATASETS, prepare_command
 from salvid.data.layouts import DatasetError, list_sequences
 from salvid.data.masks import load_mask
 from salvid.data.pseudo_clips import PseudoClip
 from salvid.data.stream import TripletStream
+from tests.helpers.layout_fixtures import save
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 H, W = 48, 64
