@@ -229,3 +229,20 @@ def test_unreadable_or_missing_images_name_the_file(tmp_path):
     shutil.rmtree(tmp_path / "seq")
     with pytest.raises(ImageReadError, match=r"seq: not a directory"):
         ImageFolder.from_directory(tmp_path / "seq")
+
+
+def test_16_bit_grey_frames_keep_their_range(tmp_path):
+    ramp = (np.arange(64, dtype=np.uint32)[None, :].repeat(8, axis=0) * 1040).astype(np.uint16)  # 0 .. 65520
+    Image.fromarray(ramp).save(tmp_path / "00000.png")  # a 16-bit greyscale PNG
+    with Image.open(tmp_path / "00000.png") as image:
+        assert image.mode.startswith("I")  # Pillow reads it as a wide grey image
+    frame = ImageFolder.from_directory(tmp_path).read([0])[0]
+    assert frame.dtype == np.uint8 and frame.shape == (8, 64, 3)
+    np.testing.assert_array_equal(frame[..., 0], np.round(ramp / 257.0).astype(np.uint8))  # not a flat 255
+    assert frame.min() == 0 and frame.max() == 255 and len(np.unique(frame)) == 64
+
+
+def test_a_float_image_frame_is_refused_naming_the_file(tmp_path):
+    Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)).save(tmp_path / "00000.tiff")
+    with pytest.raises(ImageReadError, match=r"00000.tiff: a floating-point image"):
+        sources._load_rgb(tmp_path / "00000.tiff")

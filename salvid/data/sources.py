@@ -276,10 +276,30 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise ImageReadError(f"{path}: cannot open image ({error})") from error
 
 
+# Pillow's modes of 16-bit (and 32-bit integer) grey images: converting them to RGB clips at 255, which turns a
+# 16-bit frame white
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _rgb8(image: Image.Image, path: Path) -> np.ndarray:
+    """An image as (H, W, 3) uint8 RGB; 16-bit grey by its full range."""
+    if image.mode in _WIDE_GREY:
+        values = np.asarray(image).astype(np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise ImageReadError(f"{path}: {image.mode} image with values outside 0-65535; save frames as 8- or "
+                                 "16-bit images")
+        grey = np.round(values / 257.0).astype(np.uint8)  # 65535 -> 255
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == "F":
+        raise ImageReadError(f"{path}: a floating-point image (mode F) has no fixed range; save frames as 8- or "
+                             "16-bit images")
+    return np.asarray(image.convert("RGB"))
+
+
 def _load_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return _rgb8(image, path)
     except (
         OSError,
         UnidentifiedImageError,
