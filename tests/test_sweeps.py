@@ -86,3 +86,15 @@ def test_a_multirun_with_paths_output_dir_gives_each_job_its_own_subdirectory(tm
         assert row["status"] == "done" and f"pool_strides={preset}" in row["overrides"]
         assert (job / "metrics.json").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
         assert yaml.safe_load((job / "csv" / "hparams.yaml").read_text())["paths"]["output_dir"] == str(job)
+
+
+def test_a_crashed_job_leaves_every_jobs_row_in_the_summary(tmp_path, data_dir):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_train(["-m", *tiny(tmp_path, data_dir, epochs=1), "logger=csv", "module.optimizer.lr=1e-3,-1",
+                      f"hydra.sweep.dir={sweep_dir}"], check=False)
+    assert proc.returncode != 0  # the sweep stops at the failed job, and says so
+    rows = read_summary(sweep_dir)
+    assert [r["job"] for r in rows] == ["0", "1"]
+    assert rows[0]["status"] == "done" and float(rows[0]["test/plcc"]) == pytest.approx(
+        json.loads((sweep_dir / "0" / "metrics.json").read_text())["test"]["test/plcc"])
+    assert rows[1]["status"].startswith("failed: ConfigError: module.optimizer.lr=-1") and rows[1]["test/plcc"] == ""
