@@ -190,3 +190,32 @@ def test_a_finished_run_is_left_alone_and_a_changed_config_is_refused_before_any
     run_train(args)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["run"]["segments"] == 2 and metrics["untrained"] and metrics["val"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_signal_saves_a_checkpoint_ends_non_zero_and_the_rerun_resumes(signum, tmp_path, data_dir):
+    args = [*tiny(tmp_path, data_dir, epochs=8), "logger=csv", f"hydra.run.dir={tmp_path}/run"]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    env = {**{k: v for k, v in os.environ.items() if k not in (*PARENT_ONLY_ENV, "SLURM_JOB_ID")},
+           "SALVID_PROGRESS_SECONDS": "0.5"}
+    proc = subprocess.Popen([sys.executable, "-m", "salvid.train", *args], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    try:
+        for line in proc.stdout:  # the first progress line of training: it is under way
+            lines.append(line)
+            if "train, epoch" in line:
+                proc.send_signal(signum)
+                break
+        rest = proc.communicate(timeout=180)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, "".join(lines)[-3000:] + (rest or "")[-3000:]
+    (said,) = [ln for ln in (rest or "").splitlines() if ln.startswith("stopped by a signal")]
+    step = read_checkpoint(last)["global_step"]
+    assert step > 0 and said == f"stopped by a signal at step {step}: saved {last}; rerun the same command to resume"
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+    resumed = run_train(args)  # the same command: continues from that step and finishes
+    assert f"Resuming from {last} (step {step})" in resumed.stdout + resumed.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["run"]["segments"] == 2

@@ -124,3 +124,40 @@ class ModelSummary(RichModelSummary):
         grid.add_row(f"[bold]Modules in train mode[/]: {total_training_modes['train']}")
         grid.add_row(f"[bold]Modules in eval mode[/]: {total_training_modes['eval']}")
         console.print(grid)
+
+
+class Preemption(Callback):
+    """A run stopped by SIGTERM (a scheduler's pre-emption, ``kill``) or, off SLURM, SIGUSR1 (what ``sbatch
+    --signal`` sends) saves a resumable checkpoint at ``path`` before it ends, and ends with status 143
+    (128 + SIGTERM) rather than 0: rerunning the same command resumes from the checkpoint.
+
+    Lightning turns the signal into ``SIGTERMException`` after the batch that is running; under SLURM its own
+    SIGUSR1 handler saves and requeues the job instead.
+    """
+
+    EXIT_STATUS = 128 + 15
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.saved: str | None = None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        import os
+        import signal
+        import threading
+
+        if "SLURM_JOB_ID" in os.environ or threading.current_thread() is not threading.main_thread():
+            return
+        connector = trainer._signal_connector
+
+        def stop(signum, frame) -> None:
+            connector.received_sigterm = True  # the loops stop after this batch, as for SIGTERM
+
+        signal.signal(signal.SIGUSR1, stop)
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.path)
+            self.saved = self.path

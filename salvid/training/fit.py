@@ -14,6 +14,7 @@ bf16 CPU training must be set before torch loads, and only when it is needed.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,23 @@ def _load_initial_weights(module, spec: str, trusted: bool) -> None:
     log.info("initial weights from %s%s", spec, f" (model.{', model.'.join(differ)} changed)" if differ else "")
 
 
+def _fit(trainer, module, datamodule, ckpt_path: str | None) -> None:
+    """``trainer.fit``; stopped by a signal, the run says where it saved and ends with a non-zero status."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from salvid.training.callbacks import Preemption
+
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        saved = next((c.saved for c in trainer.callbacks if isinstance(c, Preemption) and c.saved), None)
+        if trainer.is_global_zero:
+            print(f"stopped by a signal at step {trainer.global_step}: "
+                  + (f"saved {saved}; rerun the same command to resume" if saved else "no checkpoint saved"),
+                  file=sys.stderr, flush=True)
+        raise SystemExit(Preemption.EXIT_STATUS) from None
+
+
 def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> float | None:
     import lightning as L
 
@@ -163,7 +181,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> flo
     if cfg.get("test_untrained") and not cfg.ckpt_path:
         untrained = trainer.test(module, datamodule=datamodule, verbose=False)[0]
         record.untrained = {k: float(v) for k, v in untrained.items()}
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    _fit(trainer, module, datamodule, cfg.ckpt_path)
     if record.untrained is not None:  # this segment's, or the first segment's from the checkpoint
         # before training: an untrained network, or the weights fine-tuning started from
         results["initial" if cfg.get("init_weights") else "untrained"] = record.untrained
