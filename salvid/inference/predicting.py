@@ -125,12 +125,13 @@ def predict(cfg: DictConfig) -> list[Path]:
     names = [item.name for item in inputs]
     if len(set(names)) != len(names):
         raise PredictInputError(f"input={cfg.input}: several inputs share an output name: {sorted(names)}")
-    net, _ = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
+    net, model_config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
     dirs, files = _input_paths(inputs)
     if cfg.ckpt_path and Path(cfg.ckpt_path).is_file():
         files.append(Path(cfg.ckpt_path))
     guard = OutputGuard(cfg.paths.output_dir, input_dirs=dirs, input_files=files)
-    runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
+    runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
+                             backend=cfg.backend, model_config=model_config)
     total, started = 0, time.perf_counter()
     for item in inputs:
         n = predict_one(runner, item, guard, cfg)

@@ -41,20 +41,21 @@ log = logging.getLogger(__name__)
 
 def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
     """The network first, then the requested baselines (skipping, with the reason, those that cannot run)."""
-    net, _ = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
-    run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last}
-    methods: list[SaliencyMethod] = [NetworkSaliency(net, cfg.method_name, **run)]
+    net, config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
+    run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last,
+           "backend": cfg.backend}
+    methods: list[SaliencyMethod] = [NetworkSaliency(net, cfg.method_name, **run, model_config=config)]
     for name in cfg.baselines:
         if name == "image_only":
             if cfg.image_only_ckpt is None:
                 log.warning("baseline image_only skipped: no checkpoint of the 1-frame network given "
                             "(image_only_ckpt=<.ckpt, .safetensors or pretrained name>)")
                 continue
-            image_net, _ = load_network(cfg.image_only_ckpt, trusted=cfg.trusted_checkpoint)
+            image_net, image_config = load_network(cfg.image_only_ckpt, trusted=cfg.trusted_checkpoint)
             if image_net.in_frames != 1:
                 raise CheckpointError(f"image_only_ckpt={cfg.image_only_ckpt}: a network of "
                                       f"{image_net.in_frames} input frames, not the 1-frame ablation")
-            methods.append(NetworkSaliency(image_net, "image_only", **run))
+            methods.append(NetworkSaliency(image_net, "image_only", **run, model_config=image_config))
         elif name in BASELINES:
             try:
                 methods.append(BASELINES[name]())
@@ -63,8 +64,8 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
         else:
             raise ConfigError(f"baselines: unknown {name!r} (known: {sorted([*BASELINES, 'image_only'])})")
     for name, spec in (cfg.networks or {}).items():
-        other, _ = load_network(spec, trusted=cfg.trusted_checkpoint)
-        methods.append(NetworkSaliency(other, name, **run))
+        other, other_config = load_network(spec, trusted=cfg.trusted_checkpoint)
+        methods.append(NetworkSaliency(other, name, **run, model_config=other_config))
     methods += [MapsFolder(name, directory) for name, directory in (cfg.maps_dirs or {}).items()]
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
