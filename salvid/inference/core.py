@@ -30,6 +30,7 @@ from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
 from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, resolve_backend
+from salvid.inference.pipeline import prefetched
 from salvid.inference.precision import PRECISIONS, autocast_dtype, cpu_has_native_bf16
 from salvid.methods import Clip, SaliencyMethod
 from salvid.models import channels_last_enabled
@@ -128,8 +129,9 @@ class NetworkSaliency(SaliencyMethod):
     per frame: :meth:`predict` keeps the features of the previous call's frames, so consecutive batches of
     one stream (whose clips overlap by ``in_frames - 1`` frames) cost one backbone pass per frame.
 
-    ``seconds`` adds up where :meth:`predict` spends its time: ``resize`` (frames to the input size, normalised),
-    ``forward`` (the network) and ``upsample`` (maps back to the frames' size).
+    ``seconds`` adds up where the time goes: ``decode`` (frames read by :meth:`stream` with ``prefetch``),
+    ``resize`` (frames to the input size, normalised), ``forward`` (the network) and ``upsample`` (maps back to
+    the frames' size).
     """
 
     def __init__(self, net: nn.Module, name: str = "salvid", device: str = "auto", precision: str = "auto",
@@ -149,7 +151,7 @@ class NetworkSaliency(SaliencyMethod):
         self.compute = OnnxNetwork(cached_graphs(self.net, model_config)) if self.backend == "onnxruntime" else net
         # id(frame) -> (frame, its features): holding the frame keeps its id from being reused
         self._features: dict[int, tuple[np.ndarray, list[torch.Tensor]]] = {}
-        self.seconds = {"resize": 0.0, "forward": 0.0, "upsample": 0.0}
+        self.seconds = {"decode": 0.0, "resize": 0.0, "forward": 0.0, "upsample": 0.0}
         log.info("%s: %s, %s, %s", name, self.device, self.backend, "bf16 autocast" if self.dtype else "fp32")
 
     @property
@@ -202,9 +204,14 @@ class NetworkSaliency(SaliencyMethod):
         return out
 
     def stream(self, source: FrameSource, batch_size: int = 8, targets: Iterable[int] | None = None,
-               chunk_len: int = 32) -> Iterator[Prediction]:
-        """Maps of a whole source (or its ``targets``), in frame order, in constant memory."""
-        for ids, clips in iter_batches(source, self.in_frames, batch_size, targets, chunk_len):
+               chunk_len: int = 32, prefetch: int = 0) -> Iterator[Prediction]:
+        """Maps of a whole source (or its ``targets``), in frame order, in constant memory. ``prefetch``: decode
+        up to that many batches ahead on a background thread while the network runs (``self.seconds["decode"]``
+        adds up the decoding time there)."""
+        batches = iter_batches(source, self.in_frames, batch_size, targets, chunk_len)
+        if prefetch:
+            batches = prefetched(batches, prefetch, self.seconds, "decode")
+        for ids, clips in batches:
             maps = self.predict(clips, ids)
             for t, clip, saliency in zip(ids, clips, maps, strict=True):
                 yield Prediction(t, saliency, clip[len(clip) // 2])
