@@ -90,18 +90,19 @@ def test_an_incomplete_export_is_exported_again(own_cache):
         1, 8, 8)
 
 
-def test_auto_uses_onnxruntime_where_fp32_is_chosen_and_torch_for_bf16(monkeypatch):
+def test_auto_uses_onnxruntime_on_a_cpu_unless_bf16_is_asked_for(monkeypatch):
     cpu = torch.device("cpu")
-    assert onnx_backend.resolve_backend("auto", "fp32", cpu) == ("onnxruntime", None)
-    assert onnx_backend.resolve_backend("auto", "bf16", cpu) == ("torch", torch.bfloat16)
-    assert onnx_backend.resolve_backend("torch", "fp32", cpu) == ("torch", None)
-    monkeypatch.setattr(onnx_backend, "autocast_dtype", lambda precision, device: torch.bfloat16)  # bf16 faster
-    assert onnx_backend.resolve_backend("auto", "auto", cpu) == ("torch", torch.bfloat16)
-    monkeypatch.setattr(onnx_backend, "autocast_dtype", lambda precision, device: None)  # bf16 slower
+    probed = []
+    monkeypatch.setattr(onnx_backend, "autocast_dtype", lambda precision, device: probed.append(precision) or (
+        torch.bfloat16 if precision in ("auto", "bf16") else None))  # a CPU where bf16 is measured faster
     assert onnx_backend.resolve_backend("auto", "auto", cpu) == ("onnxruntime", None)
+    assert onnx_backend.resolve_backend("auto", "fp32", cpu) == ("onnxruntime", None)
+    assert not probed  # ONNX Runtime runs fp32: nothing to measure
+    assert onnx_backend.resolve_backend("auto", "bf16", cpu) == ("torch", torch.bfloat16)
+    assert onnx_backend.resolve_backend("torch", "auto", cpu) == ("torch", torch.bfloat16)  # the probe decides
     assert onnx_backend.resolve_backend("auto", "auto", torch.device("cuda"))[0] == "torch"
     monkeypatch.setattr(onnx_backend, "onnxruntime_available", lambda: False)
-    assert onnx_backend.resolve_backend("auto", "auto", cpu) == ("torch", None)
+    assert onnx_backend.resolve_backend("auto", "auto", cpu) == ("torch", torch.bfloat16)
 
 
 @pytest.mark.parametrize(("backend", "precision", "device", "match"), [
