@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# salvid's cache (downloads, exported ONNX graphs, the bf16 probe's verdict) stays out of the user's own
+os.environ.setdefault("SALVID_CACHE", tempfile.mkdtemp(prefix="salvid-test-cache-"))
 
 import multiprocessing  # noqa: E402
 

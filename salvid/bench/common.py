@@ -57,13 +57,22 @@ def synchronizer(device: str) -> Callable[[], None]:
 
 
 def precisions(device: str) -> list[str]:
-    """``fp32``, plus ``bf16`` where inference would use it by itself (``precision=auto``, see
-    :func:`salvid.inference.core.autocast_dtype`): CUDA with bf16, CPUs that compute bf16 natively."""
+    """``fp32``, plus ``bf16`` where the hardware has bf16 instructions (CUDA with bf16, CPUs with AVX512-BF16
+    or AMX), whether or not it is faster there: the rows show which is."""
     import torch
 
-    from salvid.inference.core import autocast_dtype
+    from salvid.inference.precision import cpu_has_native_bf16
 
-    return ["fp32", "bf16"] if autocast_dtype("auto", torch.device(device)) is not None else ["fp32"]
+    native = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_native_bf16()
+    return ["fp32", "bf16"] if native else ["fp32"]
+
+
+def backends(device: str) -> list[str]:
+    """The inference backends to measure on ``device``: ``torch``, and ``onnxruntime`` on a CPU where it is
+    installed."""
+    from salvid.inference.onnx_backend import onnxruntime_available
+
+    return ["torch", "onnxruntime"] if device == "cpu" and onnxruntime_available() else ["torch"]
 
 
 def peak_rss_mb() -> float:

@@ -1,43 +1,64 @@
 """``predict`` end to end: a folder of 854x480 JPEG frames to PNG maps, timed through ``predict``'s own per-input
 function (:func:`salvid.inference.predicting.predict_one`) with ``predict``'s default settings (``conf/predict.yaml``).
 
-Each model runs in a fresh process and reports frames/s, its bare forward (the same runner on frames already
-at the network's input size: the network alone, with the per-frame feature reuse ``predict`` gets, see
-:func:`salvid.bench.model.inference_forward`), their ratio and the peak RSS. The first model also predicts
-twice the frames, to show whether memory grows with the video's length.
+Each model runs per backend and precision (``torch`` in fp32 and, where the hardware has bf16, bf16;
+``onnxruntime`` in fp32 where it runs), each in a fresh process, and reports frames/s, its bare forward (the
+same runner on frames already at the network's input size: the network alone, with the per-frame feature reuse
+``predict`` gets, see :func:`salvid.bench.model.inference_forward`), their ratio, the peak RSS, and where the
+time went: ``decode`` (reading frames), ``resize`` (frames to the input size), ``forward`` (the network),
+``upsample`` (maps back to 854x480) and ``write`` (PNG encoding and writing), as ``predict`` records them in
+its ``status.json``; ``predict`` runs them on three threads, so they overlap. ``auto`` names the
+setting ``predict`` picks by itself here. The first model also predicts twice the frames (with the setting
+``predict`` picks), to show whether memory grows with the video's length.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
-from salvid.bench.common import best_seconds, family, load_model, model_config, peak_rss_mb, run_child
+from salvid.bench.common import (
+    backends,
+    best_seconds,
+    family,
+    load_model,
+    model_config,
+    peak_rss_mb,
+    precisions,
+    run_child,
+)
 
 
 def predict_rate(model: str, frames: str, out_dir: str, device: str, bare_batches: int,
-                 input_size: list[int] | None = None, write_videos: bool = False) -> dict[str, Any]:
+                 input_size: list[int] | None = None, write_videos: bool = False, backend: str = "auto",
+                 precision: str = "auto") -> dict[str, Any]:
     """``predict_one`` on the frame folder ``frames`` (PNG maps; the map and overlay videos too with
-    ``write_videos``), then the bare forward of the same runner (best of ``bare_batches`` batches)."""
+    ``write_videos``) with ``backend`` and ``precision``, then the bare forward of the same runner (best of
+    ``bare_batches`` batches)."""
     from salvid.bench.common import compose
     from salvid.bench.model import inference_forward
     from salvid.inference.core import NetworkSaliency
     from salvid.inference.predicting import predict_one, resolve_inputs
     from salvid.runtime.files import OutputGuard
 
-    cfg = compose("predict", [f"write_videos={str(write_videos).lower()}"])
+    cfg = compose("predict", [f"write_videos={str(write_videos).lower()}", f"backend={backend}",
+                              f"precision={precision}"])
     runner = NetworkSaliency(load_model(model, input_size), device=device, precision=cfg.precision,
-                             channels_last=cfg.channels_last)
+                             channels_last=cfg.channels_last, backend=cfg.backend,
+                             model_config=model_config(model, input_size))
     forward = inference_forward(runner, cfg.batch_size, calls=bare_batches + 2)
     forward()  # oneDNN / cuDNN pick their kernels on the first call: a one-off cost, kept out of both sides
     item = resolve_inputs(frames)[0]
+    guard = OutputGuard(out_dir, input_dirs=[frames])
     start = time.perf_counter()
-    written = predict_one(runner, item, OutputGuard(out_dir, input_dirs=[frames]), cfg)
+    written = predict_one(runner, item, guard, cfg)
     seconds = time.perf_counter() - start
+    stages = json.loads(guard.path(item.name, "status.json").read_text(encoding="utf-8"))["stage_seconds"]
     result = {"frames": written, "seconds": seconds, "fps": written / seconds, "peak_rss_mb": peak_rss_mb(),
-              "batch_size": cfg.batch_size, "precision": "fp32" if runner.dtype is None else "bf16",
-              "channels_last": bool(runner.net.channels_last)}
+              "batch_size": cfg.batch_size, "backend": runner.backend, "precision": runner.precision,
+              "channels_last": bool(runner.net.channels_last), "stages_s": stages}
     if bare_batches:
         per_batch = best_seconds(forward, bare_batches, warmup=1)
         result["bare_fps"] = cfg.batch_size / per_batch
@@ -45,19 +66,28 @@ def predict_rate(model: str, frames: str, out_dir: str, device: str, bare_batche
     return result
 
 
+def settings(device: str) -> list[tuple[str, str]]:
+    """``(backend, precision)`` pairs to run: every precision of torch, then fp32 of the other backends."""
+    return [("torch", p) for p in precisions(device)] + [(b, "fp32") for b in backends(device) if b != "torch"]
+
+
 def bench_e2e(models: list[str], frames: dict[str, Path], size: tuple[int, int], scratch: Path, device: str,
               input_size: list[int] | None = None, write_videos: bool = False) -> dict[str, Any]:
-    """Rows per model on the ``"1x"`` frame folder of ``frames``; the first model also on ``"2x"``."""
+    """Rows per model, backend and precision on the ``"1x"`` frame folder of ``frames``; the first model also on
+    ``"2x"`` (with what ``predict`` picks by itself)."""
     out: dict[str, Any] = {"video": f"{size[1]}x{size[0]}", "outputs": "PNG maps" + (" + videos" if write_videos
                                                                                       else ""), "models": {}}
     for i, spec in enumerate(models):
         config = model_config(spec, input_size)
         runs = {}
-        for factor in ("1x", "2x") if i == 0 else ("1x",):
-            runs[factor] = run_child("salvid.bench.e2e:predict_rate", {
-                "model": spec, "frames": str(frames[factor]), "out_dir": str(scratch / f"maps_{i}_{factor}"),
+        cases = [("1x", b, p) for b, p in [("auto", "auto"), *settings(device)]]
+        cases += [("2x", "auto", "auto")] if i == 0 else []
+        for factor, backend, precision in cases:
+            name = factor if backend == "auto" else f"{factor} {backend} {precision}"
+            runs[name] = run_child("salvid.bench.e2e:predict_rate", {
+                "model": spec, "frames": str(frames[factor]), "out_dir": str(scratch / f"maps_{i}_{len(runs)}"),
                 "device": device, "bare_batches": 3 if factor == "1x" else 0, "input_size": input_size,
-                "write_videos": write_videos})
+                "write_videos": write_videos, "backend": backend, "precision": precision})
         out["models"][spec] = {**family(config), "input_size": config["input_size"], **runs}
         if "2x" in runs:
             out["rss_growth_2x"] = runs["2x"]["peak_rss_mb"] / runs["1x"]["peak_rss_mb"]

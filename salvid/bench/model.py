@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from salvid.bench.common import (
+    backends,
     best_seconds,
     family,
     load_model,
@@ -145,25 +146,29 @@ def count_flops(fn: Callable[[], None]) -> float:
 
 def model_rates(model: str, input_size: list[int] | None, mode: str, batch: int, repeats: int, device: str,
                 compile_: bool = False, only: list[str] | None = None) -> list[dict[str, Any]]:
-    """Rows of ``{precision, channels_last, compiled, rate, flops, first_call_s}``: frames/s of the inference
-    forward (``mode="forward"``) or samples/s of a train step (``mode="train"``); ``flops`` per frame or
-    sample. ``only``: these precisions (default: every one the device has)."""
+    """Rows of ``{backend, precision, channels_last, compiled, rate, flops, first_call_s}``: frames/s of the
+    inference forward (``mode="forward"``) or samples/s of a train step (``mode="train"``); ``flops`` per frame
+    or sample. ``only``: these precisions (default: every one the device has). The forward adds an ONNX Runtime
+    row (fp32) where it runs (:func:`salvid.bench.common.backends`)."""
     import torch
 
     from salvid.inference.core import NetworkSaliency
 
     config = model_config(model, input_size)
-    variants = [(p, cl, False) for p in (only or precisions(device)) for cl in (False, True)]
+    variants = [("torch", p, cl, False) for p in (only or precisions(device)) for cl in (False, True)]
     if compile_:  # compiling takes tens of seconds per variant: only the fastest setting
-        variants.append((variants[-1][0], True, True))
+        variants.append(("torch", variants[-1][1], True, True))
+    if mode == "forward" and only is None:
+        variants += [(b, "fp32", False, False) for b in backends(device) if b != "torch"]
     rows = []
-    for precision, channels_last, compiled in variants:
+    for backend, precision, channels_last, compiled in variants:
         torch.manual_seed(0)
         if mode == "forward":
             net = load_model(model, input_size)
             if compiled:
                 compile_network(net)
-            runner = NetworkSaliency(net, device=device, precision=precision, channels_last=channels_last)
+            runner = NetworkSaliency(net, device=device, precision=precision, channels_last=channels_last,
+                                     backend=backend, model_config=config)
             step = inference_forward(runner, batch, calls=repeats + 3)
         else:
             step, step_forward = train_step(config, batch, device, precision, channels_last, compiled)
@@ -171,12 +176,12 @@ def model_rates(model: str, input_size: list[int] | None, mode: str, batch: int,
         step()  # the first call compiles and picks oneDNN / cuDNN kernels
         first = time.perf_counter() - start
         flops = None
-        if not compiled:  # the flop counter does not see into compiled graphs
+        if not compiled and backend == "torch":  # the flop counter does not see into compiled graphs
             # a train step counts as 3 forwards: torch's counter overcounts grouped-convolution gradients
             flops = (count_flops(step) if mode == "forward" else 3 * count_flops(step_forward)) / batch
         # compiled: the second call (the stream's steady batch shapes) compiles again
         seconds = best_seconds(step, repeats, warmup=2 if compiled else 0, sync=synchronizer(device))
-        rows.append({"precision": precision, "channels_last": channels_last, "compiled": compiled,
+        rows.append({"backend": backend, "precision": precision, "channels_last": channels_last, "compiled": compiled,
                      "rate": batch / seconds, "flops": flops, "first_call_s": first})
     flops = next(r["flops"] for r in rows if r["flops"] is not None)
     for row in rows:

@@ -60,11 +60,12 @@ class SaliencyModel:
     """A network ready to draw saliency maps: what :func:`load` returns."""
 
     def __init__(self, net, config: dict[str, Any], name: str, device: str = "auto", precision: str = "auto",
-                 batch_size: int = 8):
+                 backend: str = "auto", batch_size: int = 8):
         self.config = config
         self.name = name
         self.batch_size = batch_size
-        self.runner = NetworkSaliency(net, name, device=device, precision=precision)
+        self.runner = NetworkSaliency(net, name, device=device, precision=precision, backend=backend,
+                                      model_config=config)
 
     @property
     def net(self):
@@ -103,12 +104,14 @@ class SaliencyModel:
             return str(api.upload_folder(repo_id=repo_id, folder_path=str(saved), **upload))
 
 
-def load(spec: str | Path | None = None, device: str = "auto", precision: str = "auto", batch_size: int = 8,
-         trusted: bool = False) -> SaliencyModel:
+def load(spec: str | Path | None = None, device: str = "auto", precision: str = "auto", backend: str = "auto",
+         batch_size: int = 8, trusted: bool = False) -> SaliencyModel:
     """The model ``spec`` names, ready to predict: a pretrained name (default: the shipped default model), a
-    model folder, a ``.safetensors`` file, a training ``.ckpt``, or a hub repository ``owner/name``."""
+    model folder, a ``.safetensors`` file, a training ``.ckpt``, or a hub repository ``owner/name``. ``device``,
+    ``precision`` and ``backend`` are ``predict``'s options of the same names."""
     net, config = load_network(spec, trusted=trusted)
-    return SaliencyModel(net, config, model_name(spec), device=device, precision=precision, batch_size=batch_size)
+    return SaliencyModel(net, config, model_name(spec), device=device, precision=precision, backend=backend,
+                         batch_size=batch_size)
 
 
 def predict_video(video: str | Path, model: str | Path | SaliencyModel | None = None, **options: Any) -> np.ndarray:

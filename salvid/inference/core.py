@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,13 +29,16 @@ from torch import nn
 from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
+from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, resolve_backend
+from salvid.inference.pipeline import prefetched
+from salvid.inference.precision import PRECISIONS, autocast_dtype, cpu_has_native_bf16
 from salvid.methods import Clip, SaliencyMethod
 from salvid.models import channels_last_enabled
 
+__all__ = ["PRECISIONS", "NetworkSaliency", "Prediction", "autocast_dtype", "cpu_has_native_bf16", "frame_stems",
+           "iter_batches", "iter_clips", "middle_frames", "resolve_device"]
+
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("auto", "bf16", "fp32")
-
 
 def iter_clips(
     source: FrameSource, in_frames: int, targets: Iterable[int] | None = None, chunk_len: int = 32
@@ -92,28 +97,6 @@ def frame_stems(frames: Path | Sequence[Path], n_frames: int) -> list[str]:
     return [p.stem for p in frames]
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").split()
-    except OSError:  # not Linux: do not guess
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags)) and torch.backends.mkldnn.is_available()
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 for ``"bf16"``, ``None`` (fp32) for ``"fp32"``; ``"auto"`` picks bf16 where the hardware has it."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: must be one of {PRECISIONS}")
-    if precision == "auto":
-        if device.type == "cuda":
-            native = torch.cuda.is_bf16_supported()
-        else:
-            native = device.type == "cpu" and cpu_has_native_bf16()
-        precision = "bf16" if native else "fp32"
-    return torch.bfloat16 if precision == "bf16" else None
-
-
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -134,33 +117,54 @@ class NetworkSaliency(SaliencyMethod):
         net: the network (put in eval mode here).
         name: the method's name in tables.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
-        precision: ``"auto"`` (bf16 autocast where the hardware computes bf16 natively: CUDA with bf16,
-            CPUs with AVX512-BF16/AMX; else fp32), ``"bf16"`` or ``"fp32"``.
+        precision: ``"auto"`` (bf16 autocast on CUDA GPUs with bf16, and on CPUs where a short probe measured bf16
+            faster than fp32, see :mod:`salvid.inference.precision`; else fp32), ``"bf16"`` or ``"fp32"``.
         channels_last: ``"auto"``, ``True`` or ``False`` (see :func:`salvid.models.channels_last_enabled`).
+        backend: ``"torch"``, ``"onnxruntime"`` (fp32 on the CPU; the graphs are exported once into the cache,
+            see :mod:`salvid.inference.onnx_backend`) or ``"auto"`` (the rule documented there).
+        model_config: the network's model config (as :func:`salvid.checkpoints.load_network` returns it), part of
+            the key of its cached ONNX graphs; without it the network's printed structure stands in.
 
     Frame features. A network with ``encode_frames`` / ``decode`` (``fusion3d``) computes its backbone once
     per frame: :meth:`predict` keeps the features of the previous call's frames, so consecutive batches of
     one stream (whose clips overlap by ``in_frames - 1`` frames) cost one backbone pass per frame.
+
+    ``seconds`` adds up where the time goes: ``decode`` (frames read by :meth:`stream` with ``prefetch``),
+    ``resize`` (frames to the input size, normalised), ``forward`` (the network) and ``upsample`` (maps back to
+    the frames' size).
     """
 
     def __init__(self, net: nn.Module, name: str = "salvid", device: str = "auto", precision: str = "auto",
-                 channels_last: bool | str = "auto"):
+                 channels_last: bool | str = "auto", backend: str = "auto",
+                 model_config: dict[str, Any] | None = None):
         self.name = name
         self.device = resolve_device(device)
-        self.dtype = autocast_dtype(precision, self.device)
+        self.backend, self.dtype = resolve_backend(backend, precision, self.device)
         self.net = net.eval().to(self.device)
-        self.net.use_channels_last(channels_last_enabled(channels_last, self.device.type, self.dtype is not None))
+        use_cl = self.backend == "torch" and channels_last_enabled(channels_last, self.device.type,
+                                                                   self.dtype is not None)
+        self.net.use_channels_last(use_cl)
         self.in_frames = net.in_frames
         self.input_size = net.input_size
         self.encodes_frames = hasattr(net, "encode_frames")
+        # what computes logits (or encode_frames / decode): the network itself, or its ONNX graphs
+        self.compute = OnnxNetwork(cached_graphs(self.net, model_config)) if self.backend == "onnxruntime" else net
         # id(frame) -> (frame, its features): holding the frame keeps its id from being reused
         self._features: dict[int, tuple[np.ndarray, list[torch.Tensor]]] = {}
-        log.info("%s: %s, %s", name, self.device, "bf16 autocast" if self.dtype else "fp32")
+        self.seconds = {"decode": 0.0, "resize": 0.0, "forward": 0.0, "upsample": 0.0}
+        log.info("%s: %s, %s, %s", name, self.device, self.backend, "bf16 autocast" if self.dtype else "fp32")
+
+    @property
+    def precision(self) -> str:
+        return "fp32" if self.dtype is None else "bf16"
 
     def _normalised(self, frames: list[np.ndarray]) -> torch.Tensor:
         """``(M, 3, h, w)`` network input of single frames."""
+        start = time.perf_counter()
         x = np.stack([resize_frame(f, self.input_size) for f in frames])
-        return normalise(torch.from_numpy(x).to(self.device))
+        x = normalise(torch.from_numpy(x).to(self.device))
+        self.seconds["resize"] += time.perf_counter() - start
+        return x
 
     def _clip_logits(self, clips: list[Clip]) -> torch.Tensor:
         """Every frame once through the whole network input: ``(N, 3, T, h, w)``."""
@@ -168,35 +172,46 @@ class NetworkSaliency(SaliencyMethod):
         index = {id(f): i for i, f in enumerate(unique)}
         x = self._normalised(unique)
         order = torch.tensor([[index[id(f)] for f in clip] for clip in clips], device=self.device)
-        return self.net.logits(x[order].transpose(1, 2))
+        return self.compute.logits(x[order].transpose(1, 2))
 
     def _cached_logits(self, clips: list[Clip]) -> torch.Tensor:
         """Backbone features of frames not seen in the previous call, reused ones from it, then decoding."""
         frames = {id(f): f for clip in clips for f in clip}
         new = [f for key, f in frames.items() if key not in self._features]
         if new:
-            levels = self.net.encode_frames(self._normalised(new))
+            levels = self.compute.encode_frames(self._normalised(new))
             for i, f in enumerate(new):
                 self._features[id(f)] = (f, [level[i] for level in levels])
         self._features = {key: self._features[key] for key in frames}  # what the next batch can share
         n_levels = len(next(iter(self._features.values()))[1])
         features = [torch.stack([torch.stack([self._features[id(f)][1][level] for f in clip]) for clip in clips])
                     for level in range(n_levels)]
-        return self.net.decode(features)
+        return self.compute.decode(features)
 
     @torch.inference_mode()
     def predict(self, clips: list[Clip], frame_ids: list[int] | None = None) -> np.ndarray:
+        start = time.perf_counter()
+        resized = self.seconds["resize"]
         with torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
             logits = self._cached_logits(clips) if self.encodes_frames else self._clip_logits(clips)
             maps = self.net.activate(logits)
+        middle = time.perf_counter()
+        self.seconds["forward"] += middle - start - (self.seconds["resize"] - resized)
         size = clips[0][len(clips[0]) // 2].shape[:2]
         maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
-        return maps[:, 0].cpu().numpy()
+        out = maps[:, 0].cpu().numpy()
+        self.seconds["upsample"] += time.perf_counter() - middle
+        return out
 
     def stream(self, source: FrameSource, batch_size: int = 8, targets: Iterable[int] | None = None,
-               chunk_len: int = 32) -> Iterator[Prediction]:
-        """Maps of a whole source (or its ``targets``), in frame order, in constant memory."""
-        for ids, clips in iter_batches(source, self.in_frames, batch_size, targets, chunk_len):
+               chunk_len: int = 32, prefetch: int = 0) -> Iterator[Prediction]:
+        """Maps of a whole source (or its ``targets``), in frame order, in constant memory. ``prefetch``: decode
+        up to that many batches ahead on a background thread while the network runs (``self.seconds["decode"]``
+        adds up the decoding time there)."""
+        batches = iter_batches(source, self.in_frames, batch_size, targets, chunk_len)
+        if prefetch:
+            batches = prefetched(batches, prefetch, self.seconds, "decode")
+        for ids, clips in batches:
             maps = self.predict(clips, ids)
             for t, clip, saliency in zip(ids, clips, maps, strict=True):
                 yield Prediction(t, saliency, clip[len(clip) // 2])

@@ -7,7 +7,7 @@ For each input video (a glob of videos gives several) it writes ``OUT/<name>/``:
 * ``status.json``: ``{"complete": false}`` while running, rewritten last with ``complete``, the frame count
   and, on failure, the error. Maps written before a failure are kept and the videos stay playable.
 
-Frames are streamed (constant memory).
+Frames are streamed (constant memory); decoding, the network and writing overlap.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from salvid.checkpoints import load_network
 from salvid.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, ImageFolder, open_video
 from salvid.errors import DataError
 from salvid.inference.core import NetworkSaliency, frame_stems
+from salvid.inference.pipeline import BackgroundWriter
 from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
 from salvid.runtime import progress
 from salvid.runtime.files import OutputGuard, atomic_write_json, safe_name
@@ -90,27 +91,46 @@ def _input_paths(inputs: list[PredictInput]) -> tuple[list[Path], list[Path]]:
     return dirs, files
 
 
+def _write_maps(guard: OutputGuard, item: PredictInput, cfg: DictConfig, stem: str, saliency, frame,
+                saliency_video: VideoWriter | None, overlay_video: VideoWriter | None) -> None:
+    grey = to_uint8(saliency)
+    if cfg.write_pngs:
+        write_png(guard.path(item.name, "maps", f"{stem}.png"), grey)
+    if saliency_video is not None:
+        saliency_video.write(grey[..., None].repeat(3, axis=-1))
+        overlay_video.write(heatmap_overlay(frame, grey, cfg.overlay_alpha))
+
+
 def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard, cfg: DictConfig) -> int:
-    """Write one input's maps and videos; returns the number of frames written."""
+    """Write one input's maps and videos; returns the number of frames written.
+
+    Pipelined (:mod:`salvid.inference.pipeline`): the next batch is decoded and the last one's maps are written
+    while the network runs, each stage behind a bounded queue. ``status.json`` records the seconds of each stage
+    (``stage_seconds``: decode, resize, forward, upsample, write; they overlap, so they add up to more than the
+    wall time)."""
     status = {"input": str(item.source.path), "frames_total": len(item.source), "complete": False}
     atomic_write_json(guard.path(item.name, "status.json"), status)
     fps = item.fps or float(cfg.fps)
     stems = frame_stems(item.source.paths if isinstance(item.source, ImageFolder) else item.source.path,
                         len(item.source))
-    written, started = 0, time.perf_counter()
+    started = time.perf_counter()
+    before = dict(runner.seconds)
     saliency_video = VideoWriter(guard.path(item.name, "saliency.mp4"), fps) if cfg.write_videos else None
     overlay_video = VideoWriter(guard.path(item.name, "overlay.mp4"), fps) if cfg.write_videos else None
+    writer = BackgroundWriter(depth=2 * cfg.batch_size)
+    written = [0]
     try:
         with progress.progress(item.name, total=len(item.source)) as counter:
-            for p in runner.stream(item.source, cfg.batch_size):
-                grey = to_uint8(p.saliency)
-                if cfg.write_pngs:
-                    write_png(guard.path(item.name, "maps", f"{stems[p.index]}.png"), grey)
-                if saliency_video is not None:
-                    saliency_video.write(grey[..., None].repeat(3, axis=-1))
-                    overlay_video.write(heatmap_overlay(p.frame, grey, cfg.overlay_alpha))
-                written += 1
+            def write(p) -> None:
+                _write_maps(guard, item, cfg, stems[p.index], p.saliency, p.frame, saliency_video, overlay_video)
+                written[0] += 1
                 counter.advance()
+
+            try:
+                for p in runner.stream(item.source, cfg.batch_size, prefetch=2):
+                    writer.submit(write, p)
+            finally:
+                writer.close()
         status["complete"] = True
     except Exception as e:
         status["error"] = f"{type(e).__name__}: {e}"
@@ -119,9 +139,11 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
         for video in (saliency_video, overlay_video):
             if video is not None:
                 video.close()
-        status.update(frames_written=written, seconds=round(time.perf_counter() - started, 2))
+        stages = {k: round(v - before.get(k, 0.0), 3) for k, v in runner.seconds.items()}
+        status.update(frames_written=written[0], seconds=round(time.perf_counter() - started, 2),
+                      stage_seconds={**stages, "write": round(writer.seconds, 3)})
         atomic_write_json(guard.path(item.name, "status.json"), status)
-    return written
+    return written[0]
 
 
 def predict(cfg: DictConfig) -> list[Path]:
@@ -131,12 +153,13 @@ def predict(cfg: DictConfig) -> list[Path]:
     names = [item.name for item in inputs]
     if len(set(names)) != len(names):
         raise PredictInputError(f"input={cfg.input}: several inputs share an output name: {sorted(names)}")
-    net, _ = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
+    net, model_config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
     dirs, files = _input_paths(inputs)
     if cfg.ckpt_path and Path(cfg.ckpt_path).is_file():
         files.append(Path(cfg.ckpt_path))
     guard = OutputGuard(cfg.paths.output_dir, input_dirs=dirs, input_files=files)
-    runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last)
+    runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
+                             backend=cfg.backend, model_config=model_config)
     total, started = 0, time.perf_counter()
     for item in inputs:
         n = predict_one(runner, item, guard, cfg)

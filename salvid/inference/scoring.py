@@ -44,10 +44,11 @@ log = logging.getLogger(__name__)
 def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
     """The network first, then the requested baselines, the image-only ablation when its checkpoint is given,
     more networks and maps folders. A baseline asked for that cannot run here is an error saying why."""
-    net, _ = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
-    run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last}
+    net, config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
+    run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last,
+           "backend": cfg.backend}
     name = cfg.method_name or model_name(cfg.ckpt_path)
-    methods: list[SaliencyMethod] = [NetworkSaliency(net, name, **run)]
+    methods: list[SaliencyMethod] = [NetworkSaliency(net, name, **run, model_config=config)]
     baselines = list(cfg.baselines)
     if cfg.image_only_ckpt is not None and "image_only" not in baselines:
         baselines.append("image_only")
@@ -56,11 +57,11 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
             if cfg.image_only_ckpt is None:
                 raise ConfigError("baselines: image_only needs the 1-frame network's checkpoint "
                                   "(image_only_ckpt=<.ckpt, .safetensors or pretrained name>)")
-            image_net, _ = load_network(cfg.image_only_ckpt, trusted=cfg.trusted_checkpoint)
+            image_net, image_config = load_network(cfg.image_only_ckpt, trusted=cfg.trusted_checkpoint)
             if image_net.in_frames != 1:
                 raise CheckpointError(f"image_only_ckpt={cfg.image_only_ckpt}: a network of "
                                       f"{image_net.in_frames} input frames, not the 1-frame ablation")
-            methods.append(NetworkSaliency(image_net, "image_only", **run))
+            methods.append(NetworkSaliency(image_net, "image_only", **run, model_config=image_config))
         elif name in BASELINES:
             try:
                 methods.append(BASELINES[name]())
@@ -69,8 +70,8 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
         else:
             raise ConfigError(f"baselines: unknown {name!r} (known: {sorted([*BASELINES, 'image_only'])})")
     for name, spec in (cfg.networks or {}).items():
-        other, _ = load_network(spec, trusted=cfg.trusted_checkpoint)
-        methods.append(NetworkSaliency(other, name, **run))
+        other, other_config = load_network(spec, trusted=cfg.trusted_checkpoint)
+        methods.append(NetworkSaliency(other, name, **run, model_config=other_config))
     methods += [MapsFolder(name, directory) for name, directory in (cfg.maps_dirs or {}).items()]
     names = [m.name for m in methods]
     if len(set(names)) != len(names):

@@ -1,9 +1,12 @@
 import json
 
 import numpy as np
+import pytest
+import torch
 from conftest import compose_config
 
 from salvid.checkpoints import load_network
+from salvid.errors import ConfigError
 from salvid.export import export
 from salvid.inference.core import NetworkSaliency
 
@@ -25,3 +28,24 @@ def test_export_writes_a_loadable_pretrained_model_with_its_card(trained_ckpt, t
     a = NetworkSaliency(exported, precision="fp32").predict(clips)
     b = NetworkSaliency(original, precision="fp32").predict(clips)
     np.testing.assert_array_equal(a, b)
+
+
+def test_export_format_onnx_writes_graphs_that_give_the_networks_maps(trained_ckpt, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    target = export(compose_config("export", [f"ckpt_path={trained_ckpt}", "name=tiny",
+                                              f"output_dir={tmp_path}", "format=onnx"]))
+    card = json.loads(target.with_suffix(".json").read_text())
+    folder = tmp_path / card["onnx"]["folder"]
+    assert folder == tmp_path / "tiny-onnx" and set(card["onnx"]["files"]) == {"network.onnx"}
+    assert json.loads((folder / "manifest.json").read_text())["files"] == card["onnx"]["files"]
+    net, _ = load_network(target)
+    x = torch.randn(2, 3, net.in_frames, *net.input_size)
+    session = ort.InferenceSession(str(folder / "network.onnx"), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"clips": x.numpy()})  # plain ONNX Runtime, without salvid
+    with torch.no_grad():
+        maps = net.activate(net.logits(x)).numpy()
+    assert maps.std() > 0.01  # not a flat map
+    np.testing.assert_allclose(torch.sigmoid(torch.from_numpy(logits)).numpy(), maps, atol=1e-4, rtol=0)
+    with pytest.raises(ConfigError, match="format='tflite': must be one of safetensors, onnx"):
+        export(compose_config("export", [f"ckpt_path={trained_ckpt}", "name=t", f"output_dir={tmp_path}",
+                                         "format=tflite"]))

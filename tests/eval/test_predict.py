@@ -13,7 +13,7 @@ from salvid.checkpoints import load_network
 from salvid.data.errors import ImageReadError
 from salvid.data.preprocess import normalise
 from salvid.data.transforms import ClipTransform
-from salvid.errors import UnsafeOutputError
+from salvid.errors import ConfigError, UnsafeOutputError
 from salvid.inference.predicting import PredictInputError, predict
 from tests.helpers.networks import assert_varied
 
@@ -41,15 +41,19 @@ def test_predict_on_a_video_writes_maps_videos_and_a_complete_status(eval_data, 
     assert status["complete"] and status["frames_written"] == 8
 
 
-def test_written_maps_are_the_networks_own_maps_at_each_frames_resolution(eval_data, tiny_pretrained, tmp_path):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_written_maps_are_the_networks_own_maps_at_each_frames_resolution(eval_data, tiny_pretrained, tmp_path,
+                                                                          backend):
     """Each PNG holds the network's map of its frame (clip t-1, t, t+1, edges repeated, resized as training
-    evaluates), upsampled bilinearly to the frame's own odd size, to within half a quantisation step."""
+    evaluates), upsampled bilinearly to the frame's own odd size, to within half a quantisation step, whichever
+    backend computes it."""
     frames = [f[1:, 1:] for f in video_frames(eval_data / "videos" / "test_000.mp4")]  # 71x95: resized both ways
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(folder / f"f{i:02d}.png")  # lossless: predict reads exactly these pixels
-    (out,) = run(folder, tmp_path / "out", tiny_pretrained, "precision=fp32", "write_videos=false", "batch_size=3")
+    (out,) = run(folder, tmp_path / "out", tiny_pretrained, "precision=fp32", "write_videos=false", "batch_size=3",
+              f"backend={backend}")
     written = np.stack([np.asarray(Image.open(out / "maps" / f"f{i:02d}.png")) for i in range(len(frames))])
 
     net, _ = load_network(tiny_pretrained)
@@ -99,8 +103,13 @@ def test_bad_inputs_are_named(tiny_pretrained, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageReadError, match="empty: no images"):
         run(tmp_path / "empty", tmp_path / "out", tiny_pretrained)
-    with pytest.raises(PredictInputError, match="matches no files"):
+    with pytest.raises(PredictInputError, match="the glob matches nothing"):
         run(f"{tmp_path}/*.png", tmp_path / "out", tiny_pretrained)
+    frame = tmp_path / "one" / "frame.png"
+    frame.parent.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(frame)
+    with pytest.raises(ConfigError, match="backend='foo': must be one of auto, torch, onnxruntime"):
+        run(frame, tmp_path / "out", tiny_pretrained, "backend=foo")
 
 
 def test_output_dir_equal_to_the_input_folder_is_refused(eval_data, tiny_pretrained, tmp_path):

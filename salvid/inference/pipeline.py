@@ -1,0 +1,117 @@
+"""Overlapping the stages of ``predict``: frames of the next batch are decoded, and maps of the last one written,
+while the network runs.
+
+Two threads beside the caller's, each behind a bounded queue, so at most a few batches are held whatever the
+video's length: :func:`prefetched` runs an iterator (decoding) ahead of its consumer, :class:`BackgroundWriter`
+runs write calls (PNG encoding, video frames) behind their producer. Decoders, OpenCV, Pillow's encoders and the
+network release the GIL while they work, so the stages share the cores. An error in a thread is raised again in
+the caller's thread, at its next call.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetched(items: Iterable[T], depth: int = 2, timing: dict[str, float] | None = None,
+               key: str = "decode") -> Iterator[T]:
+    """``items``, produced by a background thread up to ``depth`` ahead. ``timing[key]`` adds up the seconds
+    spent producing them. Closing the generator (or leaving its loop) stops the thread at its next item."""
+    q: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            iterator = iter(items)
+            while not stop.is_set():
+                start = time.perf_counter()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                finally:
+                    if timing is not None:
+                        timing[key] = timing.get(key, 0.0) + time.perf_counter() - start
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as e:  # raised again in the consumer
+            put(_Failed(e))
+
+    thread = threading.Thread(target=produce, name="salvid-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class BackgroundWriter:
+    """Runs ``submit``-ted calls in order on one background thread, at most ``depth`` waiting; ``seconds`` adds
+    up their time. :meth:`close` waits for them all; an error of one is raised by the next ``submit`` or by
+    ``close``, and later calls are dropped."""
+
+    def __init__(self, depth: int = 16):
+        self.seconds = 0.0
+        self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+        self._error: BaseException | None = None
+        self._raised = False
+        self._thread = threading.Thread(target=self._run, name="salvid-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            call = self._queue.get()
+            if call is _DONE:
+                return
+            if self._error is not None:
+                continue
+            start = time.perf_counter()
+            try:
+                call()
+            except BaseException as e:
+                self._error = e
+            self.seconds += time.perf_counter() - start
+
+    def _raise(self) -> None:
+        if self._error is not None and not self._raised:
+            self._raised = True  # once: later calls stay dropped
+            raise self._error
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._raise()
+        self._queue.put(lambda: fn(*args))
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+        self._raise()
