@@ -71,7 +71,7 @@ def test_frame_feature_cache_gives_the_uncached_maps_with_one_backbone_pass_per_
         def read(self, indices):
             return [frames[i] for i in indices]
 
-    runner = NetworkSaliency(net, device="cpu", precision="fp32", channels_last=False)
+    runner = NetworkSaliency(net, device="cpu", precision="fp32", channels_last=False, backend="torch")
     encoded = []
     encode = net.encode_frames
     monkeypatch.setattr(net, "encode_frames", lambda x: (encoded.append(len(x)), encode(x))[1])

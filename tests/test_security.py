@@ -17,6 +17,7 @@ REVIEWED_TARGETS = {
     "lightning.pytorch.callbacks.RichProgressBar",
     "lightning.pytorch.loggers.WandbLogger",
     "salvid.training.callbacks.ModelSummary",
+    "salvid.training.callbacks.Preemption",  # writes a checkpoint on a signal, reads none
     "salvid.training.callbacks.TrainingProgress",
     "salvid.training.checkpoint_plugin.AtomicCheckpointIO",
     "salvid.data.datamodule.EpochToStream",
@@ -27,6 +28,7 @@ REVIEWED_TARGETS = {
     "salvid.training.run_records.RngState",
     "salvid.training.run_folder.ResumeCheck",
     "salvid.training.sweep.SweepSummary",
+    "salvid.training.sequence_results.PerSequenceTestResults",  # writes a CSV
 }
 
 
