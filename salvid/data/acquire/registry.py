@@ -32,6 +32,17 @@ class DatasetSource:
     options: dict[str, Any] = field(default_factory=dict)  # layout options for reading it
 
 
+def _duts(part: str) -> DatasetSource:
+    """DUTS-TR (training) or DUTS-TE (test), as the authors distribute them."""
+    return DatasetSource(
+        layout="image_sod",
+        archives=(Archive(f"DUTS-{part}.zip", f"http://saliencydetection.net/duts/download/DUTS-{part}.zip"),),
+        homepage="http://saliencydetection.net/duts/",
+        licence="research benchmark (no licence stated by the authors)",
+        options={"images": f"DUTS-{part}-Image", "masks": f"DUTS-{part}-Mask"},
+    )
+
+
 DATASETS: dict[str, DatasetSource] = {
     "davis2016": DatasetSource(
         layout="davis2016",
@@ -85,20 +96,8 @@ DATASETS: dict[str, DatasetSource] = {
     ),
     # DUTS (image salient-object detection): each zip holds one top-level folder, which prepare unwraps, so
     # --root gets DUTS-TR-Image/ and DUTS-TR-Mask/ (DUTS-TE-Image/, DUTS-TE-Mask/) directly.
-    "duts": DatasetSource(
-        layout="image_sod",
-        archives=(Archive("DUTS-TR.zip", "http://saliencydetection.net/duts/download/DUTS-TR.zip"),),
-        homepage="http://saliencydetection.net/duts/",
-        licence="research benchmark (no licence stated by the authors)",
-        options={"images": "DUTS-TR-Image", "masks": "DUTS-TR-Mask"},
-    ),
-    "duts-te": DatasetSource(
-        layout="image_sod",
-        archives=(Archive("DUTS-TE.zip", "http://saliencydetection.net/duts/download/DUTS-TE.zip"),),
-        homepage="http://saliencydetection.net/duts/",
-        licence="research benchmark (no licence stated by the authors)",
-        options={"images": "DUTS-TE-Image", "masks": "DUTS-TE-Mask"},
-    ),
+    "duts": _duts("TR"),
+    "duts-te": _duts("TE"),
 }
 
 
