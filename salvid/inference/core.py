@@ -29,6 +29,7 @@ from torch import nn
 from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
+from salvid.errors import CheckpointError
 from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, resolve_backend
 from salvid.inference.pipeline import prefetched
 from salvid.inference.precision import PRECISIONS, autocast_dtype, cpu_has_native_bf16
@@ -201,6 +202,10 @@ class NetworkSaliency(SaliencyMethod):
         maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
         out = maps[:, 0].cpu().numpy()
         self.seconds["upsample"] += time.perf_counter() - middle
+        if not np.isfinite(out).all():  # would be written as a black map
+            frames = f"frames {frame_ids}" if frame_ids is not None else f"{len(clips)} frames"
+            raise CheckpointError(f"{self.name}: the network's maps of {frames} hold NaN or infinite values: its "
+                                  "weights are damaged or do not suit this input; no map was written for them")
         return out
 
     def stream(self, source: FrameSource, batch_size: int = 8, targets: Iterable[int] | None = None,

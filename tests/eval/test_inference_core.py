@@ -95,3 +95,16 @@ def test_precision_choices():
     assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError, match="precision='fp16'"):
         autocast_dtype("fp16", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_a_map_that_is_not_finite_is_an_error_not_a_black_map(backend):
+    from salvid.errors import CheckpointError
+
+    net = calibrated(SaliencyNet3D(**TINY))
+    with torch.no_grad():
+        next(p for p in net.parameters() if p.ndim == 5)[0].fill_(float("nan"))  # one damaged filter
+    runner = NetworkSaliency(net, "damaged", device="cpu", precision="fp32", backend=backend, model_config=TINY)
+    frames = [np.full((40, 56, 3), v, np.uint8) for v in (30, 90, 150)]
+    with pytest.raises(CheckpointError, match=r"damaged: the network's maps of frames \[0, 1\] hold NaN or infinite"):
+        runner.predict([frames, frames], [0, 1])
