@@ -29,8 +29,8 @@ multiprocessing.set_start_method("forkserver", force=True)
 
 
 def _test_data() -> Path:
-    """Real datasets for the tests that need them: ``$SALVID_TEST_DATA``, else ``shared/data`` beside the
-    checkout (docs/development.md lists what it holds)."""
+    """Real datasets for the tests that need them: ``$SALVID_TEST_DATA``, else the data folder the test
+    machines keep beside the checkout (docs/development.md lists what it holds)."""
     if os.environ.get("SALVID_TEST_DATA"):
         return Path(os.environ["SALVID_TEST_DATA"])
     return Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -70,7 +70,7 @@ def test_experiments_compose_and_instantiate(experiment, tmp_path):
         dm.setup()  # nothing prepared in tmp_path: the message says how
 
 
-def test_davis_experiment_on_the_shared_train_copy(davis_root, tmp_path):
+def test_davis_experiment_on_the_240p_train_copy(davis_root, tmp_path):
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", ["+experiment=davis", f"data.root={davis_root}", "data.resolution=240p",
