@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from salvid.checkpoints import load_network, model_name, save_folder
-from salvid.data.sources import FrameSource, ImageFolder, open_video
+from salvid.data.sources import FrameSource
 from salvid.errors import DataError
 from salvid.inference.core import NetworkSaliency, Prediction
+from salvid.inference.predicting import resolve_inputs
 
 
 class _Frames(FrameSource):
@@ -47,13 +48,12 @@ class _Frames(FrameSource):
         return np.stack([self.frames[i] for i in indices])
 
 
-def _source(path: str | Path) -> FrameSource:
-    path = Path(path)
-    if path.is_dir():
-        return ImageFolder.from_directory(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such video file or frame folder")
-    return open_video(path)
+def _source(video: str | Path) -> FrameSource:
+    """The frames of one video file or frame folder, read as ``predict`` reads its input."""
+    inputs = resolve_inputs(str(video))
+    if len(inputs) != 1:
+        raise DataError(f"{video}: {len(inputs)} videos; give one video file or frame folder")
+    return inputs[0].source
 
 
 class SaliencyModel:

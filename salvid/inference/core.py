@@ -30,7 +30,7 @@ from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
 from salvid.errors import CheckpointError
-from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, resolve_backend
+from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, encodes_frames, resolve_backend
 from salvid.inference.pipeline import prefetched
 from salvid.inference.precision import PRECISIONS, autocast_dtype, cpu_has_native_bf16
 from salvid.methods import Clip, SaliencyMethod
@@ -147,7 +147,7 @@ class NetworkSaliency(SaliencyMethod):
         self.net.use_channels_last(use_cl)
         self.in_frames = net.in_frames
         self.input_size = net.input_size
-        self.encodes_frames = hasattr(net, "encode_frames")
+        self.encodes_frames = encodes_frames(net)
         # what computes logits (or encode_frames / decode): the network itself, or its ONNX graphs
         self.compute = OnnxNetwork(cached_graphs(self.net, model_config)) if self.backend == "onnxruntime" else net
         # id(frame) -> (frame, its features): holding the frame keeps its id from being reused

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,23 +21,13 @@ import torch
 
 from salvid.checkpoints import cache_dir
 from salvid.errors import ConfigError
+from salvid.runtime.environment import cpu_model
 from salvid.runtime.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp32")
 PROBE_VERSION = 1  # bump when the probe changes: older verdicts are then measured again
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def cpu_has_native_bf16() -> bool:

@@ -33,17 +33,20 @@ def cap_cpu_isa_for_training(model_config) -> None:
     os.environ.setdefault(ISA_ENV, CPU_ISA_CAP)
 
 
-def hardware_description() -> str:
-    """The CPU model and core count, plus the GPUs torch sees: what a model card records about training."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    parts = [f"{cpu} ({os.cpu_count()} cores)"]
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def hardware_description() -> str:
+    """The CPU model and core count, plus the GPUs torch sees: what a model card records about training."""
+    parts = [f"{cpu_model()} ({os.cpu_count()} cores)"]
     import torch
 
     if torch.cuda.is_available():
