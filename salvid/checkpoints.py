@@ -9,6 +9,10 @@ what gets built. Training reads its resume checkpoints here too (:mod:`salvid.tr
 A checkpoint may be an ``http(s)://`` URL: it is downloaded to ``<cache>/checkpoints/`` (``$SALVID_CACHE``,
 else ``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``) and then read like a local file. Other remote
 schemes (``s3://``, ...) are refused: copy the file first.
+
+A bare model name is a shipped model (``salvid/pretrained/<name>.safetensors``) or, for any other name, one
+that ``salvid.export`` wrote into the user's models folder ``<cache>/models/``. Shipped names always mean the
+shipped files: a user file of that name is never read in their place.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from salvid.models.config import validate_model_config
 from salvid.models.families import build_network, network_arguments
 from salvid.runtime.files import atomic_write_text, safe_name
 
+PACKAGE_DIR = Path(__file__).resolve().parent
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 DEFAULT_PRETRAINED = "salvid-fusion3d-davis"
 
@@ -48,6 +53,42 @@ def cache_dir() -> Path:
     """Where downloaded checkpoints are kept."""
     base = os.environ.get("SALVID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "salvid"
     return Path(base).expanduser() / "checkpoints"
+
+
+def user_models_dir() -> Path:
+    """Where ``salvid.export`` writes models by default and where bare names not shipped are looked up:
+    ``<cache>/models/``, beside the downloaded checkpoints, per user like the torch hub and Hugging Face caches."""
+    return cache_dir().parent / "models"
+
+
+def shipped_names() -> list[str]:
+    """The models that ship in the package."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+
+
+def is_shipped_name(name: str) -> bool:
+    """Whether ``name`` is reserved for a shipped model: one in the package, or the default model (which a
+    checkout may not hold yet). Case is ignored, so no name differs from a shipped one only in case."""
+    return name.casefold() in {n.casefold() for n in (DEFAULT_PRETRAINED, *shipped_names())}
+
+
+def exported_names() -> list[str]:
+    """The models in :func:`user_models_dir` that a bare name loads."""
+    return sorted(p.stem for p in user_models_dir().glob("*.safetensors") if not is_shipped_name(p.stem))
+
+
+def named_model(name: str) -> Path | None:
+    """The weights file a bare model name stands for: the shipped model of that name, else (for a name no
+    shipped model has) one exported into :func:`user_models_dir`; None when there is none."""
+    if safe_name(name) != name:
+        return None  # a path, not a name
+    shipped = PRETRAINED_DIR / f"{name}.safetensors"
+    if shipped.is_file():
+        return shipped
+    if is_shipped_name(name):
+        return None
+    exported = user_models_dir() / f"{name}.safetensors"
+    return exported if exported.is_file() else None
 
 
 def local_copy(spec: str | Path) -> Path:
@@ -119,10 +160,10 @@ def _unpickler_reason(error: Exception) -> str:
 
 
 def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the network from a pretrained name, a ``.safetensors`` file (config in the sibling ``.json``), a
-    model folder (``config.json`` + ``model.safetensors``, as :func:`save_folder` writes and the Hugging Face hub
-    hosts), a hub repository ``owner/name`` (with huggingface_hub, online) or a Lightning ``.ckpt``. Returns the
-    network in eval mode and its configuration."""
+    """Build the network from a model name (shipped, or exported: :func:`named_model`), a ``.safetensors`` file
+    (config in the sibling ``.json``), a model folder (``config.json`` + ``model.safetensors``, as
+    :func:`save_folder` writes and the Hugging Face hub hosts), a hub repository ``owner/name`` (with
+    huggingface_hub, online) or a Lightning ``.ckpt``. Returns the network in eval mode and its configuration."""
     spec = spec or DEFAULT_PRETRAINED
     if is_remote(spec):
         if str(spec).endswith(".safetensors"):
@@ -130,8 +171,8 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
         path = local_copy(spec)
         return _from_safetensors(path) if path.suffix == ".safetensors" else _from_lightning(path, trusted)
     path = Path(spec)
-    if not path.exists() and (PRETRAINED_DIR / f"{spec}.safetensors").is_file():
-        path = PRETRAINED_DIR / f"{spec}.safetensors"
+    if not path.exists():
+        path = named_model(str(spec)) or path
     if not path.exists() and _HUB_REPO.match(str(spec)):
         path = hub_download(str(spec))
     if is_model_folder(path):
@@ -140,14 +181,15 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
         return _from_safetensors(path)
     if path.suffix == ".ckpt" or path.is_file():
         return _from_lightning(path, trusted)
-    names = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+    names = shipped_names()
     if spec == DEFAULT_PRETRAINED:
         raise CheckpointError(
             f"the default pretrained model {DEFAULT_PRETRAINED!r} is not in this installation ({PRETRAINED_DIR} "
             f"holds {names or 'none'}): pass ckpt_path=<.ckpt or .safetensors file>, or train and export one "
             "(python -m salvid.train +experiment=pretrain_davis, then python -m salvid.export)"
         )
-    raise CheckpointError(f"{spec}: no such file, and not a pretrained name (available: {names})")
+    raise CheckpointError(f"{spec}: no such file, and not a pretrained name (shipped: {names}; exported into "
+                          f"{user_models_dir()}: {exported_names()})")
 
 
 def _build(config: dict[str, Any], state: dict[str, torch.Tensor], source: Path) -> nn.Module:
