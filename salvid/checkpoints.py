@@ -186,7 +186,8 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
         raise CheckpointError(
             f"the default pretrained model {DEFAULT_PRETRAINED!r} is not in this installation ({PRETRAINED_DIR} "
             f"holds {names or 'none'}): pass ckpt_path=<.ckpt or .safetensors file>, or train and export one "
-            "(python -m salvid.train +experiment=pretrain_davis, then python -m salvid.export)"
+            "(python -m salvid.train +experiment=pretrain_davis, then python -m salvid.export name=<name>, then "
+            "ckpt_path=<name>)"
         )
     raise CheckpointError(f"{spec}: no such file, and not a pretrained name (shipped: {names}; exported into "
                           f"{user_models_dir()}: {exported_names()})")

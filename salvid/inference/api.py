@@ -106,9 +106,10 @@ class SaliencyModel:
 
 def load(spec: str | Path | None = None, device: str = "auto", precision: str = "auto", backend: str = "auto",
          batch_size: int = 8, trusted: bool = False) -> SaliencyModel:
-    """The model ``spec`` names, ready to predict: a pretrained name (default: the shipped default model), a
-    model folder, a ``.safetensors`` file, a training ``.ckpt``, or a hub repository ``owner/name``. ``device``,
-    ``precision`` and ``backend`` are ``predict``'s options of the same names."""
+    """The model ``spec`` names, ready to predict: a model name (shipped, or exported by ``salvid.export``;
+    default: the shipped default model), a model folder, a ``.safetensors`` file, a training ``.ckpt``, or a hub
+    repository ``owner/name``. ``device``, ``precision`` and ``backend`` are ``predict``'s options of the same
+    names."""
     net, config = load_network(spec, trusted=trusted)
     return SaliencyModel(net, config, model_name(spec), device=device, precision=precision, backend=backend,
                          batch_size=batch_size)
