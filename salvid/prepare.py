@@ -9,7 +9,9 @@
 :mod:`salvid.data.acquire.download`) and extracted safely (see :mod:`salvid.data.acquire.extract`: nothing is written outside
 the dataset, and no link in it leads outside) into a temporary folder beside ``--root`` that is renamed to
 ``--root`` only when every archive is in and checked, so an interrupted or refused run never leaves a folder
-that looks prepared. An archive holding a single top-level folder (``DAVIS/``) is unwrapped.
+that looks prepared. An archive holding a single top-level folder that wraps its contents (``DAVIS/``) is
+unwrapped; one whose single folder is itself what the dataset holds at its top (``JPEGImages/``, the one
+sequence of a layout whose sequences sit at the top) is not: each registry archive says which (``top``).
 """
 
 from __future__ import annotations
@@ -104,7 +106,8 @@ def prepare(name: str, root: Path, download_dir: Path | None = None, from_archiv
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
-        extract_dataset([(path, archive.into) for archive, path in zip(source.archives, archives, strict=True)],
+        extract_dataset([(path, archive.into, archive.top)
+                         for archive, path in zip(source.archives, archives, strict=True)],
                         partial, on_archive=lambda path: console.print(f"extracting {path} ..."))
         if root.exists():
             root.rmdir()  # empty (checked above)
