@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import re
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -205,6 +208,47 @@ def test_a_lone_folder_is_unwrapped_only_when_it_wraps_the_contents(tmp_path, ca
 def test_every_registry_archive_says_what_its_top_holds():
     # without it a lone folder is always unwrapped, which a one-sequence archive cannot survive
     assert [(name, a.filename) for name, s in DATASETS.items() for a in s.archives if not a.top] == []
+
+
+# -- --root that is a link ---------------------------------------------------------------------------------
+
+
+def test_a_root_that_links_to_an_empty_folder_is_prepared_through_the_link(tmp_path, capsys):
+    # data kept on another disk behind data/<name>: the link stays and leads to the prepared copy
+    _sequence(tmp_path / "src", "bear/Imgs/{i:05d}.jpg", "bear/GT_object_level/{i:05d}.png")
+    archive = _zip_tree(tmp_path / "src", tmp_path / "DAVSOD.zip")
+    (tmp_path / "disk" / "DAVSOD").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    root = tmp_path / "data" / "DAVSOD"
+    root.symlink_to(tmp_path / "disk" / "DAVSOD")
+    prepare_module.main(["davsod", "--root", str(root), "--from-archive", str(archive)])
+    assert root.is_symlink() and [s.name for s in list_sequences("davsod", root, "all")] == ["bear"]
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["DAVSOD"]  # no partial folder left
+
+
+@pytest.mark.parametrize("target", ["missing", "file"])
+def test_a_root_that_links_to_no_folder_is_refused_in_one_line(tmp_path, target):
+    if target == "file":
+        (tmp_path / "file").write_text("not a folder")
+    root = tmp_path / "root"
+    root.symlink_to(tmp_path / target)
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "SALVID_SET_HYDRA_FULL_ERROR")}
+    result = subprocess.run([sys.executable, "-m", "salvid.prepare", "davsod", "--root", str(root),
+                             "--from-archive", str(tmp_path / "DAVSOD.zip")],
+                            cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, result.stderr
+    state = "does not exist" if target == "missing" else "is not a folder"
+    assert result.stderr == (f"error: {root}: --root is a link to {(tmp_path / target).resolve()}, which {state}; create that "
+                             "folder (empty) or give another --root\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"root", target} - {"missing"})
+
+
+def test_a_root_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "root").write_text("not a folder")
+    line = run_main(["davsod", "--root", str(tmp_path / "root"), "--from-archive", str(tmp_path / "a.zip")], capsys)
+    assert line == f"error: {tmp_path / 'root'}: --root is a file, not a folder; give a folder (new or empty) as --root"
 
 
 def _zip_with(name: str, data: bytes = b"evil", symlink_to: str | None = None) -> bytes:
