@@ -9,7 +9,9 @@
 :mod:`salvid.data.acquire.download`) and extracted safely (see :mod:`salvid.data.acquire.extract`: nothing is written outside
 the dataset, and no link in it leads outside) into a temporary folder beside ``--root`` that is renamed to
 ``--root`` only when every archive is in and checked, so an interrupted or refused run never leaves a folder
-that looks prepared. An archive holding a single top-level folder (``DAVIS/``) is unwrapped.
+that looks prepared. An archive holding a single top-level folder that wraps its contents (``DAVIS/``) is
+unwrapped; one whose single folder is itself what the dataset holds at its top (``JPEGImages/``, the one
+sequence of a layout whose sequences sit at the top) is not: each registry archive says which (``top``).
 """
 
 from __future__ import annotations
@@ -86,11 +88,30 @@ def fetch(source: DatasetSource, name: str, download_dir: Path, from_archives: l
     return [path for _, path in pairs]
 
 
+def dataset_folder(root: Path) -> Path:
+    """The folder that will hold the dataset: ``root`` itself, or the folder a link ``root`` leads to.
+
+    A link is followed (a user keeps data on another disk behind ``data/DAVIS``): the dataset is built beside
+    its target and renamed onto it, so the link stays and leads to the prepared copy. Anything else that is
+    not a folder is refused with what to do."""
+    if root.is_symlink():
+        target = root.resolve()
+        if not target.is_dir():
+            state = "is not a folder" if target.exists() else "does not exist"
+            raise DataError(f"{root}: --root is a link to {target}, which {state}; create that folder (empty) or "
+                            "give another --root")
+        return target
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: --root is a file, not a folder; give a folder (new or empty) as --root")
+    return root
+
+
 def prepare(name: str, root: Path, download_dir: Path | None = None, from_archives: Sequence[Path] = ()) -> Table:
     if name not in DATASETS:
         raise SystemExit(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
     source = DATASETS[name]
     root = Path(root)
+    folder = dataset_folder(root)
     if root.exists() and any(root.iterdir()):
         try:
             table = check(source.layout, root, **source.options)
@@ -101,14 +122,15 @@ def prepare(name: str, root: Path, download_dir: Path | None = None, from_archiv
         console.print(f"{root}: {name} already prepared")
         return table
     archives = fetch(source, name, download_dir or root.parent / "downloads", [Path(p) for p in from_archives])
-    root.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
     try:
-        extract_dataset([(path, archive.into) for archive, path in zip(source.archives, archives, strict=True)],
+        extract_dataset([(path, archive.into, archive.top)
+                         for archive, path in zip(source.archives, archives, strict=True)],
                         partial, on_archive=lambda path: console.print(f"extracting {path} ..."))
-        if root.exists():
-            root.rmdir()  # empty (checked above)
-        partial.rename(root)
+        if folder.exists():
+            folder.rmdir()  # empty (checked above)
+        partial.rename(folder)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
 import re
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -17,9 +20,9 @@ from salvid import prepare as prepare_module
 from salvid.data.acquire.download import DownloadError, download, verify
 from salvid.data.acquire.extract import UnsafeArchiveError, extract
 from salvid.data.acquire.pack import pack
-from salvid.data.acquire.registry import Archive, DatasetSource
+from salvid.data.acquire.registry import DATASETS, Archive, DatasetSource
 from salvid.data.layouts import list_sequences
-from tests.helpers.layout_fixtures import close, davis
+from tests.helpers.layout_fixtures import box_mask, close, davis, frame, save
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -151,6 +154,101 @@ def test_from_archive_without_checksum_is_verified_by_integrity(tmp_path, monkey
     damaged.write_bytes(bytes(data))
     with pytest.raises(DownloadError, match="damaged.zip"):
         verify(damaged)
+
+
+# -- a lone top-level folder: a wrapper goes, contents stay -----------------------------------------------
+
+
+def _sequence(folder: Path, frames: str, masks: str, suffix: str = ".png") -> None:
+    """Three frames ``<frames>/<stem>.jpg`` and their masks ``<masks>/<stem><suffix>``; a ``{i}`` in the
+    stems numbers them."""
+    for i in range(3):
+        save(frame(i), folder / frames.format(i=i + 1))
+        save(box_mask(i), folder / (masks.format(i=i + 1)))
+
+
+# For each dataset whose one-sequence archive holds a single folder: what each of its archives holds at the
+# top, and the sequences prepare must then find.
+ONE_SEQUENCE = {
+    "davsod": ([lambda d: _sequence(d, "bear/Imgs/{i:05d}.jpg", "bear/GT_object_level/{i:05d}.png")], ["bear"]),
+    "usvd": ([lambda d: _sequence(d, "bear/Imgs/{i:05d}.jpg", "bear/GT_object_level/{i:05d}.png")], ["bear"]),
+    "vot2016": ([lambda d: _sequence(d, "bag/{i:08d}.jpg", "unused/{i:08d}.png"),
+                 lambda d: _sequence(d, "unused/{i:08d}.jpg", "bag/{i:08d}.png")], ["bag"]),
+    "fbms": ([lambda d: _sequence(d, "Trainingset/cars1/cars1_{i:02d}.jpg",
+                                  "Trainingset/cars1/GroundTruth/cars1_{i:02d}_gt.pgm"),
+              lambda d: _sequence(d, "Testset/cats1/cats1_{i:02d}.jpg",
+                                  "Testset/cats1/GroundTruth/cats1_{i:02d}_gt.pgm")], ["cars1", "cats1"]),
+}
+
+
+def _zip_tree(folder: Path, path: Path, prefix: str = "") -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for file in sorted(folder.rglob("*")):
+            if "unused" not in file.relative_to(folder).parts:
+                zf.write(file, prefix + file.relative_to(folder).as_posix())
+    return path
+
+
+@pytest.mark.parametrize("wrapper", ["", "wrapper/"], ids=["bare", "wrapped"])
+@pytest.mark.parametrize("name", sorted(ONE_SEQUENCE))
+def test_a_lone_folder_is_unwrapped_only_when_it_wraps_the_contents(tmp_path, capsys, name, wrapper):
+    # A one-sequence archive of a layout whose sequences (or sets) sit at the top holds one folder, which is
+    # the sequence itself: unwrapping it would leave the sequence's insides at the root.
+    writers, expected = ONE_SEQUENCE[name]
+    archives = []
+    for k, write in enumerate(writers):
+        write(tmp_path / f"src{k}")
+        archives += ["--from-archive", str(_zip_tree(tmp_path / f"src{k}", tmp_path / f"a{k}.zip", wrapper))]
+    root = tmp_path / "data" / name
+    prepare_module.main([name, "--root", str(root), *archives])
+    source = DATASETS[name]
+    assert [s.name for s in list_sequences(source.layout, root, "all", **source.options)] == expected
+
+
+def test_every_registry_archive_says_what_its_top_holds():
+    # without it a lone folder is always unwrapped, which a one-sequence archive cannot survive
+    assert [(name, a.filename) for name, s in DATASETS.items() for a in s.archives if not a.top] == []
+
+
+# -- --root that is a link ---------------------------------------------------------------------------------
+
+
+def test_a_root_that_links_to_an_empty_folder_is_prepared_through_the_link(tmp_path, capsys):
+    # data kept on another disk behind data/<name>: the link stays and leads to the prepared copy
+    _sequence(tmp_path / "src", "bear/Imgs/{i:05d}.jpg", "bear/GT_object_level/{i:05d}.png")
+    archive = _zip_tree(tmp_path / "src", tmp_path / "DAVSOD.zip")
+    (tmp_path / "disk" / "DAVSOD").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    root = tmp_path / "data" / "DAVSOD"
+    root.symlink_to(tmp_path / "disk" / "DAVSOD")
+    prepare_module.main(["davsod", "--root", str(root), "--from-archive", str(archive)])
+    assert root.is_symlink() and [s.name for s in list_sequences("davsod", root, "all")] == ["bear"]
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["DAVSOD"]  # no partial folder left
+
+
+@pytest.mark.parametrize("target", ["missing", "file"])
+def test_a_root_that_links_to_no_folder_is_refused_in_one_line(tmp_path, target):
+    if target == "file":
+        (tmp_path / "file").write_text("not a folder")
+    root = tmp_path / "root"
+    root.symlink_to(tmp_path / target)
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "SALVID_SET_HYDRA_FULL_ERROR")}
+    result = subprocess.run([sys.executable, "-m", "salvid.prepare", "davsod", "--root", str(root),
+                             "--from-archive", str(tmp_path / "DAVSOD.zip")],
+                            cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, result.stderr
+    state = "does not exist" if target == "missing" else "is not a folder"
+    assert result.stderr == (f"error: {root}: --root is a link to {(tmp_path / target).resolve()}, which {state}; create that "
+                             "folder (empty) or give another --root\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"root", target} - {"missing"})
+
+
+def test_a_root_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    (tmp_path / "root").write_text("not a folder")
+    line = run_main(["davsod", "--root", str(tmp_path / "root"), "--from-archive", str(tmp_path / "a.zip")], capsys)
+    assert line == f"error: {tmp_path / 'root'}: --root is a file, not a folder; give a folder (new or empty) as --root"
 
 
 def _zip_with(name: str, data: bytes = b"evil", symlink_to: str | None = None) -> bytes:

@@ -246,3 +246,74 @@ def test_a_float_image_frame_is_refused_naming_the_file(tmp_path):
     Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)).save(tmp_path / "00000.tiff")
     with pytest.raises(ImageReadError, match=r"00000.tiff: a floating-point image"):
         sources._load_rgb(tmp_path / "00000.tiff")
+
+
+# -- rotation: a phone records its orientation beside the picture; both decoders show the picture upright ----
+
+
+def _quadrants(height: int = 64, width: int = 96) -> np.ndarray:
+    """Red, green / blue, white quadrants: any quarter turn or flip is visible."""
+    image = np.full((height, width, 3), 255, np.uint8)
+    image[: height // 2, : width // 2] = (255, 0, 0)
+    image[: height // 2, width // 2 :] = (0, 255, 0)
+    image[height // 2 :, : width // 2] = (0, 0, 255)
+    return image
+
+
+def _write_rotated(path, degrees: int, how: str) -> np.ndarray:
+    """A 4-frame video whose picture is ``_quadrants()``, to be shown turned ``degrees`` counter-clockwise:
+    ``matrix``, a display matrix in an mp4 (as phones write); ``tag``, a ``rotate`` tag (clockwise) in an mkv.
+    Returns the frames as they should be shown."""
+    image = _quadrants()
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10, options={"crf": "0"})
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "yuv444p"
+        if how == "matrix":
+            if not hasattr(stream, "set_display_rotation"):
+                pytest.skip(f"PyAV {av.__version__} cannot write a display matrix")
+            stream.set_display_rotation(degrees)
+        else:
+            stream.metadata["rotate"] = str(-degrees % 360)
+        for _ in range(4):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return np.stack([np.rot90(image, degrees // 90)] * 4)
+
+
+@pytest.mark.parametrize(("degrees", "how"), [(90, "matrix"), (-90, "matrix"), (180, "matrix"), (90, "tag")])
+def test_pyav_turns_a_rotated_video_upright_as_decord_does(tmp_path, degrees, how):
+    path = tmp_path / ("phone.mp4" if how == "matrix" else "phone.mkv")
+    shown = _write_rotated(path, degrees, how)
+    by_pyav = PyAVVideo(path)
+    assert by_pyav.size == shown.shape[1:3]
+    frames = by_pyav.read(range(4))
+    assert frames.shape == shown.shape and np.abs(frames.astype(int) - shown).max() <= 8
+    if sources.decord is not None:
+        by_decord = DecordVideo(path)
+        assert by_decord.size == by_pyav.size
+        assert np.abs(by_decord.read(range(4)).astype(int) - frames).max() <= 2
+
+
+def test_display_matrix_rotation_reads_ffmpegs_convention():
+    from types import SimpleNamespace
+
+    from salvid.data.sources import display_matrix_rotation, quarter_turns
+
+    def matrix(a, b, c, d):  # 16.16 fixed point, w = 1 in 2.30
+        return np.array([a, b, 0, c, d, 0, 0, 0, 1 << 30], np.int32).tobytes()
+
+    one = 1 << 16
+    assert display_matrix_rotation(matrix(one, 0, 0, one)) == 0
+    assert display_matrix_rotation(matrix(0, -one, one, 0)) == 90  # what a phone held upright records
+    assert display_matrix_rotation(matrix(0, one, -one, 0)) == -90
+    assert abs(display_matrix_rotation(matrix(-one, 0, 0, -one))) == 180
+    # a PyAV without VideoFrame.rotation: the side data is read; a rotate tag counts clockwise
+    class SideData:  # as PyAV's: a type with a name, and the bytes
+        type = SimpleNamespace(name="DISPLAYMATRIX")
+
+        def __bytes__(self):
+            return matrix(0, -one, one, 0)
+
+    assert quarter_turns(SimpleNamespace(side_data=[SideData()]), {}) == 1
+    assert quarter_turns(SimpleNamespace(rotation=0), {"ROTATE": "90"}) == 3
+    assert quarter_turns(SimpleNamespace(rotation=0), {"rotate": "bogus"}) == 0

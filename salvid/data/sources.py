@@ -182,11 +182,41 @@ class DecordVideo(FrameSource):
             ) from error
 
 
+def display_matrix_rotation(matrix: bytes) -> float:
+    """The counter-clockwise angle in degrees by which a display matrix (FFmpeg's DISPLAYMATRIX side data:
+    nine native int32, 16.16 fixed point) turns the picture to show it upright; as ``av_display_rotation_get``."""
+    m = np.frombuffer(matrix, dtype=np.int32, count=9).astype(np.float64)
+    scale0, scale1 = np.hypot(m[0], m[3]), np.hypot(m[1], m[4])
+    if scale0 == 0 or scale1 == 0:
+        return 0.0
+    return float(-np.degrees(np.arctan2(m[1] / scale1, m[0] / scale0)))
+
+
+def quarter_turns(frame: av.VideoFrame, metadata: dict[str, str]) -> int:
+    """Counter-clockwise quarter turns (for ``np.rot90``) that show a decoded frame upright, as decord shows
+    it: the display matrix (mp4/mov, where phones record their orientation), else a ``rotate`` tag (degrees
+    clockwise, as Matroska files written by FFmpeg carry it). Rounded to a multiple of 90 degrees; flips in
+    the matrix are ignored, as decord ignores them."""
+    degrees = getattr(frame, "rotation", None)
+    if degrees is None:  # a PyAV without VideoFrame.rotation: read the matrix itself
+        matrix = next((bytes(d) for d in frame.side_data if d.type.name == "DISPLAYMATRIX"), None)
+        degrees = 0.0 if matrix is None else display_matrix_rotation(matrix)
+    if not degrees:
+        tag = next((value for key, value in metadata.items() if key.lower() == "rotate"), "0")
+        try:
+            degrees = -float(tag)
+        except ValueError:  # not a number: no rotation to honour
+            degrees = 0.0
+    return round(degrees / 90) % 4
+
+
 class PyAVVideo(FrameSource):
     """A video decoded by PyAV, sequentially; the fallback where decord cannot be imported.
 
     Opening decodes the whole video once to count the frames that decode (PyAV cannot seek to a frame
-    index). Reads continue from the last decoded frame when asked for later frames, else rewind.
+    index). Reads continue from the last decoded frame when asked for later frames, else rewind. Frames come
+    out turned upright by the video's rotation (:func:`quarter_turns`), as decord returns them, so a phone
+    video has the same shape and orientation from either decoder.
     """
 
     def __init__(self, path: str | Path):
@@ -202,9 +232,12 @@ class PyAVVideo(FrameSource):
                 f"{self.path}: cannot open video ({_open_failure_reason(self.path, error)})"
             ) from error
         self.frames_reported = stream.frames  # 0 where the container does not record it
+        metadata = dict(stream.metadata)
         self._len = 0
         for frame in self._decoded_frames():
-            self._size = (frame.height, frame.width)
+            if self._len == 0:
+                self._turns = quarter_turns(frame, metadata)
+                self._size = (frame.width, frame.height) if self._turns % 2 else (frame.height, frame.width)
             self._len += 1
         if self._len == 0:
             raise VideoSourceError(f"{self.path}: cannot open video (no frame decodes)")
@@ -240,7 +273,7 @@ class PyAVVideo(FrameSource):
             for frame in self._frames:
                 self._position += 1
                 if self._position - 1 == index:
-                    out.append(frame.to_ndarray(format="rgb24"))
+                    out.append(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), self._turns)))
                     break
             else:
                 raise VideoSourceError(f"{self.path}: frame {index} no longer decodes")

@@ -20,6 +20,7 @@ archive into one folder and checks that folder.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import posixpath
 import re
@@ -28,7 +29,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,14 +217,33 @@ def check_links(root: Path) -> None:
                 _resolve(root, rel.split("/")[:-1], os.readlink(path), rel, [0])
 
 
-def unwrap(folder: Path) -> None:
-    """Move the contents of a lone top-level folder up (archives that wrap everything in ``DAVIS/``)."""
+def _holds(folder: Path, pattern: str) -> bool:
+    """Whether ``folder`` holds a path matching ``pattern`` (shell wildcards per ``/``-separated component),
+    never looking through a link: the links are not checked yet."""
+    level = [folder]
+    for part in pattern.split("/"):
+        level = [child for parent in level if parent.is_dir() and not parent.is_symlink()
+                 for child in parent.iterdir() if fnmatch.fnmatchcase(child.name, part)]
+    return bool(level)
+
+
+def unwrap(folder: Path, top: Sequence[str] = ()) -> None:
+    """Move the contents of a lone top-level folder up (archives that wrap everything in ``DAVIS/``).
+
+    ``top``: what the archive's contents should hold at their top, as patterns (``JPEGImages``; ``*/Imgs`` for
+    a layout whose sequences sit at the top). A lone folder that already makes ``folder`` match one of them is
+    content, not a wrapper, and stays: a lone ``JPEGImages/``, or the one sequence ``bear/Imgs/`` of a
+    one-sequence archive. Without ``top`` nothing tells a wrapper from content, and a lone folder goes.
+    """
     entries = list(folder.iterdir())
-    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
-        inner = entries[0].rename(folder / f".unwrap-{entries[0].name}")
-        for child in inner.iterdir():
-            child.rename(folder / child.name)  # a rename moves a link itself, never what it points to
-        inner.rmdir()
+    if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink():
+        return
+    if any(_holds(folder, pattern) for pattern in top):
+        return
+    inner = entries[0].rename(folder / f".unwrap-{entries[0].name}")
+    for child in inner.iterdir():
+        child.rename(folder / child.name)  # a rename moves a link itself, never what it points to
+    inner.rmdir()
 
 
 def _merge(src: Path, dest: Path, archive: Path) -> None:
@@ -252,24 +272,25 @@ def extract(archive: Path, dest: Path) -> None:
         raise UnsafeArchiveError(f"{archive}: {e}") from None
 
 
-def extract_dataset(archives: Iterable[tuple[Path, str]], dest: Path,
+def extract_dataset(archives: Iterable[tuple[Path, str] | tuple[Path, str, Sequence[str]]], dest: Path,
                     on_archive: Callable[[Path], None] | None = None) -> None:
-    """Extract several archives into the existing folder ``dest``: each ``(archive, into)`` goes to its own
-    fresh folder, loses a lone top-level folder, then merges into ``dest/into``. Finally every link in
-    ``dest`` is checked where it now lies."""
+    """Extract several archives into the existing folder ``dest``: each ``(archive, into)`` or ``(archive,
+    into, top)`` goes to its own fresh folder, loses a lone top-level folder that is a wrapper (see
+    :func:`unwrap`), then merges into ``dest/into``. Finally every link in ``dest`` is checked where it now
+    lies."""
     dest, archives = Path(dest), list(archives)
-    for archive, into in archives:
+    for archive, into, *top in archives:
         if on_archive is not None:
             on_archive(archive)
         target = _real_dir(dest, [p for p in into.split("/") if p], Path(archive), into)
         staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
         try:
             _write_archive(Path(archive), staging)
-            unwrap(staging)
+            unwrap(staging, *top)
             _merge(staging, target, Path(archive))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     try:
         check_links(dest)
     except UnsafeArchiveError as e:
-        raise UnsafeArchiveError(f"{', '.join(str(a) for a, _ in archives)}: {e}") from None
+        raise UnsafeArchiveError(f"{', '.join(str(a) for a, *_ in archives)}: {e}") from None
