@@ -12,15 +12,14 @@ from omegaconf import DictConfig
 
 from salvid.inference.scoring import evaluate
 from salvid.runtime import progress
-from salvid.runtime.checks import require_int
 from salvid.runtime.configs import CONF_DIR, use_job_output_dir
 from salvid.runtime.entry import entry_point, one_line_errors
+from salvid.runtime.schema import EvaluateConfig, validate
 
 
 def check_config(cfg: DictConfig) -> None:
     """Refuse values that make no sense before any work starts, naming the key."""
-    require_int("batch_size", cfg.batch_size, 1)
-    require_int("qualitative_frames", cfg.qualitative_frames, 0)
+    validate(EvaluateConfig, cfg)
 
 
 @entry_point

@@ -43,16 +43,13 @@ from salvid.checkpoints import (
 )
 from salvid.errors import CheckpointError, ConfigError, UnsafeOutputError
 from salvid.inference.onnx_backend import graph_key, onnxruntime_available, write_graphs
-from salvid.runtime.checks import require_positive
 from salvid.runtime.configs import CONF_DIR
 from salvid.runtime.entry import entry_point, one_line_errors
 from salvid.runtime.files import safe_name
+from salvid.runtime.schema import ExportConfig, validate
 from salvid.training.model_card import model_card
 
 log = logging.getLogger(__name__)
-
-FORMATS = ("safetensors", "onnx")
-
 
 def output_folder(output_dir: str | None) -> Path:
     """Where the files go: ``output_dir``, or the user's models folder; never inside the installed package."""
@@ -92,8 +89,6 @@ def refuse_earlier_export(files: list[Path], overwrite: bool) -> None:
 
 def export(cfg: DictConfig) -> Path:
     ckpt_path = Path(cfg.ckpt_path)
-    if cfg.format not in FORMATS:
-        raise ConfigError(f"format={cfg.format!r}: must be one of {', '.join(FORMATS)}")
     if cfg.format == "onnx" and not onnxruntime_available():
         raise ConfigError("format=onnx: onnx and onnxruntime are not installed; pip install onnx onnxruntime, or "
                           "set format=safetensors")
@@ -140,7 +135,7 @@ def export(cfg: DictConfig) -> Path:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     with one_line_errors():
-        require_positive("max_megabytes", cfg.max_megabytes)
+        validate(ExportConfig, cfg)
         export(cfg)
 
 

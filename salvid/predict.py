@@ -11,16 +11,14 @@ from omegaconf import DictConfig
 
 from salvid.inference.predicting import predict
 from salvid.runtime import progress
-from salvid.runtime.checks import require_int, require_positive, require_range
 from salvid.runtime.configs import CONF_DIR, use_job_output_dir
 from salvid.runtime.entry import entry_point, one_line_errors
+from salvid.runtime.schema import PredictConfig, validate
 
 
 def check_config(cfg: DictConfig) -> None:
     """Refuse values that make no sense before any work starts, naming the key."""
-    require_int("batch_size", cfg.batch_size, 1)
-    require_positive("fps", cfg.fps)
-    require_range("overlay_alpha", cfg.overlay_alpha, 0.0, 1.0)
+    validate(PredictConfig, cfg)
 
 
 @entry_point

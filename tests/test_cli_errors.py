@@ -36,11 +36,11 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
 @pytest.mark.parametrize(
     ("module", "args", "expected"),
     [
-        ("salvid.train", ["data.batch_size=0"], "data.batch_size=0: must be an integer >= 1"),
+        ("salvid.train", ["data.batch_size=0"], "data.batch_size=0: must be >= 1"),
         ("salvid.train", ["nosuchkey=1"], "Could not override 'nosuchkey'. To append to your config use +nosuchkey=1"),
         ("salvid.evaluate", ["ckpt_path=missing.ckpt", "baselines=[]"], "missing.ckpt: checkpoint not found"),
         ("salvid.predict", [], "Missing mandatory value: input"),
-        ("salvid.predict", ["input=x.mp4", "fps=0"], "fps=0: must be a number > 0"),
+        ("salvid.predict", ["input=x.mp4", "fps=0"], "fps=0: must be > 0"),
         ("salvid.export", ["ckpt_path=missing.ckpt", "name=x"], "missing.ckpt: checkpoint not found"),
     ],
     ids=["train-value", "train-unknown-key", "evaluate-checkpoint", "predict-missing-input", "predict-fps",
@@ -85,9 +85,9 @@ def test_a_worker_error_is_reported_by_its_original_line():
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("data.batch_size=0", r"data\.batch_size=0: must be an integer >= 1"),
-        ("data.num_workers=-1", r"data\.num_workers=-1: must be an integer >= 0"),
-        ("module.optimizer.lr=-1", r"module\.optimizer\.lr=-1: must be a number > 0"),
+        ("data.batch_size=0", r"data\.batch_size=0: must be >= 1"),
+        ("data.num_workers=-1", r"data\.num_workers=-1: must be >= 0"),
+        ("module.optimizer.lr=-1", r"module\.optimizer\.lr=-1: must be > 0"),
         ("model.width_mult=abc", r"model\.width_mult='abc': must be a number"),
         ("model.pool_strides=[[1,2,2],[1,2,2],[1,2,2],[1,2,2]]",
          r"model\.pool_strides has 4 strides, but model\.widths, .* have 5 entries"),
@@ -102,8 +102,8 @@ def test_train_refuses_values_that_make_no_sense_naming_the_key(override, expect
 
 @pytest.mark.parametrize(
     ("override", "expected"),
-    [("batch_size=0", r"batch_size=0: must be an integer >= 1"), ("fps=-5", r"fps=-5: must be a number > 0"),
-     ("overlay_alpha=7", r"overlay_alpha=7: must be a number in \[0.0, 1.0\]")],
+    [("batch_size=0", r"batch_size=0: must be >= 1"), ("fps=-5", r"fps=-5: must be > 0"),
+     ("overlay_alpha=7", r"overlay_alpha=7: must be <= 1")],
 )
 def test_predict_refuses_values_that_make_no_sense_naming_the_key(override, expected):
     from salvid.predict import check_config

@@ -38,10 +38,10 @@ from salvid.checkpoints import cache_dir
 from salvid.errors import ConfigError
 from salvid.inference.precision import autocast_dtype
 from salvid.runtime.files import atomic_write_bytes, atomic_write_json
+from salvid.runtime.schema import BACKENDS
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnxruntime")
 OPSET = 18
 FORMAT_VERSION = 1  # bump when what is exported changes: older cached graphs are then exported again
 MANIFEST = "manifest.json"

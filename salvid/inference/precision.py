@@ -23,10 +23,10 @@ from salvid.checkpoints import cache_dir
 from salvid.errors import ConfigError
 from salvid.runtime.environment import cpu_model
 from salvid.runtime.files import atomic_write_json
+from salvid.runtime.schema import PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "fp32")
 PROBE_VERSION = 1  # bump when the probe changes: older verdicts are then measured again
 
 

@@ -146,6 +146,19 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     return written[0]
 
 
+def output_guard(cfg: DictConfig, inputs: list[PredictInput], output_dir: str | Path | None = None) -> OutputGuard:
+    """The guard of predict's outputs: clear of every input frame, video and the checkpoint file."""
+    dirs, files = _input_paths(inputs)
+    if cfg.ckpt_path and Path(cfg.ckpt_path).is_file():
+        files.append(Path(cfg.ckpt_path))
+    return OutputGuard(output_dir or cfg.paths.output_dir, input_dirs=dirs, input_files=files)
+
+
+def check_output(cfg: DictConfig, output_dir: Path) -> None:
+    """Refuse an output folder that would write into the inputs, before anything is written (RunGuard)."""
+    output_guard(cfg, resolve_inputs(str(cfg.input)), output_dir)
+
+
 def predict(cfg: DictConfig) -> list[Path]:
     """Predict every input; returns the output folders. Ends with one line: ``N frames in T s (X frames/s) ->
     OUT`` (OUT: the input's folder, or with several inputs the folder that holds theirs)."""
@@ -154,10 +167,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     if len(set(names)) != len(names):
         raise PredictInputError(f"input={cfg.input}: several inputs share an output name: {sorted(names)}")
     net, model_config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
-    dirs, files = _input_paths(inputs)
-    if cfg.ckpt_path and Path(cfg.ckpt_path).is_file():
-        files.append(Path(cfg.ckpt_path))
-    guard = OutputGuard(cfg.paths.output_dir, input_dirs=dirs, input_files=files)
+    guard = output_guard(cfg, inputs)
     runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
                              backend=cfg.backend, model_config=model_config)
     total, started = 0, time.perf_counter()

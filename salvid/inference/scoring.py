@@ -209,14 +209,24 @@ def dataset_title(cfg: DictConfig, sequences: list[VideoSequence]) -> str:
     return f"{name or data.layout}, {split}: {len(sequences)} sequences, {frames} annotated frames"
 
 
+def output_guard(cfg: DictConfig, output_dir: str | Path | None = None) -> OutputGuard:
+    """The guard of evaluate's outputs: clear of the dataset, every maps folder and checkpoint file."""
+    checkpoint_files = [Path(p) for p in (cfg.ckpt_path, cfg.image_only_ckpt, *(cfg.networks or {}).values())
+                        if p and Path(p).is_file()]
+    return OutputGuard(output_dir or cfg.paths.output_dir, input_dirs=[cfg.data.root, *(cfg.maps_dirs or {}).values()],
+                       input_files=checkpoint_files)
+
+
+def check_output(cfg: DictConfig, output_dir: Path) -> None:
+    """Refuse an output folder that would write into the inputs, before anything is written (RunGuard)."""
+    output_guard(cfg, output_dir)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Score every method of ``cfg`` on its sequences, write the results, and return the summary."""
     methods = build_methods(cfg)
-    sequences, data_root = load_sequences(cfg)
-    checkpoint_files = [Path(p) for p in (cfg.ckpt_path, cfg.image_only_ckpt, *(cfg.networks or {}).values())
-                        if p and Path(p).is_file()]
-    guard = OutputGuard(cfg.paths.output_dir, input_dirs=[data_root, *(cfg.maps_dirs or {}).values()],
-                        input_files=checkpoint_files)
+    sequences, _ = load_sequences(cfg)
+    guard = output_guard(cfg)
     metrics, samples = score(cfg, methods, sequences)
 
     summary: dict[str, dict[str, float]] = {}

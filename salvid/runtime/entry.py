@@ -11,6 +11,7 @@ every error.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -58,6 +59,44 @@ def user_error(error: BaseException) -> BaseException | None:
     return next((e for e in _chain(error) if isinstance(e, types)), None)
 
 
+# OS errors a user fixes (a path, a permission, the disk), and what to do about each
+_OS_ADVICE = {
+    errno.ENOSPC: "free some space, or write elsewhere (paths.output_dir=...)",
+    errno.EDQUOT: "free some space, or write elsewhere (paths.output_dir=...)",
+    errno.EACCES: "choose a folder you may write to (paths.output_dir=...), or change its permissions",
+    errno.EPERM: "choose a folder you may write to (paths.output_dir=...), or change its permissions",
+    errno.EROFS: "the file system is read-only; write elsewhere (paths.output_dir=...)",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EISDIR: "a folder is where a file was expected; check the path",
+}
+
+
+def os_error(error: BaseException) -> OSError | None:
+    """The OS error in ``error``'s chain that a user can fix, or None."""
+    return next((e for e in _chain(error) if isinstance(e, OSError) and e.errno in _OS_ADVICE), None)
+
+
+def os_error_line(error: OSError) -> str:
+    where = error.filename if error.filename is not None else "a file"
+    return f"{where}: {error.strerror or os.strerror(error.errno)}; {_OS_ADVICE[error.errno]}"
+
+
+def _hydra_line(error: BaseException) -> str | None:
+    """Hydra's multi-line errors that matter on one line: a missing config with its options, an override that
+    does not parse with what to do."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and "Could not find" in lines[0] and lines[1].startswith("Available options"):
+        options = [line for line in lines[2:] if not line.startswith(("Config search path", "provider="))]
+        return f"{lines[0]}; {lines[1].rstrip(':').lower()}: {', '.join(options)}"
+    if lines and lines[0].startswith(("LexerNoViableAltException", "mismatched input", "no viable alternative")):
+        override = lines[0].split(": ", 1)[-1]
+        key, _, value = override.partition("=")
+        return (f"{override}: Hydra cannot read this value; quote it, with the quotes kept from the shell: "
+                f"'{key}=\"{value}\"'")
+    return None
+
+
 def one_line(error: BaseException) -> str:
     """The message as one line. A dataloader worker's error arrives as a report whose last line is the
     original ``Type: message``; long messages (torch's size-mismatch lists) keep their first line."""
@@ -66,6 +105,8 @@ def one_line(error: BaseException) -> str:
         return type(error).__name__
     if any(line.startswith("Original Traceback") for line in lines):
         return lines[-1].split(": ", 1)[-1]
+    if type(error).__module__.startswith("hydra") and _hydra_line(error):
+        return _hydra_line(error)
     if type(error).__module__.startswith("hydra") and len(lines) > 1:  # Hydra's second line is its hint
         return f"{lines[0]} {lines[1]}"
     if type(error).__module__.startswith("omegaconf"):  # then full_key/object_type: the first line says it
@@ -101,11 +142,17 @@ def entry_point(main: F) -> F:
             return main(*args, **kwargs)
         except Exception as error:
             found = None if user_wants_traceback else user_error(error)
+            if found is None and not user_wants_traceback and os_error(error) is not None:
+                print(f"error: {os_error_line(os_error(error))}", file=sys.stderr, flush=True)
+                raise SystemExit(EXIT_USER_ERROR) from None
             if found is None:
                 raise
             _report(found)
             raise SystemExit(EXIT_USER_ERROR) from None
         finally:
+            from salvid.runtime.run_guard import release_folders
+
+            release_folders()
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -120,10 +167,18 @@ def one_line_errors() -> Iterator[None]:
     """Around the work of a Hydra task: in a single run, salvid's own errors end the process with one line
     right away (Hydra would print the job's overrides first). In a multirun they propagate: Hydra runs the
     other jobs, then names the failed job's overrides, and :func:`entry_point` reports the error."""
+    from salvid.runtime.run_guard import raise_refusal
+
     try:
+        raise_refusal()
         yield
     except Exception as error:
-        found = None if _user_wants_traceback() or in_multirun() else user_error(error)
+        if _user_wants_traceback() or in_multirun():
+            raise
+        found = user_error(error)
+        if found is None and os_error(error) is not None:
+            print(f"error: {os_error_line(os_error(error))}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_USER_ERROR) from None
         if found is None:
             raise
         _report(found)

@@ -23,10 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from salvid.errors import ConfigError
 from salvid.models.config import check_model_config
-from salvid.runtime.checks import require_int, require_positive
 from salvid.runtime.configs import instantiate_all, use_job_output_dir
 from salvid.runtime.environment import cap_cpu_isa_for_training, hardware_description
 from salvid.runtime.files import atomic_write_json
+from salvid.runtime.schema import TrainConfig, validate
 from salvid.runtime.tracking import finish_wandb_run, wandb_mode
 from salvid.training import sweep
 
@@ -63,15 +63,7 @@ def train(cfg: DictConfig) -> float | None:
 
 def check_config(cfg: DictConfig) -> None:
     """Refuse values that make no sense before any work starts, naming the key."""
-    data = cfg.data
-    require_int("data.batch_size", data.get("batch_size"), 1)
-    require_int("data.num_workers", data.get("num_workers", 0), 0)
-    if "chunk_len" in data:
-        require_int("data.chunk_len", data.chunk_len, 1)
-    optimizer = cfg.module.optimizer
-    require_positive("module.optimizer.lr", optimizer.get("lr"))
-    if optimizer.get("backbone_lr") is not None:
-        require_positive("module.optimizer.backbone_lr", optimizer.backbone_lr)
+    validate(TrainConfig, cfg)
     check_model_config(OmegaConf.to_container(cfg.model, resolve=True))
 
 

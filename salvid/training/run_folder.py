@@ -127,6 +127,15 @@ def plan_resume(cfg: DictConfig, output_dir: Path) -> Resume:
     return Resume(path, int(checkpoint.get("global_step", 0)))
 
 
+def check_output(cfg: DictConfig, output_dir: Path) -> None:
+    """Refuse a run folder inside the dataset or equal to a checkpoint it reads, before anything is written."""
+    from salvid.runtime.files import OutputGuard
+
+    data_root = cfg.data.get("root")
+    files = [Path(p) for p in (cfg.get("ckpt_path"), cfg.get("init_weights")) if p and Path(str(p)).is_file()]
+    OutputGuard(output_dir, input_dirs=[data_root] if data_root else [], input_files=files)
+
+
 class ResumeCheck(HydraCallback):
     """Hydra callback of ``salvid.train``: keeps Hydra from writing into a run directory that training will
     leave alone.

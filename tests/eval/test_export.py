@@ -9,6 +9,7 @@ from salvid.checkpoints import load_network
 from salvid.errors import ConfigError
 from salvid.export import export
 from salvid.inference.core import NetworkSaliency
+from salvid.runtime.schema import ExportConfig, validate
 
 
 def test_export_writes_a_loadable_pretrained_model_with_its_card(trained_ckpt, tmp_path):
@@ -46,6 +47,6 @@ def test_export_format_onnx_writes_graphs_that_give_the_networks_maps(trained_ck
         maps = net.activate(net.logits(x)).numpy()
     assert maps.std() > 0.01  # not a flat map
     np.testing.assert_allclose(torch.sigmoid(torch.from_numpy(logits)).numpy(), maps, atol=1e-4, rtol=0)
-    with pytest.raises(ConfigError, match="format='tflite': must be one of safetensors, onnx"):
-        export(compose_config("export", [f"ckpt_path={trained_ckpt}", "name=t", f"output_dir={tmp_path}",
-                                         "format=tflite"]))
+    with pytest.raises(ConfigError, match="format='tflite': must be 'safetensors' or 'onnx'"):
+        validate(ExportConfig, compose_config("export", [f"ckpt_path={trained_ckpt}", "name=t",
+                                                         f"output_dir={tmp_path}", "format=tflite"]))

@@ -1,0 +1,150 @@
+"""A run owns its output folder, and nothing is written before the run is known to be sound.
+
+:class:`RunGuard` is a Hydra callback every entry point's config lists. Hydra writes ``.hydra/`` and the log
+into the output folder as a run starts, before the task's own code runs; the guard acts earlier, when the
+run (or a multirun) starts:
+
+1. the config is checked against its schema (:mod:`salvid.runtime.schema`);
+2. the output folder is checked against the run's inputs by the entry point's own check (an output folder
+   inside a dataset, or equal to an input folder, is refused before it exists);
+3. the folder is locked for this process (the ``filelock`` library; an OS lock, so it is released when the
+   process ends, however it ends). A second run into a locked folder is refused in one line naming the
+   holder, from ``.salvid-lock.json`` beside the lock.
+
+Hydra only warns about an error raised by a callback and runs the task anyway, so a refused run is turned
+aside instead: Hydra's run (or sweep) folder becomes a temporary folder, removed when the process ends, and
+the entry point raises the refusal as the task starts (:func:`raise_refusal`, from
+:func:`salvid.runtime.entry.one_line_errors`). The user's folder is never created.
+
+Processes that are not a run's first (DDP ranks other than 0, SLURM tasks other than 0) join the run and take
+no lock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.utils import get_class, get_method
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from salvid.errors import SalvidError
+
+LOCK_FILE = ".salvid.lock"
+OWNER_FILE = ".salvid-lock.json"
+_RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
+
+_held: list[FileLock] = []
+_refusals: list[BaseException] = []
+
+
+class FolderInUseError(SalvidError):
+    """Another process holds the output folder."""
+
+
+def _joins_a_run() -> bool:
+    return any(os.environ.get(var, "0") != "0" for var in _RANK_VARS)
+
+
+def lock_folder(folder: str | Path) -> None:
+    """Hold ``folder`` for this process until :func:`release_folders` or the process ends."""
+    if _joins_a_run():
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise FolderInUseError(f"{folder}: another salvid run is writing here ({_holder(folder)}); wait for it to "
+                               "end, or choose another paths.output_dir") from None
+    _held.append(lock)
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+    (folder / OWNER_FILE).write_text(json.dumps(owner) + "\n", encoding="utf-8")
+
+
+def _holder(folder: Path) -> str:
+    try:
+        owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        return f"pid {owner['pid']} on {owner['host']} since {owner['started']}: {owner['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its owner is not recorded"
+
+
+def release_folders() -> None:
+    """Release every folder this process holds (a run ended; the next run in this process may lock it)."""
+    while _held:
+        _held.pop().release()
+
+
+def raise_refusal() -> None:
+    """Raise the error that refused this run, if any (once)."""
+    if _refusals:
+        raise _refusals.pop()
+
+
+def _turn_aside(config: DictConfig, key: str, error: BaseException) -> None:
+    """Point Hydra's folder ``key`` at a temporary folder and keep ``error`` for :func:`raise_refusal`."""
+    _refusals[:] = [error]
+    aside = tempfile.mkdtemp(prefix="salvid-refused-")
+    atexit.register(shutil.rmtree, aside, ignore_errors=True)
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(config, parent)
+    with read_write(node), open_dict(node):
+        node[name] = aside
+
+
+class RunGuard(Callback):
+    """Hydra callback: schema, output location and lock, before Hydra writes (see the module docstring).
+
+    Args:
+        schema: the dotted name of the entry point's schema (a class of :mod:`salvid.runtime.schema`).
+        output_check: the dotted name of a function ``(config, output_dir)`` that raises when ``output_dir``
+            would write into the run's inputs; None when the entry point reads no inputs worth guarding.
+    """
+
+    def __init__(self, schema: str, output_check: str | None = None):
+        self.schema = schema
+        self.output_check = output_check
+
+    def _check(self, config: DictConfig, output_dir: str) -> None:
+        from salvid.runtime.schema import validate
+
+        HydraConfig.instance().set_config(config)  # the ${hydra:...} values the config refers to
+        task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        validate(get_class(self.schema), task)
+        if self.output_check:
+            check: Callable[[DictConfig, Path], None] = get_method(self.output_check)
+            check(task, Path(output_dir))
+        lock_folder(output_dir)
+
+    def _guard(self, config: DictConfig, key: str) -> None:
+        try:
+            self._check(config, OmegaConf.select(config, key))
+        except Exception as error:  # noqa: BLE001  (raised again as the task starts; a bug keeps its traceback)
+            _turn_aside(config, key, error)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._guard(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._guard(config, "hydra.sweep.dir")
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release_folders()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release_folders()

@@ -1,0 +1,245 @@
+"""What a valid config is: one pydantic schema per config group, checked at every entry point before any
+work starts (and, through :class:`salvid.runtime.run_guard.RunGuard`, before Hydra writes anything).
+
+A key is checked by declaring it here; the error names the key, the value and what it must be, in one line.
+Groups whose keys are passed on to a library (``trainer.*`` to Lightning's ``Trainer``, a dataset layout's
+own keys) allow keys not declared here; salvid's own groups do not. Model configs are judged by the network's
+family (:mod:`salvid.models.config`). This module imports no torch, so a bad value is refused in about a
+second.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from salvid.errors import ConfigError
+
+# The choices of salvid's own settings; the code that acts on them imports these names.
+LOSSES = ("mse", "bce", "bce_iou")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULERS = ("cosine",)
+METRIC_AVERAGES = ("video", "frame")
+PRECISIONS = ("auto", "bf16", "fp32")
+BACKENDS = ("auto", "torch", "onnxruntime")
+EXPORT_FORMATS = ("safetensors", "onnx")
+# Lightning's Trainer(precision=...) values
+TRAINER_PRECISIONS = ("16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true", "transformer-engine",
+                      "transformer-engine-float16", "16", "32", "64", "bf16", 16, 32, 64)
+# Frames of one batch at inference: beyond this the batch costs memory (several GB at 480p) and gains no speed.
+MAX_INFERENCE_BATCH = 256
+MAX_FPS = 1000
+
+Strict = ConfigDict(extra="forbid", populate_by_name=True)
+Open = ConfigDict(extra="allow", populate_by_name=True)
+
+Count = Annotated[int, Field(strict=True, ge=0)]
+Positive = Annotated[int, Field(strict=True, ge=1)]
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+ChannelsLast = Literal["auto"] | bool
+Target = Field(default=None, alias="_target_")
+
+
+def _device(value: Any) -> Any:
+    """auto, cpu, mps, cuda or cuda:N, as torch names devices."""
+    if isinstance(value, str) and (value in ("auto", "cpu", "mps", "cuda") or
+                                   (value.startswith("cuda:") and value[5:].isdigit())):
+        return value
+    raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+
+
+class Optimizer(BaseModel):
+    model_config = Strict
+    name: Literal[OPTIMIZERS]  # type: ignore[valid-type]
+    lr: Rate
+    backbone_lr: Rate | None = None
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    weight_decay: NonNegative = 0.0
+
+
+class Scheduler(BaseModel):
+    model_config = Strict
+    name: Literal[SCHEDULERS]  # type: ignore[valid-type]
+
+
+class Module(BaseModel):
+    model_config = Strict
+    target: str | None = Target
+    loss: Literal[LOSSES]  # type: ignore[valid-type]
+    optimizer: Optimizer
+    scheduler: Scheduler | None = None
+    metric_average: Literal[METRIC_AVERAGES] = "video"  # type: ignore[valid-type]
+    log_images: Count = 4
+    channels_last: ChannelsLast = "auto"
+
+
+class Trainer(BaseModel):
+    """The keys salvid's configs set; any other Lightning ``Trainer`` argument passes through."""
+
+    model_config = Open
+    precision: Literal[TRAINER_PRECISIONS] = "32-true"  # type: ignore[valid-type]
+    max_epochs: int | None = None
+    min_epochs: Count | None = None
+    max_steps: Annotated[int, Field(strict=True, ge=-1)] = -1
+    devices: Positive | Literal[-1, "auto"] | list[Count] | str = 1
+    log_every_n_steps: Positive = 50
+    check_val_every_n_epoch: Positive | None = 1
+    limit_train_batches: Unit | Positive | None = None
+    limit_val_batches: Unit | Count | None = None
+    limit_test_batches: Unit | Positive | None = None
+    num_sanity_val_steps: Annotated[int, Field(strict=True, ge=-1)] = 2
+    accumulate_grad_batches: Positive = 1
+    gradient_clip_val: NonNegative | None = None
+
+    @field_validator("max_epochs")
+    @classmethod
+    def _epochs(cls, value: int | None) -> int | None:
+        if value is not None and value != -1 and value < 1:
+            raise ValueError("must be >= 1 (or -1: no limit, with max_steps or max_time)")
+        return value
+
+
+class Data(BaseModel):
+    """The keys every dataset config has; a layout's own keys are checked by the layout."""
+
+    model_config = Open
+    batch_size: Positive = 8
+    num_workers: Count = 0
+    chunk_len: Positive | None = None
+    buffer_size: Positive | None = None
+    val_holdout: Count | None = None
+    test_holdout: Count | None = None
+    folds: Positive | None = None
+    fold: Count | None = None
+
+
+class _Entry(BaseModel):
+    model_config = Open
+
+    @classmethod
+    def groups(cls) -> tuple[str, ...]:
+        return ()
+
+
+class TrainConfig(_Entry):
+    seed: Count = 42
+    module: Module
+    trainer: Trainer
+    data: Data
+
+
+class _Inference(_Entry):
+    batch_size: Annotated[int, Field(strict=True, ge=1, le=MAX_INFERENCE_BATCH)] = 8
+    device: str = "auto"
+    precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
+    backend: Literal[BACKENDS] = "auto"  # type: ignore[valid-type]
+    channels_last: ChannelsLast = "auto"
+    trusted_checkpoint: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return _device(value)
+
+
+class PredictConfig(_Inference):
+    fps: Annotated[float, Field(gt=0, le=MAX_FPS, allow_inf_nan=False)] = 25
+    overlay_alpha: Unit = 0.5
+    write_pngs: bool = True
+    write_videos: bool = True
+
+
+class EvaluateConfig(_Inference):
+    stage: Literal["train", "val", "test"] = "test"
+    metric_average: Literal[METRIC_AVERAGES] = "video"  # type: ignore[valid-type]
+    quantise_maps: bool = True
+    skip_first_last: bool = False
+    qualitative_frames: Count = 4
+    baselines: list[str] = []
+    data: Data
+
+
+class ExportConfig(_Entry):
+    name: str
+    format: Literal[EXPORT_FORMATS] = "safetensors"  # type: ignore[valid-type]
+    max_megabytes: Rate = 25
+    trusted_checkpoint: bool = False
+    overwrite: bool = False
+
+
+def _located(config: dict[str, Any], location: tuple[Any, ...]) -> tuple[str, Any, bool]:
+    """The dotted key and value an error's location points at. Pydantic adds the form it tried (``int``,
+    ``literal[...]``) between keys: only the parts found in the config make the key."""
+    key, value, found = "", config, True
+    for part in location:
+        if isinstance(value, dict) and part in value:
+            key, value = (f"{key}.{part}" if key else str(part)), value[part]
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            key, value = f"{key}[{part}]", value[part]
+        elif isinstance(part, str) and not any(c in part for c in "[-") and part not in _FORMS:
+            key, found = (f"{key}.{part}" if key else part), False
+    return key.replace(".target", "._target_"), value, found
+
+
+_SIGNS = [("greater than or equal to", ">="), ("less than or equal to", "<="), ("greater than", ">"),
+          ("less than", "<")]
+_FORMS = {"int", "float", "str", "bool", "none", "list", "tuple", "dict"}
+
+
+def _describe(error: dict[str, Any], config: dict[str, Any]) -> str:
+    key, value, found = _located(config, tuple(error["loc"]))
+    if error["type"] == "missing" and isinstance(error["loc"][-1], int):
+        return f"{key}={value!r}: too few values"
+    if error["type"] == "missing":
+        return f"{key}: missing; set {key}=..."
+    if error["type"] == "extra_forbidden":
+        return f"{key}: not a setting of {key.rsplit('.', 1)[0]}; check its spelling"
+    shown = (f"{key}={value:g}" if isinstance(value, float) else f"{key}={value!r}") if found else key
+    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    for words, sign in _SIGNS:
+        message = message.replace(words, sign)
+    return f"{shown}: {message.removesuffix(', unable to interpret input')}"
+
+
+def validate(schema: type[BaseModel], cfg: DictConfig | dict[str, Any]) -> None:
+    """Check ``cfg`` (an entry point's whole config, or any part the schema describes) against ``schema``;
+    a :class:`ConfigError` lists every value that does not fit, naming each key."""
+    config = _plain(cfg) if isinstance(cfg, DictConfig) else dict(cfg)
+    try:
+        schema.model_validate(config)
+    except ValidationError as error:
+        # one problem per key: a value that fits none of a union's forms reports once
+        problems = list(dict.fromkeys(_describe(e, config) for e in error.errors()))
+        raise ConfigError("; ".join(_merge(problems))) from None
+
+
+def _plain(cfg: DictConfig) -> dict[str, Any]:
+    """The config without ``hydra`` as plain data. An interpolation that cannot be resolved yet (evaluate's
+    ``data.input_size`` comes from the checkpoint) is left out: only values that exist now are judged."""
+
+    def resolved(node: Any, key: str) -> Any:
+        if isinstance(node, dict):
+            return {k: resolved(v, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolved(v, f"{key}[{i}]") for i, v in enumerate(node)]
+        if isinstance(node, str) and "${" in node:
+            value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+            return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        return node
+
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    return {k: resolved(v, str(k)) for k, v in raw.items() if k != "hydra"}
+
+
+def _merge(problems: list[str]) -> list[str]:
+    """``k=v: a`` and ``k=v: b`` (a union's forms) as ``k=v: a, or b``."""
+    merged: dict[str, list[str]] = {}
+    for problem in problems:
+        head, _, reason = problem.partition(": ")
+        merged.setdefault(head, []).append(reason)
+    return [f"{head}: {', or '.join(reasons)}" if reasons[0] else head for head, reasons in merged.items()]
