@@ -10,7 +10,6 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from salvid.inference.scoring import evaluate
 from salvid.runtime import progress
 from salvid.runtime.configs import CONF_DIR, use_job_output_dir
 from salvid.runtime.entry import entry_point, one_line_errors
@@ -29,6 +28,7 @@ def main(cfg: DictConfig) -> None:
         use_job_output_dir(cfg)
         check_config(cfg)
         progress.quiet()
+        from salvid.inference.scoring import evaluate  # torch loads here, after the config is judged
         evaluate(cfg)
 
 

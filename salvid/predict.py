@@ -9,7 +9,6 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from salvid.inference.predicting import predict
 from salvid.runtime import progress
 from salvid.runtime.configs import CONF_DIR, use_job_output_dir
 from salvid.runtime.entry import entry_point, one_line_errors
@@ -28,6 +27,7 @@ def main(cfg: DictConfig) -> None:
         use_job_output_dir(cfg)
         check_config(cfg)
         progress.quiet()
+        from salvid.inference.predicting import predict  # torch loads here, after the config is judged
         predict(cfg)
 
 

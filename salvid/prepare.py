@@ -33,7 +33,7 @@ from salvid.data.acquire.pack import pack
 from salvid.data.acquire.registry import DATASETS, DatasetSource
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, list_sequences
-from salvid.errors import DataError
+from salvid.errors import ConfigError, DataError
 from salvid.runtime.entry import entry_point
 
 console = Console()
@@ -108,7 +108,7 @@ def dataset_folder(root: Path) -> Path:
 
 def prepare(name: str, root: Path, download_dir: Path | None = None, from_archives: Sequence[Path] = ()) -> Table:
     if name not in DATASETS:
-        raise SystemExit(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
     source = DATASETS[name]
     root = Path(root)
     folder = dataset_folder(root)

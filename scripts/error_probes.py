@@ -58,11 +58,9 @@ def setup(tmp: Path) -> None:
     (tmp / "a-file").write_text("x", encoding="utf-8")
     _card(tmp / "huge-input", input_size=[60000, 60000])
     _card(tmp / "wide", width_mult=300.0)
-    nested: object = 0
-    for _ in range(5000):
-        nested = [nested]
-    (tmp / "nested").mkdir()
-    (tmp / "nested" / "config.json").write_text(json.dumps({"family": "paper", "x": nested}), encoding="utf-8")
+    (tmp / "nested").mkdir()  # deeper than Python's JSON reader recurses
+    (tmp / "nested" / "config.json").write_text('{"family": "paper", "x": ' + "[" * 5000 + "]" * 5000 + "}",
+                                                encoding="utf-8")
     (tmp / "nested" / "model.safetensors").write_bytes((tmp / "huge-input" / "model.safetensors").read_bytes())
     one = tmp / "SegTrackv2-one"  # one sequence: too few for the default holdouts
     _frames(one / "JPEGImages" / "bird", n=3)

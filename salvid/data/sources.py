@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import abc
 import functools
+import os
 import re
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,6 +123,21 @@ def _file_identity(path: Path) -> tuple[str, int, int]:
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """decord's own FFmpeg writes its complaints ("moov atom not found") straight to the process's stderr; the
+    error salvid raises names the file and the reason, so those lines are held back while a video opens."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class DecordVideo(FrameSource):
     """A video decoded by decord; ``read`` fetches all requested frames in one ``get_batch``."""
 
@@ -143,7 +161,8 @@ class DecordVideo(FrameSource):
 
     def _open(self) -> None:
         try:
-            self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
+            with _native_stderr_silenced():
+                self._reader = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
         except (RuntimeError, decord.DECORDError) as error:
             raise VideoSourceError(
                 f"{self.path}: cannot open video ({_open_failure_reason(self.path, error)})"
