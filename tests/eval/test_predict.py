@@ -15,6 +15,7 @@ from salvid.data.preprocess import normalise
 from salvid.data.transforms import ClipTransform
 from salvid.errors import ConfigError, UnsafeOutputError
 from salvid.inference.predicting import PredictInputError, predict
+from salvid.inference.writers import VideoWriter
 from tests.helpers.networks import assert_varied
 
 
@@ -119,3 +120,14 @@ def test_output_dir_equal_to_the_input_folder_is_refused(eval_data, tiny_pretrai
     with pytest.raises(UnsafeOutputError, match="is the input folder"):
         run(frames, frames, tiny_pretrained)
     assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
+
+
+def test_a_video_writer_that_cannot_open_raises_its_own_error_and_closes_quietly(tmp_path):
+    """A rate the encoder cannot take fails on the first frame; closing afterwards (as ``predict`` always
+    does) must not hide that error behind one of its own."""
+    path = tmp_path / "v.mp4"
+    with pytest.raises(OverflowError):
+        with VideoWriter(path, 1e12) as video:
+            video.write(np.zeros((8, 8, 3), np.uint8))
+    video.close()
+    assert not path.exists()
