@@ -40,7 +40,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
         ("salvid.train", ["nosuchkey=1"], "Could not override 'nosuchkey'. To append to your config use +nosuchkey=1"),
         ("salvid.evaluate", ["ckpt_path=missing.ckpt", "baselines=[]"], "missing.ckpt: checkpoint not found"),
         ("salvid.predict", [], "Missing mandatory value: input"),
-        ("salvid.predict", ["input=x.mp4", "fps=0"], "fps=0: must be > 0"),
+        ("salvid.predict", ["input=x.mp4", "fps=0"], "fps=0: must be >= 0.001"),
         ("salvid.export", ["ckpt_path=missing.ckpt", "name=x"], "missing.ckpt: checkpoint not found"),
     ],
     ids=["train-value", "train-unknown-key", "evaluate-checkpoint", "predict-missing-input", "predict-fps",
@@ -102,7 +102,7 @@ def test_train_refuses_values_that_make_no_sense_naming_the_key(override, expect
 
 @pytest.mark.parametrize(
     ("override", "expected"),
-    [("batch_size=0", r"batch_size=0: must be >= 1"), ("fps=-5", r"fps=-5: must be > 0"),
+    [("batch_size=0", r"batch_size=0: must be >= 1"), ("fps=-5", r"fps=-5: must be >= 0.001"),
      ("overlay_alpha=7", r"overlay_alpha=7: must be <= 1")],
 )
 def test_predict_refuses_values_that_make_no_sense_naming_the_key(override, expected):
@@ -113,6 +113,22 @@ def test_predict_refuses_values_that_make_no_sense_naming_the_key(override, expe
     cfg[key] = int(value)
     with pytest.raises(ConfigError, match=expected):
         check_config(cfg)
+
+
+@pytest.mark.parametrize(("fps", "reason"), [("inf", "inf: must be a finite number"), ("1e12", "1e+12: must be <= 1000"),
+                                            ("nan", "nan: must be a finite number"), ("1e-05", "1e-05: must be >= 0.001")])
+def test_predict_refuses_an_infinite_or_absurd_fps_in_one_line(tmp_path, fps, reason):
+    """Checked before the model loads: the video writer cannot encode such a rate (inf and 1e12 crashed, 1e-05
+    silently became the encoder's default)."""
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.new("RGB", (16, 16)).save(frames / "00000.png")
+    line = one_error_line(run("salvid.predict", f"input={frames}", f"fps={fps}", f"paths.output_dir={tmp_path}/out",
+                              f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run"))
+    assert line == f"error: fps={reason}"
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_model_card_with_a_non_numeric_value_is_refused_naming_it(tmp_path):

@@ -4,8 +4,13 @@ For each input video (a glob of videos gives several) it writes ``OUT/<name>/``:
 
 * ``maps/<frame stem>.png``: the grey map of every frame (the layout ``evaluate maps_dirs=`` reads);
 * ``saliency.mp4``: the maps as a grey video; ``overlay.mp4``: a heat map over the frames;
-* ``status.json``: ``{"complete": false}`` while running, rewritten last with ``complete``, the frame count
-  and, on failure, the error. Maps written before a failure are kept and the videos stay playable.
+* ``status.json``: rewritten last with ``complete``, the frame count and, on failure, the error. Maps written
+  before a failure are kept and the videos stay playable.
+
+A clip is written into the hidden folder ``OUT/.<name>.predicting/`` (its ``status.json`` says
+``{"complete": false}`` while running) and replaces ``OUT/<name>/`` whole when the run ends with it, finished or
+failed: a rerun never leaves an earlier run's maps beside its own, and a run killed outright leaves the earlier
+folder as it was. A folder holding anything ``predict`` did not write is refused before any work.
 
 Frames are streamed (constant memory); decoding, the network and writing overlap.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +29,19 @@ from omegaconf import DictConfig
 
 from salvid.checkpoints import load_network
 from salvid.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, ImageFolder, open_video
-from salvid.errors import DataError
+from salvid.errors import DataError, UnsafeOutputError
 from salvid.inference.core import NetworkSaliency, frame_stems
 from salvid.inference.pipeline import BackgroundWriter
 from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
 from salvid.runtime import progress
-from salvid.runtime.files import OutputGuard, atomic_write_json, safe_name
+from salvid.runtime.files import OutputGuard, atomic_write_json, is_temporary, replace_folder, safe_name
 
 log = logging.getLogger(__name__)
+
+# the hidden folders beside OUT/<name>/: where a clip is written, and where the folder it replaces is moved
+STAGING, REPLACED = "predicting", "replaced"
+# all predict writes into OUT/<name>/, besides maps/<stem>.png
+OWN_FILES = ("status.json", "saliency.mp4", "overlay.mp4")
 
 
 class PredictInputError(DataError):
@@ -91,11 +102,41 @@ def _input_paths(inputs: list[PredictInput]) -> tuple[list[Path], list[Path]]:
     return dirs, files
 
 
+def not_ours(folder: Path) -> list[str]:
+    """What in a clip's output folder ``predict`` did not write (names relative to it)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return ["."] if folder.exists() or folder.is_symlink() else []
+    foreign = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name == "maps" and entry.is_dir() and not entry.is_symlink():
+            foreign += [f"maps/{p.name}" for p in sorted(entry.iterdir())
+                        if p.is_symlink() or not p.is_file() or not (p.suffix == ".png" or is_temporary(p))]
+        elif entry.is_symlink() or not entry.is_file() or not (entry.name in OWN_FILES or is_temporary(entry)):
+            foreign.append(entry.name)
+    return foreign
+
+
+def check_replaceable(guard: OutputGuard, name: str) -> None:
+    """Refuse, before any work, a clip's output folder that a rerun could not replace whole without removing
+    what predict did not write there (or an input)."""
+    folder = guard.path(name)
+    for path in (folder, guard.hidden(name, STAGING), guard.hidden(name, REPLACED)):
+        guard.replaceable(path)
+    foreign = not_ours(folder)
+    if foreign == ["."]:
+        raise UnsafeOutputError(f"{folder}: a file or link, not a folder predict wrote; move it away or choose "
+                                "another paths.output_dir")
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f", ... ({len(foreign)} in all)" if len(foreign) > 5 else "")
+        raise UnsafeOutputError(f"{folder}: holds {shown}, which predict did not write; a rerun replaces this "
+                                "folder whole, so move them out of it or choose another paths.output_dir")
+
+
 def _write_maps(guard: OutputGuard, item: PredictInput, cfg: DictConfig, stem: str, saliency, frame,
                 saliency_video: VideoWriter | None, overlay_video: VideoWriter | None) -> None:
     grey = to_uint8(saliency)
     if cfg.write_pngs:
-        write_png(guard.path(item.name, "maps", f"{stem}.png"), grey)
+        write_png(guard.hidden(item.name, STAGING, "maps", f"{stem}.png"), grey)
     if saliency_video is not None:
         saliency_video.write(grey[..., None].repeat(3, axis=-1))
         overlay_video.write(heatmap_overlay(frame, grey, cfg.overlay_alpha))
@@ -107,16 +148,22 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     Pipelined (:mod:`salvid.inference.pipeline`): the next batch is decoded and the last one's maps are written
     while the network runs, each stage behind a bounded queue. ``status.json`` records the seconds of each stage
     (``stage_seconds``: decode, resize, forward, upsample, write; they overlap, so they add up to more than the
-    wall time)."""
+    wall time).
+
+    Written into a hidden folder that then replaces ``OUT/<name>/``, also when the run fails (``status.json``
+    says so); one killed before it ends leaves the hidden folder, removed by the next run."""
+    stage = guard.hidden(item.name, STAGING)
+    if stage.exists():
+        shutil.rmtree(stage)
     status = {"input": str(item.source.path), "frames_total": len(item.source), "complete": False}
-    atomic_write_json(guard.path(item.name, "status.json"), status)
+    atomic_write_json(stage / "status.json", status)
     fps = item.fps or float(cfg.fps)
     stems = frame_stems(item.source.paths if isinstance(item.source, ImageFolder) else item.source.path,
                         len(item.source))
     started = time.perf_counter()
     before = dict(runner.seconds)
-    saliency_video = VideoWriter(guard.path(item.name, "saliency.mp4"), fps) if cfg.write_videos else None
-    overlay_video = VideoWriter(guard.path(item.name, "overlay.mp4"), fps) if cfg.write_videos else None
+    saliency_video = VideoWriter(stage / "saliency.mp4", fps) if cfg.write_videos else None
+    overlay_video = VideoWriter(stage / "overlay.mp4", fps) if cfg.write_videos else None
     writer = BackgroundWriter(depth=2 * cfg.batch_size)
     written = [0]
     try:
@@ -142,7 +189,8 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
         stages = {k: round(v - before.get(k, 0.0), 3) for k, v in runner.seconds.items()}
         status.update(frames_written=written[0], seconds=round(time.perf_counter() - started, 2),
                       stage_seconds={**stages, "write": round(writer.seconds, 3)})
-        atomic_write_json(guard.path(item.name, "status.json"), status)
+        atomic_write_json(stage / "status.json", status)
+        replace_folder(stage, guard.path(item.name), guard.hidden(item.name, REPLACED))
     return written[0]
 
 
@@ -168,6 +216,8 @@ def predict(cfg: DictConfig) -> list[Path]:
         raise PredictInputError(f"input={cfg.input}: several inputs share an output name: {sorted(names)}")
     net, model_config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
     guard = output_guard(cfg, inputs)
+    for name in names:
+        check_replaceable(guard, name)
     runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
                              backend=cfg.backend, model_config=model_config)
     total, started = 0, time.perf_counter()

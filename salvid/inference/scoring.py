@@ -7,8 +7,12 @@ Writes into the output folder:
 * ``summary.json``: ``{method: {metric: mean over sequences, "excluded_frames": n, ...}}``;
 * ``table.md`` (also printed) and ``table.tex`` (LaTeX, booktabs, best value bold): methods as columns,
   PLCC/AUC/NSS rows then the VSOD metrics;
-* ``roc.png``, ``pr.png``, ``qualitative.png`` (and PDFs).
+* ``roc.png``, ``pr.png``, ``qualitative.png`` (and PDFs);
+* ``status.json``: ``complete: false`` (``state: running``) from the start, with the dataset and the methods;
+  ``complete: true`` once every result is written, or ``state: failed`` and the error.
 
+Each file is written under a temporary name and renamed into place. Results an earlier evaluate left in the
+folder are removed when the run starts (only the files named here), so a rerun never presents them as its own.
 Maps are scored at the ground truth's resolution. With ``logger=wandb`` the table, the per-sequence rows and
 the figures are logged too.
 """
@@ -16,6 +20,7 @@ the figures are logged too.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +40,15 @@ from salvid.methods import SaliencyMethod
 from salvid.metrics import SaliencyMetrics
 from salvid.runtime import progress
 from salvid.runtime.configs import instantiate_all
-from salvid.runtime.files import OutputGuard, atomic_write_json, atomic_write_text
+from salvid.runtime.files import OutputGuard, atomic_write_json, atomic_write_text, is_temporary
 from salvid.runtime.tracking import finish_wandb_run, wandb_mode
 
 log = logging.getLogger(__name__)
+
+# every result file evaluate writes (qualitative.* only when frames are shown), and its record of the run
+RESULT_FILES = ("summary.json", "per_sequence.csv", "table.md", "table.tex", "roc.png", "roc.pdf", "pr.png", "pr.pdf",
+                "qualitative.png", "qualitative.pdf")
+STATUS = "status.json"
 
 
 def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
@@ -160,6 +170,15 @@ class _Samples:
             self.samples[title].maps[method] = _unit(maps[i])
 
 
+def check_maps_folders(methods: list[SaliencyMethod], sequences: list[VideoSequence]) -> None:
+    """Fail fast on a missing map, before any work and before the output folder is touched."""
+    for seq in sequences:
+        stems = frame_stems(seq.frames, len(seq.masks))
+        for m in methods:
+            if isinstance(m, MapsFolder):
+                m.check(seq.name, stems, seq.annotated_frames)
+
+
 def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoSequence]):
     """Stream every sequence once, scoring every method; returns the metrics and the qualitative samples."""
     metrics = {m.name: SaliencyMetrics(average=cfg.metric_average, skip_first_last=cfg.skip_first_last)
@@ -167,11 +186,6 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoS
     in_frames = max(m.in_frames for m in methods)
     samples = _Samples(_qualitative_picks(sequences, cfg.qualitative_frames))
     stems_of = [frame_stems(seq.frames, len(seq.masks)) for seq in sequences]
-    for seq, stems in zip(sequences, stems_of, strict=True):  # before any work: a missing map fails fast
-        for m in methods:
-            if isinstance(m, MapsFolder):
-                m.check(seq.name, stems, seq.annotated_frames)
-
     with progress.progress("evaluating", total=sum(len(s.annotated_frames) for s in sequences)) as counter:
         for v, seq in enumerate(sequences):
             counter.describe(seq.name)
@@ -227,8 +241,41 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     methods = build_methods(cfg)
     sequences, _ = load_sequences(cfg)
     guard = output_guard(cfg)
-    metrics, samples = score(cfg, methods, sequences)
+    check_maps_folders(methods, sequences)
+    title = dataset_title(cfg, sequences)
+    status = begin_results(guard, {"dataset": title, "methods": [m.name for m in methods]})
+    try:
+        summary, rows, written = _write_results(cfg, guard, methods, sequences, title)
+    except BaseException as e:
+        atomic_write_json(guard.path(STATUS), {**status, "state": "failed", "error": f"{type(e).__name__}: {e}"})
+        raise
+    atomic_write_json(guard.path(STATUS), {**status, "complete": True, "state": "complete", "files": written,
+                                           "seconds": round(time.time() - status["started"], 1)})
+    report.print_table(summary, title)
+    _log_to_loggers(cfg, guard, summary, rows)
+    log.info("results: %s", guard.output_dir)
+    return summary
 
+
+def begin_results(guard: OutputGuard, about: dict[str, Any]) -> dict[str, Any]:
+    """Mark the folder's results as those of a run in progress, and remove any an earlier evaluate left there
+    (only the files evaluate writes: anything else in the folder stays). Returns the status written."""
+    status = {"complete": False, "state": "running", "started": round(time.time(), 3), **about}
+    atomic_write_json(guard.path(STATUS), status)
+    for name in RESULT_FILES:
+        path = guard.path(name)
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    for path in guard.output_dir.iterdir():  # what a write killed midway left
+        if is_temporary(path) and any(path.name.startswith(f".{name}.") for name in RESULT_FILES):
+            guard.path(path.name).unlink(missing_ok=True)
+    return status
+
+
+def _write_results(cfg: DictConfig, guard: OutputGuard, methods: list[SaliencyMethod],
+                   sequences: list[VideoSequence], title: str) -> tuple[dict, list[dict[str, Any]], list[str]]:
+    """Score, then write the tables and figures; returns the summary, the per-sequence rows and the files."""
+    metrics, samples = score(cfg, methods, sequences)
     summary: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = []
     curves: dict[str, dict[str, np.ndarray]] = {}
@@ -238,21 +285,19 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
             rows.append({"method": name, "sequence": sequences[v].name, **values})
         curves[name] = {k: c.cpu().numpy() for k, c in metric.curves().items()}
 
-    title = dataset_title(cfg, sequences)
     table = report.markdown_table(summary)
     atomic_write_json(guard.path("summary.json"), summary)
     atomic_write_text(guard.path("per_sequence.csv"), report.per_sequence_csv(rows))
     atomic_write_text(guard.path("table.md"), f"{title}\n\n{table}")
     atomic_write_text(guard.path("table.tex"), report.latex_table(summary, f"{title}. {report.CAPTION}"))
+    written = ["summary.json", "per_sequence.csv", "table.md", "table.tex"]
     figures = {"roc": report.roc_figure(curves, summary, title), "pr": report.pr_figure(curves, title)}
     if samples:
         figures["qualitative"] = report.qualitative_figure(samples, [m.name for m in methods], title)
     for name, figure in figures.items():
         report.save_figure(figure, guard.path(f"{name}.png"), guard.path(f"{name}.pdf"))
-    report.print_table(summary, title)
-    _log_to_loggers(cfg, guard, summary, rows)
-    log.info("results: %s", guard.output_dir)
-    return summary
+        written += [f"{name}.png", f"{name}.pdf"]
+    return summary, rows, written
 
 
 def _log_to_loggers(cfg: DictConfig, guard: OutputGuard, summary: dict, rows: list[dict[str, Any]]) -> None:

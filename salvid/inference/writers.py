@@ -51,20 +51,28 @@ class VideoWriter:
         h, w = rgb.shape[:2]
         rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         if self._container is None:
-            self._container = av.open(str(self.path), mode="w")
-            self._stream = self._container.add_stream("libx264", rate=self.fps)
-            self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(self.crf)}
+            container = av.open(str(self.path), mode="w")
+            try:
+                stream = container.add_stream("libx264", rate=self.fps)
+                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(self.crf)}
+            except BaseException:  # nothing to finish: the caller sees this error, not one from close()
+                container.close()
+                self.path.unlink(missing_ok=True)
+                raise
+            self._container, self._stream = container, stream
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         self._container.mux(self._stream.encode(frame))
         self.frames += 1
 
     def close(self) -> None:
-        if self._container is not None:
-            self._container.mux(self._stream.encode())  # flush the encoder
-            self._container.close()
-            self._container = None
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.mux(self._stream.encode())  # flush the encoder
+            finally:
+                container.close()
 
     def __enter__(self) -> VideoWriter:
         return self

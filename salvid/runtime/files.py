@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def is_temporary(path: Path) -> bool:
+    """A file :func:`atomic_open` leaves behind only when its process is killed mid-write."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def replace_folder(new: Path, final: Path, aside: Path) -> None:
+    """Move the complete folder ``new`` to ``final``. A folder already there is first renamed to ``aside`` (a
+    folder cannot replace a folder) and then removed: whenever a reader looks, or the process is killed, ``final``
+    is the old folder, briefly nothing, or the new one; never a mix of the two."""
+    if aside.exists():
+        shutil.rmtree(aside)
+    if final.exists():
+        os.rename(final, aside)
+    os.rename(new, final)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -96,7 +114,24 @@ class OutputGuard:
 
     def path(self, *names: str) -> Path:
         """``output_dir/<safe_name(n1)>/<safe_name(n2)>...``, checked against the inputs."""
-        path = self.output_dir.joinpath(*(safe_name(n) for n in names))
+        return self._checked(self.output_dir.joinpath(*(safe_name(n) for n in names)))
+
+    def hidden(self, name: str, tag: str, *names: str) -> Path:
+        """``output_dir/.<safe_name(name)>.<tag>/<safe_name(n)>...``: a working folder beside ``path(name)`` (where
+        a result is built before it replaces that folder), checked as :meth:`path` is."""
+        folder = self.output_dir / f".{safe_name(name)}.{safe_name(tag)}"
+        return self._checked(folder.joinpath(*(safe_name(n) for n in names)))
+
+    def replaceable(self, path: Path) -> Path:
+        """``path`` (from :meth:`path` or :meth:`hidden`), refused when an input lies inside it: for a folder
+        that is replaced or removed whole."""
+        resolved = path.resolve()
+        for inside in (*self.input_dirs, *self.input_files):
+            if resolved in inside.parents:
+                raise UnsafeOutputError(f"{path}: refusing to replace a folder that holds the input {inside}")
+        return path
+
+    def _checked(self, path: Path) -> Path:
         resolved = path.resolve()
         if resolved in self.input_files:
             raise UnsafeOutputError(f"{path}: refusing to write over the input file {resolved}")

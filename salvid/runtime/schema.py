@@ -30,7 +30,7 @@ TRAINER_PRECISIONS = ("16-mixed", "bf16-mixed", "32-true", "64-true", "16-true",
                       "transformer-engine-float16", "16", "32", "64", "bf16", 16, 32, 64)
 # Frames of one batch at inference: beyond this the batch costs memory (several GB at 480p) and gains no speed.
 MAX_INFERENCE_BATCH = 256
-MAX_FPS = 1000
+MIN_FPS, MAX_FPS = 0.001, 1000  # a frame every 1000 s to 1000 frames a second
 
 Strict = ConfigDict(extra="forbid", populate_by_name=True)
 Open = ConfigDict(extra="allow", populate_by_name=True)
@@ -148,7 +148,8 @@ class _Inference(_Entry):
 
 
 class PredictConfig(_Inference):
-    fps: Annotated[float, Field(gt=0, le=MAX_FPS, allow_inf_nan=False)] = 25
+    # the videos' time base is at finest 1/1001 s: a slower rate would round to 0
+    fps: Annotated[float, Field(ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)] = 25
     overlay_alpha: Unit = 0.5
     write_pngs: bool = True
     write_videos: bool = True

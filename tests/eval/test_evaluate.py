@@ -91,3 +91,73 @@ def test_a_baseline_asked_for_by_name_that_cannot_run_is_named_with_the_fix(eval
     except (ImportError, AttributeError):
         with pytest.raises(ConfigError, match=r"baselines: opencv_fine_grained cannot run here: .*contrib"):
             run(eval_data, tmp_path / "b", tiny_pretrained, "baselines=[opencv_fine_grained]")
+
+
+RESULTS = ("summary.json", "per_sequence.csv", "table.md", "table.tex", "roc.png", "roc.pdf", "pr.png", "pr.pdf",
+           "qualitative.png", "qualitative.pdf")  # every file evaluate writes but status.json
+
+
+def results(out):
+    return sorted(name for name in RESULTS if (out / name).exists())
+
+
+def status(out):
+    return json.loads((out / "status.json").read_text())
+
+
+def test_a_rerun_removes_the_earlier_results_it_does_not_write_and_nothing_else(eval_data, tiny_pretrained,
+                                                                                tmp_path):
+    out = tmp_path / "out"
+    run(eval_data, out, tiny_pretrained, "baselines=[]")
+    assert "qualitative.png" in results(out)
+    (out / "notes.txt").write_text("a user's")
+    run(eval_data, out, tiny_pretrained, "baselines=[]", "qualitative_frames=0")  # no qualitative figure this time
+    written = results(out)
+    assert "qualitative.png" not in written and "qualitative.pdf" not in written
+    done = status(out)
+    assert done["complete"] and done["state"] == "complete" and sorted(done["files"]) == written
+    assert (out / "notes.txt").read_text() == "a user's"
+
+
+def test_a_failed_rerun_presents_no_earlier_result_as_current(eval_data, tiny_pretrained, tmp_path, monkeypatch):
+    from salvid.inference import report
+
+    out = tmp_path / "out"
+    run(eval_data, out, tiny_pretrained, "baselines=[]")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "latex_table", fail)  # midway: after summary.json, before table.tex and figures
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(eval_data, out, tiny_pretrained, "baselines=[]", "metric_average=frame")
+    assert results(out) == ["per_sequence.csv", "summary.json", "table.md"]  # this run's; the earlier ones removed
+    failed = status(out)
+    assert not failed["complete"] and failed["state"] == "failed" and failed["error"] == "RuntimeError: disk full"
+    assert failed["methods"] == ["tiny"] and failed["dataset"].startswith("videos, split test: 2 sequences")
+
+
+@pytest.mark.slow
+def test_an_evaluate_killed_midway_leaves_its_results_marked_running(eval_data, tiny_pretrained, tmp_path):
+    """A real SIGKILL: no handler runs, so status.json still says the run is in progress."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "out"
+    run(eval_data, out, tiny_pretrained, "baselines=[]")
+    code = ("import os, signal, sys\n"
+            "from salvid.inference import report\n"
+            "report.latex_table = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+            "from salvid.evaluate import main\n"
+            "sys.argv = ['evaluate', *sys.argv[1:]]\n"
+            "main()\n")
+    overrides = [f"ckpt_path={tiny_pretrained}", "data=videos", f"data.root={eval_data}", "data.split=test",
+                 f"paths.output_dir={out}", "baselines=[]", "device=cpu", f"hydra.run.dir={tmp_path}/run"]
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", code, *overrides], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    assert results(out) == ["per_sequence.csv", "summary.json", "table.md"]
+    assert not status(out)["complete"] and status(out)["state"] == "running"

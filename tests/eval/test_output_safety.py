@@ -41,3 +41,30 @@ def test_output_paths_never_reach_an_input(tmp_path):
     with pytest.raises(UnsafeOutputError, match="over the input file"):
         guard.path("link.png")
     assert video.read_bytes() == b"input"
+
+
+def test_replace_folder_swaps_a_whole_folder_and_leaves_no_trace(tmp_path):
+    from salvid.runtime.files import replace_folder
+
+    final, new, aside = tmp_path / "clip", tmp_path / ".clip.new", tmp_path / ".clip.old"
+    (final / "maps").mkdir(parents=True)
+    (final / "maps" / "00059.png").write_bytes(b"old")
+    (new / "maps").mkdir(parents=True)
+    (new / "maps" / "00000.png").write_bytes(b"new")
+    aside.mkdir()  # left by a killed run
+    replace_folder(new, final, aside)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["clip", "clip/maps",
+                                                                                 "clip/maps/00000.png"]
+    (new / "maps").mkdir(parents=True)
+    replace_folder(new, tmp_path / "fresh", aside)  # nothing there yet
+    assert (tmp_path / "fresh" / "maps").is_dir() and not new.exists()
+
+
+def test_a_folder_that_holds_an_input_is_never_replaced(tmp_path):
+    frames = tmp_path / "out" / "clip" / "frames"
+    frames.mkdir(parents=True)
+    guard = OutputGuard(tmp_path / "out", input_dirs=[frames])
+    with pytest.raises(UnsafeOutputError, match="refusing to replace a folder that holds the input"):
+        guard.replaceable(guard.path("clip"))
+    assert guard.replaceable(guard.path("other")) == tmp_path.resolve() / "out" / "other"
+    assert guard.hidden("clip", "predicting", "maps") == tmp_path.resolve() / "out" / ".clip.predicting" / "maps"

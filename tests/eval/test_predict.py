@@ -15,6 +15,7 @@ from salvid.data.preprocess import normalise
 from salvid.data.transforms import ClipTransform
 from salvid.errors import ConfigError, UnsafeOutputError
 from salvid.inference.predicting import PredictInputError, predict
+from salvid.inference.writers import VideoWriter
 from tests.helpers.networks import assert_varied
 
 
@@ -119,3 +120,90 @@ def test_output_dir_equal_to_the_input_folder_is_refused(eval_data, tiny_pretrai
     with pytest.raises(UnsafeOutputError, match="is the input folder"):
         run(frames, frames, tiny_pretrained)
     assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
+
+
+def test_a_video_writer_that_cannot_open_raises_its_own_error_and_closes_quietly(tmp_path):
+    """A rate the encoder cannot take fails on the first frame; closing afterwards (as ``predict`` always
+    does) must not hide that error behind one of its own."""
+    path = tmp_path / "v.mp4"
+    with pytest.raises(OverflowError):
+        with VideoWriter(path, 1e12) as video:
+            video.write(np.zeros((8, 8, 3), np.uint8))
+    video.close()
+    assert not path.exists()
+
+
+def frame_folder(path, count, size=(32, 48), seed=0, suffix=".png"):
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(path / f"{i:05d}{suffix}")
+    return path
+
+
+def test_a_rerun_with_a_shorter_input_of_the_same_name_leaves_only_its_own_maps(tiny_pretrained, tmp_path):
+    run(frame_folder(tmp_path / "first" / "clip", 12), tmp_path / "out", tiny_pretrained)
+    (folder,) = run(frame_folder(tmp_path / "second" / "clip", 5, seed=1), tmp_path / "out", tiny_pretrained)
+    assert sorted(p.name for p in (folder / "maps").iterdir()) == [f"{i:05d}.png" for i in range(5)]
+    assert len(video_frames(folder / "saliency.mp4")) == len(video_frames(folder / "overlay.mp4")) == 5
+    status = json.loads((folder / "status.json").read_text())
+    assert status["complete"] and status["frames_written"] == 5 and status["input"].startswith(str(tmp_path / "second"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip"]  # no working folder left behind
+
+
+def test_a_failed_rerun_shows_only_its_own_maps_marked_incomplete(tiny_pretrained, tmp_path):
+    run(frame_folder(tmp_path / "first" / "clip", 40, size=(64, 64)), tmp_path / "out", tiny_pretrained,
+        "write_videos=false")
+    frames = frame_folder(tmp_path / "second" / "clip", 40, size=(64, 64), seed=1, suffix=".jpg")
+    data = (frames / "00039.jpg").read_bytes()
+    (frames / "00039.jpg").write_bytes(data[: len(data) // 2])  # truncated: fails when its chunk is decoded
+    with pytest.raises(ImageReadError, match="00039.jpg"):
+        run(frames, tmp_path / "out", tiny_pretrained, "write_videos=false")
+    folder = tmp_path / "out" / "clip"
+    status = json.loads((folder / "status.json").read_text())
+    assert not status["complete"] and "00039.jpg" in status["error"]
+    kept = sorted(p.name for p in (folder / "maps").iterdir())
+    assert status["frames_written"] == len(kept) > 0 and kept == [f"{i:05d}.png" for i in range(len(kept))]
+
+
+class Killed(BaseException):
+    """Stands for the process dying at once (SIGKILL, power loss): no handler or cleanup runs after it."""
+
+
+def test_a_run_killed_before_it_ends_leaves_the_earlier_result_whole(tiny_pretrained, tmp_path, monkeypatch):
+    from salvid.inference import predicting
+
+    run(frame_folder(tmp_path / "first" / "clip", 12), tmp_path / "out", tiny_pretrained, "write_videos=false")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out" / "clip" / "maps").iterdir()}
+
+    def killed(*args):
+        raise Killed
+
+    monkeypatch.setattr(predicting, "replace_folder", killed)  # dies with every new map written, not yet moved
+    with pytest.raises(Killed):
+        run(frame_folder(tmp_path / "second" / "clip", 5, seed=1), tmp_path / "out", tiny_pretrained,
+            "write_videos=false")
+    folder = tmp_path / "out" / "clip"
+    assert {p.name: p.read_bytes() for p in (folder / "maps").iterdir()} == before
+    status = json.loads((folder / "status.json").read_text())
+    assert status["complete"] and status["frames_written"] == 12
+    monkeypatch.undo()
+    run(tmp_path / "second" / "clip", tmp_path / "out", tiny_pretrained, "write_videos=false")
+    assert len(list((folder / "maps").iterdir())) == 5
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip"]  # the killed run's folder removed
+
+
+@pytest.mark.parametrize("foreign", ["notes.txt", "maps/notes.txt", "mine"])
+def test_a_folder_holding_what_predict_did_not_write_is_refused_before_any_work(tiny_pretrained, tmp_path, foreign):
+    frames = frame_folder(tmp_path / "frames" / "clip", 3)
+    run(frames, tmp_path / "out", tiny_pretrained, "write_videos=false")
+    folder = tmp_path / "out" / "clip"
+    (folder / foreign).parent.mkdir(exist_ok=True)
+    if foreign == "mine":
+        (folder / foreign).mkdir()
+    else:
+        (folder / foreign).write_text("a user's")
+    before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    with pytest.raises(UnsafeOutputError, match=rf"clip: holds {foreign}, which predict did not write"):
+        run(frames, tmp_path / "out", tiny_pretrained, "write_videos=false")
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == before
