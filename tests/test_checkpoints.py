@@ -2,13 +2,14 @@
 
 import json
 import pickle
+import random
 import re
 
 import pytest
 import torch
 from safetensors import safe_open
 
-from salvid.checkpoints import load_network, save_pretrained
+from salvid.checkpoints import load_network, read_checkpoint, save_pretrained
 from salvid.errors import CheckpointError
 from salvid.models import FusionNet3D, SaliencyNet3D
 from salvid.models.config import validate_model_config
@@ -82,6 +83,51 @@ def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
         load_network(tmp_path / "cut.ckpt")
     with pytest.raises(CheckpointError, match=r"nothing\.ckpt"):
         load_network(tmp_path / "nothing.ckpt")
+
+
+def _not_checkpoints(folder):
+    """A text file and a video (an mp4 header, then noise): files a user may pass as ckpt_path by mistake."""
+    (folder / "notes.txt").write_text("epoch 3: val_loss 0.21\n")
+    (folder / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + random.Random(0).randbytes(4096))
+    return [folder / "notes.txt", folder / "clip.mp4"]
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_file_that_is_no_checkpoint_is_called_so_not_unsafe(tmp_path, trusted):
+    for path in _not_checkpoints(tmp_path):
+        with pytest.raises(CheckpointError) as info:
+            load_network(path, trusted=trusted)
+        message = str(info.value)
+        assert message.startswith(f"{path}: not a checkpoint: salvid loads a .ckpt as torch.save writes it")
+        assert ".safetensors" in message and "model folder" in message
+        assert "trusted_checkpoint" not in message and "\n" not in message
+        # training reads its resume checkpoints with read_checkpoint: the same verdict there
+        with pytest.raises(CheckpointError, match=r"not a checkpoint: a checkpoint is the zip archive or the pickle"):
+            read_checkpoint(path, trusted=trusted)
+
+
+def test_a_folder_that_is_no_model_folder_says_what_it_lacks(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"/run: a folder, but not a model folder: it lacks model\.safetensors"):
+        load_network(tmp_path / "run")
+
+
+def test_a_damaged_pickle_is_called_damaged_and_only_a_well_formed_one_gets_the_trust_advice(tmp_path):
+    import datetime
+
+    ckpt = _lightning_like(SaliencyNet3D(**TINY), TINY)
+    for name, use_zip in (("zip", True), ("legacy", False)):
+        torch.save({**ckpt, "when": datetime.date(2020, 1, 2)}, tmp_path / f"{name}.ckpt",
+                   _use_new_zipfile_serialization=use_zip)
+        with pytest.raises(CheckpointError, match=rf"{name}\.ckpt: refused.*trusted_checkpoint=true"):
+            read_checkpoint(tmp_path / f"{name}.ckpt")
+    with open(tmp_path / "damaged.ckpt", "wb") as f:  # a pickle header, then bytes that are no opcodes
+        f.write(pickle.dumps({"state_dict": {}}, protocol=2)[:4] + b"\xff" * 64)
+    for trusted in (False, True):
+        with pytest.raises(CheckpointError, match=r"damaged\.ckpt: not a readable checkpoint") as info:
+            read_checkpoint(tmp_path / "damaged.ckpt", trusted=trusted)
+        assert "trusted_checkpoint" not in str(info.value)
 
 
 def test_safetensors_with_json_config(tmp_path):
@@ -207,7 +253,6 @@ def _evil(folder, marker):
 
 
 def test_a_checkpoint_url_is_downloaded_then_loaded_weights_only(http_folder, tmp_path):
-    from salvid.checkpoints import read_checkpoint
     from salvid.training.checkpoint_plugin import AtomicCheckpointIO
 
     served, url = http_folder

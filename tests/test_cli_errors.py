@@ -123,3 +123,30 @@ def test_a_model_card_with_a_non_numeric_value_is_refused_naming_it(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match=r"m\.json: model config width_mult='wide': must be a number"):
         load_network(tmp_path / "m.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "wrong", "trusted"),
+    [
+        ("salvid.predict", ["input={tmp}/frame.png", "ckpt_path={file}"], "notes.txt", "false"),
+        ("salvid.evaluate", ["ckpt_path={file}", "baselines=[]"], "clip.mp4", "true"),
+        ("salvid.export", ["ckpt_path={file}", "name=x"], "notes.ckpt", "true"),  # export takes .ckpt names only
+        ("salvid.train", ["+experiment=demo", "ckpt_path={file}"], "clip.mp4", "false"),
+        ("salvid.train", ["+experiment=demo", "init_weights={file}"], "notes.txt", "true"),
+    ],
+    ids=["predict", "evaluate-trusted", "export-trusted", "train-resume", "train-init-weights-trusted"],
+)
+def test_a_file_that_is_no_checkpoint_is_named_so_in_one_line_trusted_or_not(tmp_path, module, args, wrong,
+                                                                              trusted):
+    from PIL import Image
+
+    Image.new("RGB", (48, 32), (90, 120, 30)).save(tmp_path / "frame.png")
+    for name in ("notes.txt", "notes.ckpt"):
+        (tmp_path / name).write_text("epoch 3: val_loss 0.21\n")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    file = tmp_path / wrong
+    line = one_error_line(run(module, *(a.format(tmp=tmp_path, file=file) for a in args),
+                              f"trusted_checkpoint={trusted}", f"paths.root_dir={tmp_path}",
+                              f"hydra.run.dir={tmp_path}/run"))
+    assert line.startswith(f"error: {file}: not a checkpoint: ")
+    assert "trusted_checkpoint" not in line and "unsafe" not in line and "refused" not in line
