@@ -296,14 +296,38 @@ def _check_weights(net: nn.Module, state: dict[str, torch.Tensor], source: Path)
                                   "or the training run diverged; use an earlier checkpoint")
 
 
+# A model card is a few kB of JSON a few levels deep: these bounds only stop a hostile one from costing
+# memory, or a RecursionError in the JSON parser, before its content is checked.
+MAX_CARD_BYTES = 1_000_000
+MAX_CARD_DEPTH = 32
+
+
+def read_card(path: Path) -> Any:
+    """The JSON of a model card (``<name>.json`` or a model folder's ``config.json``), refused in one line naming
+    the file when it is larger than :data:`MAX_CARD_BYTES` or nested deeper than :data:`MAX_CARD_DEPTH`."""
+    size = path.stat().st_size
+    if size > MAX_CARD_BYTES:
+        raise CheckpointError(f"{path}: {size} bytes, too large for a model card (at most {MAX_CARD_BYTES})")
+    too_deep = CheckpointError(f"{path}: JSON nested deeper than a model card is (at most {MAX_CARD_DEPTH} levels)")
+    try:
+        card = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON: {e}") from e
+    except RecursionError:  # the parser stops cleanly at the interpreter's recursion limit
+        raise too_deep from None
+    level = [card] if isinstance(card, (dict, list)) else []
+    for _ in range(MAX_CARD_DEPTH):  # the containers one level further in, each round
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c) if isinstance(v, (dict, list))]
+    if level:
+        raise too_deep
+    return card
+
+
 def _from_safetensors(path: Path, config_path: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     config_path = config_path or path.with_suffix(".json")
     if not config_path.is_file():
         raise CheckpointError(f"{path}: model config {config_path} is missing")
-    try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config_path}: not valid JSON: {e}") from e
+    meta = read_card(config_path)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{config_path}: expected a JSON object with a \"model\" entry")
     config = validate_model_config(meta.get("model"), config_path)
