@@ -21,8 +21,10 @@ import hashlib
 import json
 import os
 import pickle
+import pickletools
 import re
 import warnings
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -132,19 +134,75 @@ def read_checkpoint(path: str | Path, trusted: bool = False, map_location: Any =
     path = local_copy(path)
     if not path.is_file():
         raise CheckpointError(f"{label}: checkpoint not found")
+    kind = torch_save_format(path)
+    if kind is None:  # checked first, so that not even a trusted load unpickles a file that is no checkpoint
+        raise CheckpointError(f"{label}: not a checkpoint: {_CKPT_IS} (a Lightning .ckpt); this file is neither")
     try:
         with warnings.catch_warnings():
             # torch's note that a file uses a newer pickle protocol says nothing a user can act on
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location=map_location, weights_only=not trusted)
     except pickle.UnpicklingError as e:
+        if trusted or not _well_formed_pickle(path, kind):  # damage, not content: trusting it would not help
+            raise CheckpointError(f"{label}: not a readable checkpoint (truncated or corrupt?): "
+                                  f"{_unpickler_reason(e)}") from e
         raise CheckpointError(
             f"{label}: refused: loading it would run code or build objects beyond tensors and plain data "
             f"({_unpickler_reason(e)}). If you trust its author, pass trusted_checkpoint=true."
         ) from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError) as e:
+        # KeyError, IndexError: torch's weights-only unpickler on a damaged pickle (a memo entry that is missing)
         raise CheckpointError(f"{label}: not a readable checkpoint (truncated or corrupt?): "
                               f"{_first_line(e)}") from e
+
+
+_CKPT_IS = "a checkpoint is the zip archive or the pickle that torch.save writes"
+_TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of torch.save's legacy (non-zip) format
+
+
+def torch_save_format(path: Path) -> str | None:
+    """``"zip"`` or ``"pickle"`` when the file starts as ``torch.save`` writes (a zip archive with a ``data.pkl``;
+    a pickle of protocol 2 or later, torch's legacy format or a plain ``pickle.dump``), else None: a text file, a
+    video or a safetensors file is no checkpoint. Only the first bytes (and a zip's index) are read."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "zip"  # a truncated checkpoint: torch.load names the damage
+        return "zip" if any(PurePosixPath(n).name == "data.pkl" for n in names) else None
+    return "pickle" if len(head) >= 2 and head[0] == pickle.PROTO[0] and 2 <= head[1] <= 5 else None
+
+
+def _well_formed_pickle(path: Path, kind: str) -> bool:
+    """Whether every pickle of the checkpoint parses, opcode by opcode, to its end (nothing is built): then
+    torch's refusal is about what the file would build, which trusting its author lifts, not about damage."""
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if PurePosixPath(n).name == "data.pkl")
+                with archive.open(name) as f:
+                    _walk_pickle(f)
+            return True
+        with open(path, "rb") as f:
+            first = _walk_pickle(f)
+            if first == [("PROTO", 2), ("LONG1", _TORCH_MAGIC), ("STOP", None)]:
+                for _ in range(4):  # the legacy format: then the version, system info, checkpoint, storage keys
+                    _walk_pickle(f)
+        return True
+    except (ValueError, EOFError, OSError, StopIteration, zipfile.BadZipFile):
+        return False
+
+
+def _walk_pickle(f) -> list[tuple[str, Any]]:
+    """The opcodes of one pickle, read up to its STOP (``pickletools.genops`` decodes, never builds)."""
+    ops = []
+    for op, arg, _ in pickletools.genops(f):
+        if len(ops) < 4:
+            ops.append((op.name, arg))
+    return ops
 
 
 def _first_line(error: Exception) -> str:
@@ -179,6 +237,14 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
         return _from_safetensors(path / HUB_WEIGHTS, path / HUB_CONFIG)
     if path.suffix == ".safetensors":
         return _from_safetensors(path)
+    if path.is_dir():
+        missing = " and ".join(n for n in (HUB_CONFIG, HUB_WEIGHTS) if not (path / n).is_file())
+        raise CheckpointError(f"{path}: a folder, but not a model folder: it lacks {missing}")
+    if path.is_file() and torch_save_format(path) is None:
+        sibling = path.with_suffix(".safetensors")
+        hint = f"; for the model this card describes pass {sibling}" if path.suffix == ".json" and \
+            sibling.is_file() else ""
+        raise CheckpointError(f"{path}: not a checkpoint: {_LOADS}; this file is none of these{hint}")
     if path.suffix == ".ckpt" or path.is_file():
         return _from_lightning(path, trusted)
     names = shipped_names()
@@ -191,6 +257,11 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
         )
     raise CheckpointError(f"{spec}: no such file, and not a pretrained name (shipped: {names}; exported into "
                           f"{user_models_dir()}: {exported_names()})")
+
+
+_LOADS = ("salvid loads a .ckpt as torch.save writes it (a zip archive or a pickle), a <name>.safetensors file "
+          "with its <name>.json model card beside it, a model folder (config.json and model.safetensors) or a "
+          "model name")
 
 
 def _build(config: dict[str, Any], state: dict[str, torch.Tensor], source: Path) -> nn.Module:
@@ -225,14 +296,38 @@ def _check_weights(net: nn.Module, state: dict[str, torch.Tensor], source: Path)
                                   "or the training run diverged; use an earlier checkpoint")
 
 
+# A model card is a few kB of JSON a few levels deep: these bounds only stop a hostile one from costing
+# memory, or a RecursionError in the JSON parser, before its content is checked.
+MAX_CARD_BYTES = 1_000_000
+MAX_CARD_DEPTH = 32
+
+
+def read_card(path: Path) -> Any:
+    """The JSON of a model card (``<name>.json`` or a model folder's ``config.json``), refused in one line naming
+    the file when it is larger than :data:`MAX_CARD_BYTES` or nested deeper than :data:`MAX_CARD_DEPTH`."""
+    size = path.stat().st_size
+    if size > MAX_CARD_BYTES:
+        raise CheckpointError(f"{path}: {size} bytes, too large for a model card (at most {MAX_CARD_BYTES})")
+    too_deep = CheckpointError(f"{path}: JSON nested deeper than a model card is (at most {MAX_CARD_DEPTH} levels)")
+    try:
+        card = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON: {e}") from e
+    except RecursionError:  # the parser stops cleanly at the interpreter's recursion limit
+        raise too_deep from None
+    level = [card] if isinstance(card, (dict, list)) else []
+    for _ in range(MAX_CARD_DEPTH):  # the containers one level further in, each round
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c) if isinstance(v, (dict, list))]
+    if level:
+        raise too_deep
+    return card
+
+
 def _from_safetensors(path: Path, config_path: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     config_path = config_path or path.with_suffix(".json")
     if not config_path.is_file():
         raise CheckpointError(f"{path}: model config {config_path} is missing")
-    try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config_path}: not valid JSON: {e}") from e
+    meta = read_card(config_path)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{config_path}: expected a JSON object with a \"model\" entry")
     config = validate_model_config(meta.get("model"), config_path)

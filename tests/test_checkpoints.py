@@ -2,13 +2,14 @@
 
 import json
 import pickle
+import random
 import re
 
 import pytest
 import torch
 from safetensors import safe_open
 
-from salvid.checkpoints import load_network, save_pretrained
+from salvid.checkpoints import load_network, read_checkpoint, save_folder, save_pretrained
 from salvid.errors import CheckpointError
 from salvid.models import FusionNet3D, SaliencyNet3D
 from salvid.models.config import validate_model_config
@@ -84,6 +85,51 @@ def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
         load_network(tmp_path / "nothing.ckpt")
 
 
+def _not_checkpoints(folder):
+    """A text file and a video (an mp4 header, then noise): files a user may pass as ckpt_path by mistake."""
+    (folder / "notes.txt").write_text("epoch 3: val_loss 0.21\n")
+    (folder / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + random.Random(0).randbytes(4096))
+    return [folder / "notes.txt", folder / "clip.mp4"]
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_file_that_is_no_checkpoint_is_called_so_not_unsafe(tmp_path, trusted):
+    for path in _not_checkpoints(tmp_path):
+        with pytest.raises(CheckpointError) as info:
+            load_network(path, trusted=trusted)
+        message = str(info.value)
+        assert message.startswith(f"{path}: not a checkpoint: salvid loads a .ckpt as torch.save writes it")
+        assert ".safetensors" in message and "model folder" in message
+        assert "trusted_checkpoint" not in message and "\n" not in message
+        # training reads its resume checkpoints with read_checkpoint: the same verdict there
+        with pytest.raises(CheckpointError, match=r"not a checkpoint: a checkpoint is the zip archive or the pickle"):
+            read_checkpoint(path, trusted=trusted)
+
+
+def test_a_folder_that_is_no_model_folder_says_what_it_lacks(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=r"/run: a folder, but not a model folder: it lacks model\.safetensors"):
+        load_network(tmp_path / "run")
+
+
+def test_a_damaged_pickle_is_called_damaged_and_only_a_well_formed_one_gets_the_trust_advice(tmp_path):
+    import datetime
+
+    ckpt = _lightning_like(SaliencyNet3D(**TINY), TINY)
+    for name, use_zip in (("zip", True), ("legacy", False)):
+        torch.save({**ckpt, "when": datetime.date(2020, 1, 2)}, tmp_path / f"{name}.ckpt",
+                   _use_new_zipfile_serialization=use_zip)
+        with pytest.raises(CheckpointError, match=rf"{name}\.ckpt: refused.*trusted_checkpoint=true"):
+            read_checkpoint(tmp_path / f"{name}.ckpt")
+    with open(tmp_path / "damaged.ckpt", "wb") as f:  # a pickle header, then bytes that are no opcodes
+        f.write(pickle.dumps({"state_dict": {}}, protocol=2)[:4] + b"\xff" * 64)
+    for trusted in (False, True):
+        with pytest.raises(CheckpointError, match=r"damaged\.ckpt: not a readable checkpoint") as info:
+            read_checkpoint(tmp_path / "damaged.ckpt", trusted=trusted)
+        assert "trusted_checkpoint" not in str(info.value)
+
+
 def test_safetensors_with_json_config(tmp_path):
     torch.manual_seed(0)
     net = calibrated(SaliencyNet3D(**TINY))
@@ -139,7 +185,7 @@ def test_save_pretrained_creates_the_folders_it_writes_into(tmp_path):
     ("{not json", r"m\.json: not valid JSON"),
     ("[1, 2]", r"m\.json: expected a JSON object with a \"model\" entry"),
     ('{"model": 3}', r"m\.json: model config must be a mapping, got int"),
-    (json.dumps({"model": {**TINY, "width_mult": 0}}), r"m\.safetensors: its model config is invalid: model\.width_mult"),
+    (json.dumps({"model": {**TINY, "width_mult": 0}}), r"m\.json: model\.width_mult=0: must be > 0"),
 ])
 def test_a_bad_model_config_beside_the_weights_is_named(tmp_path, sidecar, message):
     save_pretrained(SaliencyNet3D(**TINY), TINY, tmp_path / "m", {})
@@ -171,6 +217,85 @@ def test_a_saved_fusion3d_model_is_rebuilt_from_its_file_alone(tmp_path, monkeyp
         reference = net(x)
         assert_varied(reference)
         torch.testing.assert_close(loaded(x), reference)
+
+
+FUSION_TINY = {"family": "fusion3d", "input_size": [64, 96], "pretrained": "none"}
+HOSTILE = [  # a model card's own config, the setting it overrides, what the refusal says
+    (TINY, {"input_size": [60000, 60000]}, r"model\.input_size=\[60000, 60000\]: .*each at most 4096 pixels"),
+    (TINY, {"width_mult": 300}, r"model\.width_mult=300: must be > 0 and at most 4"),
+    (TINY, {"width_mult": float("inf")}, r"model\.width_mult=inf: must be > 0 and at most 4"),
+    (TINY, {"in_frames": 2001}, r"model\.in_frames=2001: must be odd, from 1 to 9"),
+    (TINY, {"widths": [64, 128, 256, 512, 10**9]}, r"model\.widths=\[.*1000000000\]: .*from 1 to 2048"),
+    (TINY, {"pool_strides": [[1, 1, 1]] * 20000}, r"model\.pool_strides=\[\[1, 1, 1\], .*\.\.\.\]: at most 8 encoder"),
+    (TINY, {"width_mult": 4, "input_size": [32, 32], "convs_per_block": [8] * 5},
+     r"model: the network would hold 1023 million weights \(4\.1 GB as float32\), more than the 500 million"),
+    (FUSION_TINY, {"input_size": [60000, 60000]}, r"model\.input_size=\[60000, 60000\]: .*multiples of 32"),
+    (FUSION_TINY, {"widths": [10**6, 32, 48, 96, 160]}, r"model\.widths=\[1000000, 32, 48, 96, 160\]: "),
+]
+
+
+def _never_built(monkeypatch):
+    """Fail the test if the network or its weights are allocated: a hostile card is refused before that."""
+    import salvid.checkpoints
+
+    def allocation(*args, **kwargs):
+        raise AssertionError("the network or its weights were allocated before the card was refused")
+
+    monkeypatch.setattr(salvid.checkpoints, "build_network", allocation)
+    monkeypatch.setattr(salvid.checkpoints, "load_file", allocation)
+
+
+def _saved(folder, config, as_folder=False):
+    family = {k: v for k, v in config.items() if k != "family"}
+    net = FusionNet3D(**family) if config.get("family") == "fusion3d" else SaliencyNet3D(**family)
+    if as_folder:
+        save_folder(net, config, folder / "model", {})
+        return folder / "model", folder / "model" / "config.json"
+    save_pretrained(net, config, folder / "m", {})
+    return folder / "m.safetensors", folder / "m.json"
+
+
+@pytest.mark.parametrize("as_folder", [False, True], ids=["name.json", "folder"])
+@pytest.mark.parametrize(("config", "change", "message"), HOSTILE,
+                         ids=[f"{c.get('family', 'paper')}-{'+'.join(k)}" for c, k, _ in HOSTILE])
+def test_a_card_asking_for_too_much_is_refused_naming_file_and_key_before_anything_is_allocated(
+        tmp_path, monkeypatch, config, change, message, as_folder):
+    spec, card_file = _saved(tmp_path, config, as_folder)
+    card = json.loads(card_file.read_text())
+    card["model"].update(change)
+    card_file.write_text(json.dumps(card))
+    _never_built(monkeypatch)
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(card_file))}: {message}") as info:
+        load_network(spec)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize("as_folder", [False, True], ids=["name.json", "folder"])
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"model": ' + "[" * 100000 + "]" * 100000 + "}", r"JSON nested deeper than a model card is \(at most 32"),
+    ('{"model": {"width_mult": 0.125}, "x": ' + "[" * 32 + "]" * 32 + "}", r"JSON nested deeper than a model card"),
+    ('{"model": {"width_mult": 0.125}, "notes": "' + "x" * 1_000_000 + '"}', r"\d+ bytes, too large for a model card"),
+], ids=["deep", "33-levels", "large"])
+def test_a_card_too_deep_or_too_large_is_refused_in_one_line_naming_it(tmp_path, monkeypatch, text, message,
+                                                                         as_folder):
+    spec, card_file = _saved(tmp_path, TINY, as_folder)
+    card_file.write_text(text)
+    _never_built(monkeypatch)
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(card_file))}: {message}"):
+        load_network(spec)
+
+
+def test_a_card_nested_32_levels_deep_still_loads(tmp_path):
+    spec, card_file = _saved(tmp_path, TINY)
+    card_file.write_text(json.dumps({"model": TINY, "notes": json.loads("[" * 31 + "]" * 31)}))
+    assert load_network(spec)[1] == TINY
+
+
+def test_a_checkpoint_whose_model_config_asks_for_too_much_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    torch.save(_lightning_like(SaliencyNet3D(**TINY), {**TINY, "width_mult": 300}), tmp_path / "wide.ckpt")
+    _never_built(monkeypatch)
+    with pytest.raises(CheckpointError, match=r"wide\.ckpt: model\.width_mult=300: must be > 0 and at most 4"):
+        load_network(tmp_path / "wide.ckpt")
 
 
 # -- remote checkpoints and the training loader -------------------------------------------------------------
@@ -207,7 +332,6 @@ def _evil(folder, marker):
 
 
 def test_a_checkpoint_url_is_downloaded_then_loaded_weights_only(http_folder, tmp_path):
-    from salvid.checkpoints import read_checkpoint
     from salvid.training.checkpoint_plugin import AtomicCheckpointIO
 
     served, url = http_folder

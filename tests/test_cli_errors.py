@@ -38,13 +38,14 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     [
         ("salvid.train", ["data.batch_size=0"], "data.batch_size=0: must be >= 1"),
         ("salvid.train", ["nosuchkey=1"], "Could not override 'nosuchkey'. To append to your config use +nosuchkey=1"),
+        ("salvid.train", ["model.in_frames=2"], "model.in_frames=2: must be odd, from 1 to 9"),
         ("salvid.evaluate", ["ckpt_path=missing.ckpt", "baselines=[]"], "missing.ckpt: checkpoint not found"),
         ("salvid.predict", [], "Missing mandatory value: input"),
         ("salvid.predict", ["input=x.mp4", "fps=0"], "fps=0: must be >= 0.001"),
         ("salvid.export", ["ckpt_path=missing.ckpt", "name=x"], "missing.ckpt: checkpoint not found"),
     ],
-    ids=["train-value", "train-unknown-key", "evaluate-checkpoint", "predict-missing-input", "predict-fps",
-         "export-checkpoint"],
+    ids=["train-value", "train-unknown-key", "train-model-value", "evaluate-checkpoint", "predict-missing-input",
+         "predict-fps", "export-checkpoint"],
 )
 def test_entry_points_report_a_users_mistake_in_one_line(tmp_path, module, args, expected):
     line = one_error_line(run(module, *args, f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run"))
@@ -89,6 +90,14 @@ def test_a_worker_error_is_reported_by_its_original_line():
         ("data.num_workers=-1", r"data\.num_workers=-1: must be >= 0"),
         ("module.optimizer.lr=-1", r"module\.optimizer\.lr=-1: must be > 0"),
         ("model.width_mult=abc", r"model\.width_mult='abc': must be a number"),
+        ("model.width_mult=0", r"model\.width_mult=0: must be > 0 and at most 4"),
+        ("model.width_mult=300", r"model\.width_mult=300: must be > 0 and at most 4"),
+        ("model.in_frames=2", r"model\.in_frames=2: must be odd, from 1 to 9"),
+        ("model.in_frames=11", r"model\.in_frames=11: must be odd, from 1 to 9"),
+        ("model.input_size=[60000,60000]", r"model\.input_size=\[60000, 60000\]: .*each at most 4096 pixels"),
+        ("model.input_size=[0,0]", r"model\.input_size=\[0, 0\]: must be \[height, width\], positive whole"),
+        ("model.input_size=[100,64]", r"model\.input_size=\[100, 64\]: height 100 is not divisible by the total"),
+        ("model.family=[paper]", r"^model\.family=\['paper'\]: must be one of"),
         ("model.pool_strides=[[1,2,2],[1,2,2],[1,2,2],[1,2,2]]",
          r"model\.pool_strides has 4 strides, but model\.widths, .* have 5 entries"),
     ],
@@ -139,3 +148,66 @@ def test_a_model_card_with_a_non_numeric_value_is_refused_naming_it(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match=r"m\.json: model config width_mult='wide': must be a number"):
         load_network(tmp_path / "m.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "wrong", "trusted"),
+    [
+        ("salvid.predict", ["input={tmp}/frame.png", "ckpt_path={file}"], "notes.txt", "false"),
+        ("salvid.evaluate", ["ckpt_path={file}", "baselines=[]"], "clip.mp4", "true"),
+        ("salvid.export", ["ckpt_path={file}", "name=x"], "notes.ckpt", "true"),  # export takes .ckpt names only
+        ("salvid.train", ["+experiment=demo", "ckpt_path={file}"], "clip.mp4", "false"),
+        ("salvid.train", ["+experiment=demo", "init_weights={file}"], "notes.txt", "true"),
+    ],
+    ids=["predict", "evaluate-trusted", "export-trusted", "train-resume", "train-init-weights-trusted"],
+)
+def test_a_file_that_is_no_checkpoint_is_named_so_in_one_line_trusted_or_not(tmp_path, module, args, wrong,
+                                                                              trusted):
+    from PIL import Image
+
+    Image.new("RGB", (48, 32), (90, 120, 30)).save(tmp_path / "frame.png")
+    for name in ("notes.txt", "notes.ckpt"):
+        (tmp_path / name).write_text("epoch 3: val_loss 0.21\n")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    file = tmp_path / wrong
+    line = one_error_line(run(module, *(a.format(tmp=tmp_path, file=file) for a in args),
+                              f"trusted_checkpoint={trusted}", f"paths.root_dir={tmp_path}",
+                              f"hydra.run.dir={tmp_path}/run"))
+    assert line.startswith(f"error: {file}: not a checkpoint: ")
+    assert "trusted_checkpoint" not in line and "unsafe" not in line and "refused" not in line
+
+
+@pytest.mark.parametrize(
+    ("where", "change", "expected"),
+    [
+        ("folder", {"input_size": [60000, 60000]}, "model.input_size=[60000, 60000]: must be [height, width]"),
+        ("name", {"width_mult": 300}, "model.width_mult=300: must be > 0 and at most 4"),
+        ("file", "[" * 100000 + "]" * 100000, "JSON nested deeper than a model card is (at most 32 levels)"),
+    ],
+)
+def test_predict_refuses_a_card_asking_for_too_much_in_one_line_naming_it(tmp_path, where, change, expected):
+    from PIL import Image
+
+    from salvid.checkpoints import save_folder
+
+    config = {"width_mult": 0.125, "input_size": [32, 32]}
+    net = SaliencyNet3D(**config)
+    models = tmp_path / "cache" / "models"
+    spec, card_file = {"folder": (tmp_path / "model", tmp_path / "model" / "config.json"),
+                       "name": ("hostile", models / "hostile.json"),
+                       "file": (tmp_path / "m.safetensors", tmp_path / "m.json")}[where]
+    if where == "folder":
+        save_folder(net, config, spec, {})
+    else:
+        save_pretrained(net, config, card_file.with_suffix(""), {})
+    if isinstance(change, dict):
+        card = json.loads(card_file.read_text())
+        card["model"].update(change)
+        card_file.write_text(json.dumps(card))
+    else:
+        card_file.write_text('{"model": ' + change + "}")
+    Image.new("RGB", (48, 32), (90, 120, 30)).save(tmp_path / "frame.png")
+    line = one_error_line(run("salvid.predict", f"input={tmp_path}/frame.png", f"ckpt_path={spec}",
+                              f"paths.output_dir={tmp_path}/out", f"hydra.run.dir={tmp_path}/run",
+                              env={"SALVID_CACHE": str(tmp_path / "cache")}))
+    assert line.startswith(f"error: {card_file}: {expected}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +57,8 @@ DEFAULT_FAMILY = "paper"
 def family_of(config: dict[str, Any]) -> Family:
     """The family a model config names (``family``, or the default)."""
     name = config.get("family", DEFAULT_FAMILY)
-    if name not in FAMILIES:
-        raise ConfigError(f"model.family={name!r}: must be one of {sorted(FAMILIES)}")
+    if not isinstance(name, str) or name not in FAMILIES:  # a list from a file is no name (nor hashable)
+        raise ConfigError(f"model.family={reprlib.repr(name)}: must be one of {sorted(FAMILIES)}")
     return FAMILIES[name]
 
 

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from salvid.errors import ConfigError
 from salvid.models.backbones import DEFAULT_BACKBONE, build_backbone
+from salvid.models.config import MAX_WIDTH, check_counts, check_in_frames, check_input_size, shown
 
 FREEZE_CHOICES = "none, all, or the number of pyramid levels to freeze from the stem (0-5)"
 
@@ -70,7 +71,7 @@ class FusionNet3D(nn.Module):
         widths: Sequence[int] = (24, 32, 48, 96, 160),
     ):
         super().__init__()
-        check_settings(in_frames=in_frames, input_size=input_size, freeze_backbone=freeze_backbone)
+        check_settings(in_frames=in_frames, input_size=input_size, freeze_backbone=freeze_backbone, widths=widths)
         self.in_frames = int(in_frames)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_activation = "sigmoid"
@@ -136,12 +137,11 @@ class FusionNet3D(nn.Module):
         return self.activate(self.logits(x))
 
 
-def check_settings(*, in_frames, input_size, freeze_backbone, **_) -> None:
-    """What construction checks, without building: a ConfigError naming the first setting that does not fit."""
-    if int(in_frames) < 1 or int(in_frames) % 2 == 0:
-        raise ConfigError(f"model.in_frames={in_frames!r}: must be odd and >= 1 (the map is for the centre frame)")
-    if len(input_size) != 2 or min(input_size) < 32 or any(int(s) % 32 for s in input_size):
-        raise ConfigError(f"model.input_size={list(input_size)}: must be [height, width], multiples of 32 "
-                         "(the backbone halves the size five times)")
+def check_settings(*, in_frames, input_size, freeze_backbone, widths, **_) -> None:
+    """What construction checks, without building: a ConfigError naming the first setting that does not fit.
+    (That ``widths`` has one entry per backbone level is checked once the backbone is built.)"""
+    check_in_frames(in_frames)
+    check_input_size(input_size, 32, "(the backbone halves the size five times)")
     if str(freeze_backbone) not in ("none", "all", *map(str, range(6))):
-        raise ConfigError(f"model.freeze_backbone={freeze_backbone!r}: must be {FREEZE_CHOICES}")
+        raise ConfigError(f"model.freeze_backbone={shown(freeze_backbone)}: must be {FREEZE_CHOICES}")
+    check_counts("widths", widths, 1, MAX_WIDTH, "a number of channels")

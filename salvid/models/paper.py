@@ -9,6 +9,16 @@ import torch
 from torch import nn
 
 from salvid.errors import ConfigError
+from salvid.models.config import (
+    MAX_LAYERS,
+    MAX_WIDTH,
+    MAX_WIDTH_MULT,
+    check_counts,
+    check_in_frames,
+    check_input_size,
+    shown,
+    whole,
+)
 from salvid.models.decoder import Deconv3DNet
 from salvid.models.encoder import Conv3DNet, Pool3d
 
@@ -48,11 +58,11 @@ class SaliencyNet3D(nn.Module):
         output_activation: str = "sigmoid",
     ):
         super().__init__()
-        pool_strides = [tuple(int(v) for v in s) for s in pool_strides]
         check_settings(in_frames=in_frames, input_size=input_size, widths=widths, decoder_widths=decoder_widths,
                        width_mult=width_mult, convs_per_block=convs_per_block, deconvs_per_group=deconvs_per_group,
                        pool_strides=pool_strides, pool_order=pool_order, temporal_pool=temporal_pool,
                        output_activation=output_activation)
+        pool_strides = [tuple(int(v) for v in s) for s in pool_strides]
         self.in_frames = int(in_frames)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_activation = output_activation
@@ -90,16 +100,24 @@ class SaliencyNet3D(nn.Module):
 def check_settings(*, in_frames, input_size, widths, decoder_widths, width_mult, convs_per_block, deconvs_per_group,
                    pool_strides, pool_order, temporal_pool, output_activation, **_) -> None:
     """What construction checks, without building: a ConfigError naming the first setting that does not fit."""
-    pool_strides = [tuple(int(v) for v in s) for s in pool_strides]
     def fail(key: str, value, why: str):
-        raise ConfigError(f"model.{key}={value!r}: {why}")
+        raise ConfigError(f"model.{key}={shown(value)}: {why}")
 
-    if int(in_frames) < 1 or int(in_frames) % 2 == 0:
-        fail("in_frames", in_frames, "must be odd and >= 1 (the map is for the centre frame)")
-    if len(input_size) != 2 or min(input_size) < 1:
-        fail("input_size", list(input_size), "must be [height, width] with positive values")
-    if width_mult <= 0:
-        fail("width_mult", width_mult, "must be > 0")
+    check_in_frames(in_frames)
+    check_input_size(input_size)
+    if not 0 < width_mult <= MAX_WIDTH_MULT:  # written so that nan fails too
+        fail("width_mult", width_mult, f"must be > 0 and at most {MAX_WIDTH_MULT:g}")
+    if len(pool_strides) > MAX_LAYERS:
+        fail("pool_strides", [list(s) for s in pool_strides], f"at most {MAX_LAYERS} encoder blocks")
+    if not all(len(s) == 3 and all(whole(v) for v in s) for s in pool_strides):
+        fail("pool_strides", [list(s) for s in pool_strides], "each stride must be three whole numbers [d, k, k]")
+    pool_strides = [tuple(int(v) for v in s) for s in pool_strides]
+    for key, seq in (("widths", widths), ("decoder_widths", decoder_widths)):
+        check_counts(key, seq, 1, MAX_WIDTH, "a number of channels")
+        if max((round(w * width_mult) for w in seq), default=0) > MAX_WIDTH:
+            fail(key, list(seq), f"times model.width_mult={width_mult:g} exceeds {MAX_WIDTH} channels")
+    check_counts("convs_per_block", convs_per_block, 0, MAX_LAYERS, "a number of convolutions")
+    check_counts("deconvs_per_group", deconvs_per_group, 0, MAX_LAYERS, "a number of convolutions")
     if pool_order not in ("pool_conv", "conv_pool"):
         fail("pool_order", pool_order, "must be 'pool_conv' (as the paper writes) or 'conv_pool' (C3D)")
     if temporal_pool not in ("clamp", "ceil", "floor"):
