@@ -4,8 +4,9 @@ For each input video (a glob of videos gives several) it writes ``OUT/<name>/``:
 
 * ``maps/<frame stem>.png``: the grey map of every frame (the layout ``evaluate maps_dirs=`` reads);
 * ``saliency.mp4``: the maps as a grey video; ``overlay.mp4``: a heat map over the frames;
-* ``status.json``: ``{"complete": false}`` while running, rewritten last with ``complete``, the frame count
-  and, on failure, the error. Maps written before a failure are kept and the videos stay playable.
+* ``status.json``: ``{"state": "running", "complete": false}`` while running, rewritten last with the frame
+  count and ``state`` ``complete`` (``complete: true``) or ``failed`` with ``error``, the one-line message of
+  any error (on a full disk too). Maps written before a failure are kept and the videos stay playable.
 
 Frames are streamed (constant memory); decoding, the network and writing overlap.
 """
@@ -28,7 +29,8 @@ from salvid.inference.core import NetworkSaliency, frame_stems
 from salvid.inference.pipeline import BackgroundWriter
 from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
 from salvid.runtime import progress
-from salvid.runtime.files import OutputGuard, atomic_write_json, safe_name
+from salvid.runtime.entry import one_line, user_error
+from salvid.runtime.files import OutputGuard, atomic_write_json, rewrite_json, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     while the network runs, each stage behind a bounded queue. ``status.json`` records the seconds of each stage
     (``stage_seconds``: decode, resize, forward, upsample, write; they overlap, so they add up to more than the
     wall time)."""
-    status = {"input": str(item.source.path), "frames_total": len(item.source), "complete": False}
+    status = {"input": str(item.source.path), "frames_total": len(item.source), "state": "running", "complete": False}
     atomic_write_json(guard.path(item.name, "status.json"), status)
     fps = item.fps or float(cfg.fps)
     stems = frame_stems(item.source.paths if isinstance(item.source, ImageFolder) else item.source.path,
@@ -131,19 +133,40 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
                     writer.submit(write, p)
             finally:
                 writer.close()
-        status["complete"] = True
-    except Exception as e:
-        status["error"] = f"{type(e).__name__}: {e}"
+        _close_videos(saliency_video, overlay_video)
+        status.update(state="complete", complete=True)
+    except BaseException as e:  # (an interrupt too)
+        _close_videos(saliency_video, overlay_video, after_error=True)
+        found = user_error(e)
+        status.update(state="failed", error=one_line(found) if found else
+                      f"{type(e).__name__}: {one_line(e)}" if str(e).strip() else type(e).__name__)
         raise
     finally:
-        for video in (saliency_video, overlay_video):
-            if video is not None:
-                video.close()
         stages = {k: round(v - before.get(k, 0.0), 3) for k, v in runner.seconds.items()}
         status.update(frames_written=written[0], seconds=round(time.perf_counter() - started, 2),
                       stage_seconds={**stages, "write": round(writer.seconds, 3)})
-        atomic_write_json(guard.path(item.name, "status.json"), status)
+        if status["state"] == "complete":
+            atomic_write_json(guard.path(item.name, "status.json"), status)
+        else:  # the record of the failure must not replace the error that is being raised
+            try:
+                rewrite_json(guard.path(item.name, "status.json"), status)
+            except Exception:  # noqa: BLE001
+                log.warning("%s: could not record the failure", guard.path(item.name, "status.json"), exc_info=True)
     return written[0]
+
+
+def _close_videos(*videos: VideoWriter | None, after_error: bool = False) -> None:
+    """Finish the videos (closing makes them playable). After an error, one closing error is logged rather
+    than raised, so the first error is the one reported."""
+    for video in videos:
+        if video is None:
+            continue
+        try:
+            video.close()
+        except Exception:
+            if not after_error:
+                raise
+            log.warning("%s: could not be finished", video.path, exc_info=True)
 
 
 def predict(cfg: DictConfig) -> list[Path]:
