@@ -12,9 +12,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def require_int(key: str, value: Any, minimum: int) -> None:
+def require_int(key: str, value: Any, minimum: int, otherwise: str = "") -> None:
+    """``otherwise``: what else the key accepts, said after the rule (``or -1 (no limit)``)."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{key}={value!r}: must be an integer >= {minimum}")
+        raise ConfigError(f"{key}={value!r}: must be an integer >= {minimum}{', ' + otherwise if otherwise else ''}")
 
 
 def require_positive(key: str, value: Any) -> None:

@@ -73,6 +73,40 @@ def check_config(cfg: DictConfig) -> None:
     if optimizer.get("backbone_lr") is not None:
         require_positive("module.optimizer.backbone_lr", optimizer.backbone_lr)
     check_model_config(OmegaConf.to_container(cfg.model, resolve=True))
+    _check_training_limits(cfg.trainer)
+    _check_test_stage(cfg)
+
+
+def _check_training_limits(trainer: DictConfig) -> None:
+    """A run that would not train (``max_epochs=0``) would still test and be recorded as finished; one with
+    no limit at all would never reach its test. Lightning's own meaning of each value otherwise."""
+    max_steps = trainer.get("max_steps", -1)
+    if max_steps != -1:
+        require_int("trainer.max_steps", max_steps, 1, "or -1 (no limit)")
+    max_epochs = trainer.get("max_epochs")
+    limited = max_steps != -1 or trainer.get("max_time") is not None
+    if max_epochs is not None and not (max_epochs == -1 and limited and not isinstance(max_epochs, bool)):
+        require_int("trainer.max_epochs", max_epochs, 1,
+                    "or -1 (no limit) with trainer.max_steps or trainer.max_time set")
+
+
+def _check_test_stage(cfg: DictConfig) -> None:
+    """Training ends by testing the best checkpoint on the test sequences: a data config without any is
+    refused now rather than after training, unless the test stage is turned off (``test=false``)."""
+    if not cfg.get("test", True):
+        if cfg.get("test_untrained"):
+            raise ConfigError("test_untrained=true needs the test stage, which test=false turns off; set "
+                              "test_untrained=false")
+        return
+    data = cfg.data
+    if "splits" not in data:  # a data module of one's own: its test stage is its own business
+        return
+    if data.splits.get("test") is None and not data.get("test_holdout") and data.get("folds") is None:
+        holdout = "test_holdout" in data  # (a key of the data configs that hold sequences out)
+        raise ConfigError("no test sequences: data.splits.test is null" + (" and data.test_holdout is 0" if holdout
+                          else "") + "; set data.splits.test=<split>" + (" or data.test_holdout=<number of training "
+                          "sequences to hold out>" if holdout else "") + ", or train without a test stage with "
+                          "test=false")
 
 
 def _model_keys_given() -> set[str]:
@@ -195,8 +229,10 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> flo
                                     if k.startswith("val/")}
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
-    results["test"] = {k: float(v) for k, v in tested.items()}
+    results["test"] = {}  # test=false: none (an empty "test" still marks the run finished)
+    if cfg.get("test", True):
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+        results["test"] = {k: float(v) for k, v in tested.items()}
     results["checkpoint"] = best or None
 
     if trainer.is_global_zero:
@@ -209,6 +245,9 @@ def _print_summary(results: dict[str, Any], output_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if not results["test"]:
+        print(f"no test stage (test=false); metrics: {output_dir / 'metrics.json'}", flush=True)
+        return
     table = Table(title="Test metrics")
     table.add_column("metric")
     columns = [k for k in ("untrained", "initial", "test") if k in results]
