@@ -67,3 +67,6 @@ class _KeepingWriteErrors:
 
     def flush(self) -> None:
         self.f.flush()
+
+    def __getattr__(self, name: str) -> Any:  # anything else a torch version asks of the file
+        return getattr(self.f, name)
