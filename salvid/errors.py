@@ -35,3 +35,8 @@ class UnsafeArchiveError(SalvidError):
 
 class DownloadError(SalvidError):
     """A download failed or its file does not match what was expected."""
+
+
+class DiskFullError(SalvidError):
+    """A write failed for lack of space (or quota); the message names the folder. Files are written to a
+    temporary name and renamed, so what was there before is intact."""

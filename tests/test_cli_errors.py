@@ -100,13 +100,23 @@ def test_a_worker_error_is_reported_by_its_original_line():
         ("model.family=[paper]", r"^model\.family=\['paper'\]: must be one of"),
         ("model.pool_strides=[[1,2,2],[1,2,2],[1,2,2],[1,2,2]]",
          r"model\.pool_strides has 4 strides, but model\.widths, .* have 5 entries"),
+        ("trainer.max_epochs=0", r"trainer\.max_epochs=0: must be an integer >= 1, or -1 \(no limit\) with "
+                                 r"trainer\.max_steps or trainer\.max_time set"),
+        ("trainer.max_epochs=-1", r"trainer\.max_epochs=-1: must be an integer >= 1, or -1 \(no limit\) with "),
+        ("trainer.max_steps=0", r"trainer\.max_steps=0: must be an integer >= 1, or -1 \(no limit\)"),
+        ("data.splits.test=null", r"no test sequences: data\.splits\.test is null; set data\.splits\.test=<split>, "
+                                  r"or train without a test stage with test=false"),
+        ("data=segtrackv2", r"no test sequences: data\.splits\.test is null and data\.test_holdout is 0; set "
+                            r"data\.splits\.test=<split> or data\.test_holdout=<number of training sequences to hold "
+                            r"out>, or train without a test stage with test=false"),
     ],
 )
 def test_train_refuses_values_that_make_no_sense_naming_the_key(override, expected):
     from salvid.training.fit import check_config
 
+    also = ["data.test_holdout=0"] if override == "data=segtrackv2" else []
     with pytest.raises(ConfigError, match=expected):
-        check_config(compose_config(["+experiment=demo", override]))
+        check_config(compose_config(["+experiment=demo", override, *also]))
 
 
 @pytest.mark.parametrize(
@@ -211,3 +221,54 @@ def test_predict_refuses_a_card_asking_for_too_much_in_one_line_naming_it(tmp_pa
                               f"paths.output_dir={tmp_path}/out", f"hydra.run.dir={tmp_path}/run",
                               env={"SALVID_CACHE": str(tmp_path / "cache")}))
     assert line.startswith(f"error: {card_file}: {expected}")
+
+
+def test_train_accepts_the_step_and_epoch_limits_lightning_defines():
+    from salvid.training.fit import check_config
+
+    for limits in (["trainer.max_epochs=-1", "trainer.max_steps=100"], ["trainer.max_epochs=-1",
+                   "trainer.max_time=00:00:10:00"], ["trainer.max_epochs=null"], ["trainer.max_epochs=3"]):
+        check_config(compose_config(["+experiment=demo", *limits]))
+    check_config(compose_config(["+experiment=demo", "data.splits.test=null", "+data.test_holdout=1"]))
+    check_config(compose_config(["+experiment=demo", "data.splits.test=null", "test=false", "test_untrained=false"]))
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [("trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
+     ("data.splits.test=null", "no test sequences: data.splits.test is null; set data.splits.test=<split>")],
+)
+def test_a_run_that_could_not_test_or_train_is_refused_before_anything_is_written(tmp_path, override, expected):
+    """Not a "finished" run with no training, nor a traceback once training is over: one line at the start."""
+    line = one_error_line(run("salvid.train", "+experiment=demo", override, f"paths.root_dir={tmp_path}",
+                              f"paths.output_dir={tmp_path}/run", "logger=csv"))
+    assert expected in line
+    assert not (tmp_path / "run").exists()  # not even Hydra's own records
+
+
+def test_a_dataset_too_small_for_its_hold_outs_is_named_in_one_line(tmp_path):
+    """evaluate data=segtrackv2 on a one-sequence copy: data.test_holdout=4 cannot be met."""
+    from tests.helpers.layout_fixtures import box_mask, frame, save
+
+    root = tmp_path / "SegTrackv2"
+    for i in range(3):
+        save(frame(i), root / "JPEGImages" / "girl" / f"girl_{i:05d}.png")
+        save(box_mask(i), root / "GroundTruth" / "girl" / f"girl_{i:05d}.png")
+    line = one_error_line(run("salvid.evaluate", "data=segtrackv2", f"data.root={root}", "baselines=[]",
+                              "backend=torch", f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path}/out"))
+    assert line == (f"error: data.test_holdout=4: only 1 training sequence in {root} (data.splits.train=all) to "
+                    "hold out; lower data.test_holdout, or score every sequence with data.split=all (evaluate)")
+
+
+def test_test_false_trains_without_a_test_stage_and_the_run_is_finished(tmp_path):
+    """The way out the refusal names: a data config without test sequences trains to the end."""
+    from tests.helpers.train_cli import run_train, tiny
+
+    args = [*tiny(tmp_path, tmp_path / "data", epochs=1), "data.splits.test=null", "test=false", "logger=csv",
+            f"hydra.run.dir={tmp_path}/run"]
+    done = run_train(args)
+    assert "no test stage (test=false)" in done.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"] == {} and metrics["val"] and metrics["checkpoint"]
+    again = run_train(args)
+    assert "this run has finished" in again.stdout + again.stderr

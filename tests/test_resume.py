@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from salvid.errors import ConfigError
 from salvid.training.checkpoint_plugin import AtomicCheckpointIO
 from salvid.training.run_folder import checkpoint_to_resume
 from salvid.training.run_records import WANDB_ID_FILE, RngState
-from tests.helpers.train_cli import PARENT_ONLY_ENV, REPO, run_train, tiny
+from tests.helpers.train_cli import PARENT_ONLY_ENV, REPO, compose_config, run_train, tiny
 
 KILL_AFTER_STEP = 3  # mid first epoch: 20 training samples / batch 4 = 5 steps per epoch
 
@@ -118,6 +119,77 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, data_dir):
     for a, b in zip(resumed_rows, straight_rows, strict=True):
         assert {k: float(v) for k, v in a.items()} == pytest.approx({k: float(v) for k, v in b.items()},
                                                                     rel=1e-4, abs=1e-5)
+
+
+def test_last_ckpt_every_n_steps_and_after_every_validation(tmp_path):
+    """The shipped checkpoint callback with every_n_train_steps=2, 5 steps per epoch, a score that never
+    improves after the first epoch: last.ckpt at steps 2 and 4 (no validation has run yet), after each
+    validation (improved or not), and never between a batch and the validation that follows it (resumed from
+    there, Lightning would skip that validation)."""
+    import hydra
+    import lightning as L
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    events = []
+
+    class Recorder(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                events.append(("validated", trainer.global_step))
+
+    class RecordingIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            events.append((Path(path).name, checkpoint["global_step"]))
+            super().save_checkpoint(checkpoint, path, storage_options)
+
+    class Worsening(BoringModel):
+        def validation_step(self, batch, batch_idx):
+            self.log("val/plcc", 1.0 - self.current_epoch)
+            return super().validation_step(batch, batch_idx)
+
+    cfg = compose_config(["+experiment=demo", "callbacks.model_checkpoint.every_n_train_steps=2"])
+    checkpoint = hydra.utils.instantiate(cfg.callbacks.model_checkpoint, dirpath=str(tmp_path))
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=5, limit_val_batches=1, callbacks=[checkpoint, Recorder()],
+                        plugins=[RecordingIO()], logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(Worsening())
+    assert events == [("last.ckpt", 2), ("last.ckpt", 4), ("validated", 5), ("epoch000-plcc1.0000.ckpt", 5),
+                      ("last.ckpt", 5), ("last.ckpt", 6), ("last.ckpt", 8), ("validated", 10), ("last.ckpt", 10)]
+    assert read_checkpoint(tmp_path / "last.ckpt")["global_step"] == 10
+
+
+STEP_EVERY = 4  # with batch 2: 10 steps per epoch, so steps 4 and 8 come before the first validation
+
+
+def test_step_checkpoints_bound_the_work_a_kill_loses(tmp_path, data_dir):
+    """What docs/scaling.md recommends for pre-emptible machines: with every_n_train_steps=N, a run killed
+    (SIGKILL: nothing can be saved then) after step N resumes from step N or later, even before any validation
+    has produced the monitored metric."""
+    args = [*tiny(tmp_path, data_dir, epochs=2), "data.batch_size=2", "logger=csv",
+            f"callbacks.model_checkpoint.every_n_train_steps={STEP_EVERY}", f"hydra.run.dir={tmp_path}/run"]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    env = {**{k: v for k, v in os.environ.items() if k not in PARENT_ONLY_ENV}, "SALVID_PROGRESS_SECONDS": "0.05"}
+    proc = subprocess.Popen([sys.executable, "-m", "salvid.train", *args], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = []
+    try:
+        for line in proc.stdout:  # "train, epoch 1/2, batch 5/10, ...": step 5 ran, so step 4's save is done
+            seen.append(line)
+            match = re.search(r"train, epoch (\d+)/\d+, batch (\d+)/(\d+)", line)
+            if match and (int(match[1]) - 1) * int(match[3]) + int(match[2]) > STEP_EVERY:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-3000:]
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+    resumed = run_train(args)  # the same command: continues from the step checkpoint and finishes
+    said = re.search(rf"Resuming from {re.escape(str(last))} \(step (\d+)\)", resumed.stdout + resumed.stderr)
+    assert said and int(said[1]) >= STEP_EVERY, (resumed.stdout + resumed.stderr)[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["run"]["segments"] == 2 and metrics["run"]["steps"] == 20 and metrics["test"]
 
 
 def test_ckpt_path_last_without_checkpoint_names_the_directory(tmp_path):

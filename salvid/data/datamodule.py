@@ -21,6 +21,7 @@ from salvid.data.sources import FrameCountWarning
 from salvid.data.splits import split_sequences
 from salvid.data.stream import TripletStream
 from salvid.data.transforms import ClipTransform
+from salvid.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,8 @@ class SaliencyDataModule(L.LightningDataModule):
 
     def _loader(self, stage: str, train: bool) -> DataLoader:
         if not self.sequences.get(stage):
-            raise ValueError(f"no {stage} sequences: set data.splits.{stage}, or data.{stage}_holdout for "
-                             "val/test (and leave training sequences for train)")
+            raise ConfigError(f"no {stage} sequences: set data.splits.{stage}, or data.{stage}_holdout for "
+                              "val/test (and leave training sequences for train)")
         trainer = self.trainer
         stream = TripletStream(
             self.sequences[stage],

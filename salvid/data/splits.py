@@ -8,6 +8,7 @@ from typing import Any
 
 from salvid.data.folds import apply_fold, check_fold_settings
 from salvid.data.layouts import VideoSequence, list_sequences
+from salvid.errors import ConfigError
 
 STAGES = ("train", "val", "test")
 
@@ -31,14 +32,17 @@ def split_sequences(layout: str, root: str | Path, splits: dict[str, str | None]
         if not k or splits.get(stage) is not None:
             continue
         if k < 0:
-            raise ValueError(f"data.{stage}_holdout={k}: must be >= 0")
+            raise ConfigError(f"data.{stage}_holdout={k}: must be >= 0")
         if "train" not in stages:
-            raise ValueError(f"data.{stage}_holdout={k}: needs data.splits.train")
+            raise ConfigError(f"data.{stage}_holdout={k}: holds out training sequences, and data.splits.train is null")
         train = sorted((s for s in stages["train"] if not s.train_only), key=lambda s: s.name)
         kept = [s for s in stages["train"] if s.train_only]
         if k > len(train):
-            raise ValueError(f"data.{stage}_holdout={k}: only {len(train)} training sequences left to hold out; "
-                             "to score every sequence of a split use data.split=<split> (evaluate) or lower it")
+            n, split = len(train), splits["train"]
+            after = " left after data.test_holdout" if stage == "val" and "test" in stages else ""
+            raise ConfigError(f"data.{stage}_holdout={k}: only {n} training sequence{'s' if n != 1 else ''}{after} "
+                              f"in {root} (data.splits.train={split}) to hold out; lower data.{stage}_holdout, or "
+                              f"score every sequence with data.split={split} (evaluate)")
         stages["train"], stages[stage] = train[: len(train) - k] + kept, train[len(train) - k :]
     if folds is not None:
         stages = apply_fold(stages, folds, fold)

@@ -4,7 +4,8 @@ For each input video (a glob of videos gives several) it writes ``OUT/<name>/``:
 
 * ``maps/<frame stem>.png``: the grey map of every frame (the layout ``evaluate maps_dirs=`` reads);
 * ``saliency.mp4``: the maps as a grey video; ``overlay.mp4``: a heat map over the frames;
-* ``status.json``: rewritten last with ``complete``, the frame count and, on failure, the error. Maps written
+* ``status.json``: rewritten last with ``state`` (``complete`` or ``failed``), the frame count and, on failure,
+  the one-line error (a full disk too). Maps written
   before a failure are kept and the videos stay playable.
 
 A clip is written into the hidden folder ``OUT/.<name>.predicting/`` (its ``status.json`` says
@@ -34,7 +35,15 @@ from salvid.inference.core import NetworkSaliency, frame_stems
 from salvid.inference.pipeline import BackgroundWriter
 from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
 from salvid.runtime import progress
-from salvid.runtime.files import OutputGuard, atomic_write_json, is_temporary, replace_folder, safe_name
+from salvid.runtime.entry import one_line, user_error
+from salvid.runtime.files import (
+    OutputGuard,
+    atomic_write_json,
+    is_temporary,
+    replace_folder,
+    rewrite_json,
+    safe_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +160,11 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     wall time).
 
     Written into a hidden folder that then replaces ``OUT/<name>/``, also when the run fails (``status.json``
-    says so); one killed before it ends leaves the hidden folder, removed by the next run."""
+    says so, with the error); one killed before it ends leaves the hidden folder, removed by the next run."""
     stage = guard.hidden(item.name, STAGING)
     if stage.exists():
         shutil.rmtree(stage)
-    status = {"input": str(item.source.path), "frames_total": len(item.source), "complete": False}
+    status = {"input": str(item.source.path), "frames_total": len(item.source), "state": "running", "complete": False}
     atomic_write_json(stage / "status.json", status)
     fps = item.fps or float(cfg.fps)
     stems = frame_stems(item.source.paths if isinstance(item.source, ImageFolder) else item.source.path,
@@ -178,20 +187,42 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
                     writer.submit(write, p)
             finally:
                 writer.close()
-        status["complete"] = True
-    except Exception as e:
-        status["error"] = f"{type(e).__name__}: {e}"
+        _close_videos(saliency_video, overlay_video)
+        status.update(state="complete", complete=True)
+    except BaseException as e:  # (an interrupt too)
+        _close_videos(saliency_video, overlay_video, after_error=True)
+        found = user_error(e)
+        status.update(state="failed", error=one_line(found) if found else
+                      f"{type(e).__name__}: {one_line(e)}" if str(e).strip() else type(e).__name__)
         raise
     finally:
-        for video in (saliency_video, overlay_video):
-            if video is not None:
-                video.close()
         stages = {k: round(v - before.get(k, 0.0), 3) for k, v in runner.seconds.items()}
         status.update(frames_written=written[0], seconds=round(time.perf_counter() - started, 2),
                       stage_seconds={**stages, "write": round(writer.seconds, 3)})
-        atomic_write_json(stage / "status.json", status)
-        replace_folder(stage, guard.path(item.name), guard.hidden(item.name, REPLACED))
+        if status["state"] == "complete":
+            atomic_write_json(stage / "status.json", status)
+            replace_folder(stage, guard.path(item.name), guard.hidden(item.name, REPLACED))
+        else:  # the record of the failure must not replace the error that is being raised
+            try:
+                rewrite_json(stage / "status.json", status)
+                replace_folder(stage, guard.path(item.name), guard.hidden(item.name, REPLACED))
+            except Exception:  # noqa: BLE001
+                log.warning("%s: could not record the failure", guard.path(item.name, "status.json"), exc_info=True)
     return written[0]
+
+
+def _close_videos(*videos: VideoWriter | None, after_error: bool = False) -> None:
+    """Finish the videos (closing makes them playable). After an error, one closing error is logged rather
+    than raised, so the first error is the one reported."""
+    for video in videos:
+        if video is None:
+            continue
+        try:
+            video.close()
+        except Exception:
+            if not after_error:
+                raise
+            log.warning("%s: could not be finished", video.path, exc_info=True)
 
 
 def output_guard(cfg: DictConfig, inputs: list[PredictInput], output_dir: str | Path | None = None) -> OutputGuard:

@@ -3,6 +3,7 @@ file names derived from data that cannot escape their folder, and output paths t
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -13,12 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from salvid.errors import UnsafeOutputError
+from salvid.errors import DiskFullError, UnsafeOutputError
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextmanager
 def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
-    """A binary file that replaces ``path`` when the block ends, and is deleted if the block raises."""
+    """A binary file that replaces ``path`` when the block ends, and is deleted if the block raises.
+
+    A write that fails for lack of space raises :class:`DiskFullError` naming the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -29,8 +34,12 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give what a plain open() would
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            raise DiskFullError(f"{path.parent}: {os.strerror(error.errno).lower()} while writing {path.name} (a "
+                                f"{path.name} already there is left as it was); free some space there and run "
+                                "the command again") from error
         raise
 
 
@@ -68,6 +77,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def rewrite_json(path: str | Path, obj: Any) -> None:
+    """:func:`atomic_write_json`, or on a full disk, where no temporary file fits, over the existing file in
+    place: a small file's blocks are already allocated. For a status record that must say why a run failed."""
+    try:
+        atomic_write_json(path, obj)
+    except DiskFullError:
+        if not Path(path).is_file():
+            raise
+        with open(path, "r+b") as f:
+            f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
 
 
 _UNSAFE_CHARS = re.compile(r"[^\w.\-+=@,]", re.UNICODE)

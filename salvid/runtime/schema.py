@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from salvid.errors import ConfigError
 
@@ -96,18 +97,31 @@ class Trainer(BaseModel):
     accumulate_grad_batches: Positive = 1
     gradient_clip_val: NonNegative | None = None
 
-    @field_validator("max_epochs")
+    max_time: str | dict[str, int] | None = None
+
+    @field_validator("max_steps")
     @classmethod
-    def _epochs(cls, value: int | None) -> int | None:
-        if value is not None and value != -1 and value < 1:
-            raise ValueError("must be >= 1 (or -1: no limit, with max_steps or max_time)")
+    def _steps(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be >= 1, or -1 (no limit)")
         return value
+
+    @model_validator(mode="after")
+    def _ends(self) -> Trainer:
+        """A run that would not train (max_epochs=0) would still test and be recorded as finished; one with no
+        limit at all would never reach its test."""
+        epochs, limited = self.max_epochs, self.max_steps != -1 or self.max_time is not None
+        if epochs is not None and epochs < 1 and not (epochs == -1 and limited):
+            raise PydanticCustomError("whole", "trainer.max_epochs={epochs}: must be >= 1, or -1 (no limit) "
+                                      "with trainer.max_steps or trainer.max_time set", {"epochs": epochs})
+        return self
 
 
 class Data(BaseModel):
     """The keys every dataset config has; a layout's own keys are checked by the layout."""
 
     model_config = Open
+    splits: dict[str, Any] | None = None
     batch_size: Positive = 8
     num_workers: Count = 0
     chunk_len: Positive | None = None
@@ -128,9 +142,31 @@ class _Entry(BaseModel):
 
 class TrainConfig(_Entry):
     seed: Count = 42
+    test: bool = True
+    test_untrained: bool = False
     module: Module
     trainer: Trainer
     data: Data
+
+    @model_validator(mode="after")
+    def _test_stage(self) -> TrainConfig:
+        """Training ends by testing the best checkpoint on the test sequences: a data config without any is
+        refused now rather than after training, unless the test stage is turned off (``test=false``)."""
+        if not self.test:
+            if self.test_untrained:
+                raise PydanticCustomError("whole", "test_untrained=true needs the test stage, which test=false "
+                                          "turns off; set test_untrained=false")
+            return self
+        data = self.data
+        if data.splits is None:  # a data module of one's own: its test stage is its own business
+            return self
+        if data.splits.get("test") is None and not data.test_holdout and data.folds is None:
+            holdout = "test_holdout" in data.model_fields_set  # a key of the configs that hold sequences out
+            raise PydanticCustomError("whole", "no test sequences: data.splits.test is null" + (
+                " and data.test_holdout is 0" if holdout else "") + "; set data.splits.test=<split>" + (
+                " or data.test_holdout=<number of training sequences to hold out>" if holdout else "") +
+                ", or train without a test stage with test=false")
+        return self
 
 
 class _Inference(_Entry):
@@ -193,6 +229,8 @@ _FORMS = {"int", "float", "str", "bool", "none", "list", "tuple", "dict"}
 
 
 def _describe(error: dict[str, Any], config: dict[str, Any]) -> str:
+    if error["type"] == "whole":  # a rule over several keys, which names them itself
+        return error["msg"]
     key, value, found = _located(config, tuple(error["loc"]))
     if error["type"] == "missing" and isinstance(error["loc"][-1], int):
         return f"{key}={value!r}: too few values"

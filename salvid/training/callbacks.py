@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint as _LightningModelCheckpoint
 from lightning.pytorch.callbacks import RichModelSummary
 from lightning.pytorch.utilities.model_summary import get_formatted_model_size, get_human_readable_count
 
+from salvid.errors import ConfigError
 from salvid.runtime import progress
 from salvid.runtime.progress import Ticker, duration
 
@@ -161,3 +163,71 @@ class Preemption(Callback):
         if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
             trainer.save_checkpoint(self.path)
             self.saved = self.path
+
+
+class ModelCheckpoint(_LightningModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (the monitored top-k checkpoints, saved after each validation), with a
+    ``last.ckpt`` that bounds the work a killed run loses:
+
+    * ``save_last=true`` rewrites ``last.ckpt`` after every validation (or epoch), whether or not the score
+      improved; Lightning writes it only together with a new top-k checkpoint, so a run whose score stopped
+      improving would resume from its best epoch.
+    * ``every_n_train_steps=N`` also rewrites ``last.ckpt`` every N optimizer steps, whether or not a validation
+      has run; a kill loses at most N steps. In Lightning the setting saves the monitored checkpoints every N
+      steps instead, which waits for a first validation and turns off the save after each validation.
+
+    A step save due at a batch that Lightning validates right after is left to the save after that validation:
+    resumed from the batch's end, Lightning would skip the validation. ``enable_version_counter`` defaults to
+    false: ``last.ckpt`` is also written by :class:`Preemption`, and a ``last-v1.ckpt`` would never be resumed.
+    """
+
+    def __init__(self, *args: Any, save_last: bool | str | None = None, every_n_train_steps: int | None = None,
+                 enable_version_counter: bool = False, **kwargs: Any) -> None:
+        if every_n_train_steps is not None and (not isinstance(every_n_train_steps, int)
+                                                or isinstance(every_n_train_steps, bool) or every_n_train_steps < 1):
+            raise ConfigError(f"callbacks.model_checkpoint.every_n_train_steps={every_n_train_steps!r}: must be an "
+                              "integer >= 1 (rewrite last.ckpt every N steps), or null")
+        self.writes_last = save_last is True
+        if every_n_train_steps and not self.writes_last:
+            raise ConfigError(f"callbacks.model_checkpoint.every_n_train_steps={every_n_train_steps} rewrites "
+                              f"last.ckpt, which callbacks.model_checkpoint.save_last={save_last!r} turns off; set "
+                              "save_last=true")
+        super().__init__(*args, save_last=None if self.writes_last else save_last,
+                         enable_version_counter=enable_version_counter, **kwargs)
+        self.last_every_n_train_steps = every_n_train_steps or 0
+        self._last_written_at = -1  # the global step of the last.ckpt written last
+
+    def write_last(self, trainer: Trainer) -> None:
+        if (trainer.sanity_checking or trainer.fast_dev_run or trainer.state.fn != "fit"
+                or trainer.global_step == self._last_written_at):
+            return
+        path = self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)
+        self.last_model_path = path  # before saving: it is part of the saved state
+        trainer.save_checkpoint(path, self.save_weights_only)
+        self._last_written_at = trainer.global_step
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        n = self.last_every_n_train_steps
+        if n and trainer.global_step % n == 0 and not _validation_follows(trainer):
+            self.write_last(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)  # the top-k save, when it comes here
+        if self.writes_last and not self._should_save_on_train_epoch_end(trainer):
+            self.write_last(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)  # the top-k save, when it comes here
+        if self.writes_last:
+            self.write_last(trainer)
+
+
+def _validation_follows(trainer: Trainer) -> bool:
+    """Whether Lightning validates right after the training batch that just ended."""
+    loop = trainer.fit_loop.epoch_loop
+    try:
+        return bool(loop._should_check_val_fx(trainer.fit_loop._data_fetcher))
+    except (AttributeError, TypeError):  # a Lightning without them: at least the validation ending an epoch
+        return bool(loop.batch_progress.is_last_batch) and bool(sum(trainer.num_val_batches or [0]))

@@ -22,7 +22,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     Writing: never leaves a truncated file. It writes a temporary file beside the target and renames it over
     the target. Lightning's own writer stages the file in the system temp directory; when that is another
     filesystem (usual on clusters) the final move is a copy over the old checkpoint, and a kill during the
-    copy leaves half a ``last.ckpt``. Remote (``scheme://``) paths keep Lightning's writer.
+    copy leaves half a ``last.ckpt``. A save that fails for lack of space raises
+    :class:`salvid.errors.DiskFullError` naming the folder (torch's writer alone says ``unexpected pos``), and
+    removes its temporary file. Remote (``scheme://``) paths keep Lightning's writer.
     """
 
     def __init__(self, trusted: bool = False) -> None:
@@ -39,4 +41,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         with atomic_open(path) as f:
-            torch.save(checkpoint, f)
+            out = _KeepingWriteErrors(f)
+            try:
+                torch.save(checkpoint, out)
+            except RuntimeError as e:
+                if out.error is None:
+                    raise
+                raise out.error from e  # with its errno, which atomic_open reports (no space: DiskFullError)
+
+
+class _KeepingWriteErrors:
+    """The file torch.save writes to, keeping the OSError of a failed write: torch's writer reports it as a
+    RuntimeError (``unexpected pos ...``) that has lost the reason."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def __getattr__(self, name: str) -> Any:  # anything else a torch version asks of the file
+        return getattr(self.f, name)

@@ -187,8 +187,10 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> flo
                                     if k.startswith("val/")}
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
-    results["test"] = {k: float(v) for k, v in tested.items()}
+    results["test"] = {}  # test=false: none (an empty "test" still marks the run finished)
+    if cfg.get("test", True):
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
+        results["test"] = {k: float(v) for k, v in tested.items()}
     results["checkpoint"] = best or None
 
     if trainer.is_global_zero:
@@ -201,6 +203,9 @@ def _print_summary(results: dict[str, Any], output_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if not results["test"]:
+        print(f"no test stage (test=false); metrics: {output_dir / 'metrics.json'}", flush=True)
+        return
     table = Table(title="Test metrics")
     table.add_column("metric")
     columns = [k for k in ("untrained", "initial", "test") if k in results]

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import av
@@ -13,9 +14,10 @@ from salvid.checkpoints import load_network
 from salvid.data.errors import ImageReadError
 from salvid.data.preprocess import normalise
 from salvid.data.transforms import ClipTransform
-from salvid.errors import ConfigError, UnsafeOutputError
+from salvid.errors import ConfigError, DiskFullError, UnsafeOutputError
 from salvid.inference.predicting import PredictInputError, predict
 from salvid.inference.writers import VideoWriter
+from tests.helpers.full_disk import fill_disk
 from tests.helpers.networks import assert_varied
 
 
@@ -96,6 +98,24 @@ def test_a_failure_keeps_the_maps_written_and_marks_the_output_incomplete(tiny_p
     assert not status["complete"] and "00039.jpg" in status["error"]
     kept = sorted((tmp_path / "out" / "frames" / "maps").iterdir())
     assert status["frames_written"] == len(kept) > 0
+
+
+def test_a_full_disk_ends_predict_with_one_line_and_the_status_records_it(eval_data, tiny_pretrained, tmp_path,
+                                                                         monkeypatch):
+    """The disk fills up once status.json is first written: the first map fails with an error naming its
+    folder, and status.json, rewritten in place as no temporary file fits, records the failure."""
+    out = tmp_path / "out"
+    maps = out / "test_000" / "maps"
+    fill_disk(monkeypatch, str(out), files_that_fit=1)
+    with pytest.raises(DiskFullError, match=rf"^{re.escape(str(maps))}: no space left on device while writing "
+                                            r"00000\.png"):
+        run(eval_data / "videos" / "test_000.mp4", out, tiny_pretrained, "write_videos=false")
+    monkeypatch.undo()
+    status = json.loads((out / "test_000" / "status.json").read_text())
+    assert status["state"] == "failed" and status["complete"] is False and status["frames_written"] == 0
+    assert status["error"].startswith(f"{maps}: no space left on device while writing 00000.png")
+    assert "\n" not in status["error"]
+    assert sorted(p.name for p in maps.iterdir()) == []  # no partial map or temporary file left
 
 
 def test_bad_inputs_are_named(tiny_pretrained, tmp_path):
