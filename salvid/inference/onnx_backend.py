@@ -16,13 +16,14 @@ of maps stay in torch, identical for both backends.
 ``backend=auto`` on a CPU measures instead of following a rule: which backend is fastest depends on the network
 and the CPU. Side by side on 2-core CPUs, ONNX Runtime's fp32 ran the shipped ``fusion3d`` network 2-3x faster
 than PyTorch's fp32 and bf16, while PyTorch's bf16 ran the ``paper`` family (3D convolutions) fastest on an AMD
-EPYC. So the first run of a network on a machine times a few forward passes of that network (a small batch at
-its input size, after a warm-up) with each candidate: ONNX Runtime fp32 (when installed), PyTorch fp32, and
-PyTorch bf16 where ``precision=auto`` and :func:`salvid.inference.precision.bf16_is_faster` says bf16 may pay
-(``precision=fp32`` chooses among the fp32 candidates). The fastest is used, and the timings are kept in
-``<cache>/machine/backend.json`` under the CPU's model name, the torch and onnxruntime versions, the thread count
-and the network's :func:`graph_key`, so the next run of the same network on the same machine reuses them and
-other weights are measured on their own. ``precision=bf16`` runs PyTorch's bf16; on a GPU, ``auto`` is PyTorch.
+EPYC. So the first run of a network on a machine times that network's forward (:func:`probe_backends`: a batch
+of 8 random clips at its input size, after a warm-up call, two or three calls per candidate) with each
+candidate: ONNX Runtime fp32 (when installed), PyTorch fp32, and PyTorch bf16 where ``precision=auto`` and
+:func:`salvid.inference.precision.bf16_is_faster` says bf16 may pay (``precision=fp32`` chooses among the fp32
+candidates). The fastest is used, and the timings are kept in ``<cache>/machine/backend.json`` under the CPU's
+model name, the torch and onnxruntime versions, the thread count and the network's :func:`graph_key`, so the
+next run of the same network on the same machine reuses them and other weights are measured on their own.
+``precision=bf16`` runs PyTorch's bf16; on a GPU, ``auto`` is PyTorch.
 """
 
 from __future__ import annotations
@@ -103,13 +104,16 @@ def candidates() -> list[str]:
             + (["torch bf16"] if bf16_is_faster() else []))
 
 
-def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: list[str], batch: int = 4,
-                   rounds: int = 2) -> dict[str, float]:
+def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: list[str], batch: int = 8,
+                   rounds: int = 2, slower: float = 2.0) -> dict[str, float]:
     """Seconds per candidate (:func:`candidates`) of the network's forward on ``batch`` random clips at its input
     size, as :class:`salvid.inference.core.NetworkSaliency` runs it (``fusion3d``: ``batch`` new frames encoded,
-    then ``batch`` clips decoded), bf16 with the channels_last memory it gets there. The best of ``rounds``
-    calls per candidate after one warm-up call, the candidates alternated so that a change of load hits each;
-    a few seconds at most for the shipped models on 2 cores (ONNX Runtime's first use also exports its graphs).
+    then ``batch`` clips decoded), bf16 with the channels_last memory it gets there. ``batch`` is inference's
+    default batch size: PyTorch's time per frame falls with the batch (a fixed cost per call), ONNX Runtime's
+    hardly, so a smaller batch would favour ONNX Runtime. One warm-up call per candidate (the first call picks
+    kernels and allocates: up to 2.5x slower), then the best of ``rounds`` calls, the candidates alternated so
+    that a change of load hits each. A clear loser is not timed further: one whose warm-up took ``2 * slower``
+    times the fastest warm-up (its warm-up time stands), or whose best call took ``slower`` times the best.
     ``net`` is left as it was."""
     torch.manual_seed(0)
     h, w = net.input_size
@@ -139,16 +143,27 @@ def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: l
             own = net if bool(getattr(net, "channels_last", False)) == layout else copy.deepcopy(net)
             own.use_channels_last(layout)
             runs[name] = forward(own, bf16)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
     with torch.inference_mode():
-        for run in runs.values():
-            run()  # oneDNN picks its kernels, ONNX Runtime allocates, on the first call
-        for _ in range(rounds):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                seconds[name].append(time.perf_counter() - start)
-    return {name: min(v) for name, v in seconds.items()}
+        return best_seconds(runs, rounds, slower)
+
+
+def best_seconds(runs: dict[str, Callable[[], None]], rounds: int = 2, slower: float = 2.0,
+                 clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """The schedule of :func:`probe_backends`: seconds per run, clear losers dropped early."""
+    def timed(run: Callable[[], None]) -> float:
+        start = clock()
+        run()
+        return clock() - start
+
+    warm = {name: timed(run) for name, run in runs.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    timing = [name for name in runs if warm[name] <= 2 * slower * min(warm.values())]
+    for _ in range(rounds):
+        for name in timing:
+            seconds[name].append(timed(runs[name]))
+        best = min(min(seconds[name]) for name in timing)
+        timing = [name for name in timing if min(seconds[name]) <= slower * best]
+    return {name: min(seconds[name] or [warm[name]]) for name in runs}
 
 
 def _backend_cache_file() -> Path:

@@ -216,6 +216,24 @@ def test_the_real_probe_times_every_candidate_and_leaves_the_network_as_it_was(o
     assert np.abs(maps(runner) - maps(NetworkSaliency(net, precision="fp32", backend="torch"))).max() <= 1e-4
 
 
+def test_the_probe_stops_timing_clear_losers():
+    now, calls = [0.0], []
+
+    def run(name, *seconds):  # each call advances a fake clock by the next of ``seconds``
+        left = list(seconds)
+
+        def call():
+            calls.append(name)
+            now[0] += left.pop(0)
+        return call
+    runs = {"fast": run("fast", 1.0, 0.5, 0.6), "lost at warm-up": run("lost at warm-up", 4.5),
+            "lost in round 1": run("lost in round 1", 1.0, 1.1), "close": run("close", 1.1, 0.7, 0.4)}
+    seconds = onnx_backend.best_seconds(runs, rounds=2, slower=2.0, clock=lambda: now[0])
+    assert seconds == pytest.approx({"fast": 0.5, "lost at warm-up": 4.5, "lost in round 1": 1.1, "close": 0.4})
+    assert {name: calls.count(name) for name in runs} == {"fast": 3, "lost at warm-up": 1, "lost in round 1": 2,
+                                                          "close": 3}
+
+
 def test_a_corrupt_timings_file_is_measured_again(own_cache, bf16_pays, monkeypatch):
     (own_cache / "machine").mkdir(parents=True)
     (own_cache / "machine" / "backend.json").write_text("not json")
