@@ -17,7 +17,7 @@ of maps stay in torch, identical for both backends.
 and the CPU. Side by side on 2-core CPUs, ONNX Runtime's fp32 ran the shipped ``fusion3d`` network 2-3x faster
 than PyTorch's fp32 and bf16, while PyTorch's bf16 ran the ``paper`` family (3D convolutions) fastest on an AMD
 EPYC. So the first run of a network on a machine times that network's forward (:func:`probe_backends`: a batch
-of 8 random clips at its input size, after a warm-up call, two or three calls per candidate) with each
+of 8 random clips at its input size, a warm-up call and up to two timed calls per candidate) with each
 candidate: ONNX Runtime fp32 (when installed), PyTorch fp32, and PyTorch bf16 where ``precision=auto`` and
 :func:`salvid.inference.precision.bf16_is_faster` says bf16 may pay (``precision=fp32`` chooses among the fp32
 candidates). The fastest is used, and the timings are kept in ``<cache>/machine/backend.json`` under the CPU's
