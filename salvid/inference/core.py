@@ -119,10 +119,12 @@ class NetworkSaliency(SaliencyMethod):
         name: the method's name in tables.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
         precision: ``"auto"`` (bf16 autocast on CUDA GPUs with bf16, and on CPUs where a short probe measured bf16
-            faster than fp32, see :mod:`salvid.inference.precision`; else fp32), ``"bf16"`` or ``"fp32"``.
+            faster than fp32, see :mod:`salvid.inference.precision`; else fp32; with ``backend="auto"`` on a CPU,
+            bf16 only where it also ran this network fastest), ``"bf16"`` or ``"fp32"``.
         channels_last: ``"auto"``, ``True`` or ``False`` (see :func:`salvid.models.channels_last_enabled`).
         backend: ``"torch"``, ``"onnxruntime"`` (fp32 on the CPU; the graphs are exported once into the cache,
-            see :mod:`salvid.inference.onnx_backend`) or ``"auto"`` (the rule documented there).
+            see :mod:`salvid.inference.onnx_backend`) or ``"auto"`` (on a CPU the fastest for this network, measured
+            once per machine and cached, see there; PyTorch on a GPU).
         model_config: the network's model config (as :func:`salvid.checkpoints.load_network` returns it), part of
             the key of its cached ONNX graphs; without it the network's printed structure stands in.
 
@@ -140,8 +142,9 @@ class NetworkSaliency(SaliencyMethod):
                  model_config: dict[str, Any] | None = None):
         self.name = name
         self.device = resolve_device(device)
-        self.backend, self.dtype = resolve_backend(backend, precision, self.device)
         self.net = net.eval().to(self.device)
+        # backend=auto on a CPU times this very network
+        self.backend, self.dtype = resolve_backend(backend, precision, self.device, self.net, model_config)
         use_cl = self.backend == "torch" and channels_last_enabled(channels_last, self.device.type,
                                                                    self.dtype is not None)
         self.net.use_channels_last(use_cl)

@@ -1,5 +1,8 @@
 """backend=onnxruntime: the same maps as PyTorch in fp32, graphs exported once into the cache, keyed by the
-weights; bad settings named in one line."""
+weights; backend=auto: the fastest measured for the network, the timings kept per machine and network; bad settings
+named in one line."""
+
+import json
 
 import numpy as np
 import pytest
@@ -90,19 +93,153 @@ def test_an_incomplete_export_is_exported_again(own_cache):
         1, 8, 8)
 
 
-def test_auto_uses_onnxruntime_on_a_cpu_unless_bf16_is_asked_for(monkeypatch):
-    cpu = torch.device("cpu")
-    probed = []
-    monkeypatch.setattr(onnx_backend, "autocast_dtype", lambda precision, device: probed.append(precision) or (
-        torch.bfloat16 if precision in ("auto", "bf16") else None))  # a CPU where bf16 is measured faster
-    assert onnx_backend.resolve_backend("auto", "auto", cpu) == ("onnxruntime", None)
-    assert onnx_backend.resolve_backend("auto", "fp32", cpu) == ("onnxruntime", None)
-    assert not probed  # ONNX Runtime runs fp32: nothing to measure
-    assert onnx_backend.resolve_backend("auto", "bf16", cpu) == ("torch", torch.bfloat16)
-    assert onnx_backend.resolve_backend("torch", "auto", cpu) == ("torch", torch.bfloat16)  # the probe decides
-    assert onnx_backend.resolve_backend("auto", "auto", torch.device("cuda"))[0] == "torch"
+CPU = torch.device("cpu")
+FP32, BF16 = None, torch.bfloat16
+
+
+@pytest.fixture
+def bf16_pays(monkeypatch):
+    """A CPU where the bf16 probe says bf16 may pay: all three backends are candidates."""
+    monkeypatch.setattr(onnx_backend, "bf16_is_faster", lambda: True)
+
+
+def timed(onnxruntime=None, torch_fp32=None, torch_bf16=None):
+    """A stand-in for the backend probe that reports these seconds and counts its calls (by network)."""
+    seconds = {"onnxruntime fp32": onnxruntime, "torch fp32": torch_fp32, "torch bf16": torch_bf16}
+    calls = []
+
+    def probe(net, model_config, names):
+        calls.append(onnx_backend.graph_key(net, model_config))
+        return {name: seconds[name] for name in names}
+    return probe, calls
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [
+    ({"onnxruntime": 0.1, "torch_fp32": 0.3, "torch_bf16": 0.2}, ("onnxruntime", FP32)),
+    ({"onnxruntime": 0.3, "torch_fp32": 0.4, "torch_bf16": 0.1}, ("torch", BF16)),
+    ({"onnxruntime": 0.3, "torch_fp32": 0.1, "torch_bf16": 0.2}, ("torch", FP32)),
+], ids=["onnxruntime", "torch-bf16", "torch-fp32"])
+def test_auto_on_a_cpu_runs_the_backend_measured_fastest_and_keeps_the_timings(bf16_pays, own_cache, monkeypatch,
+                                                                                seconds, expected):
+    probe, calls = timed(**seconds)
+    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    net = paper_net()
+    assert onnx_backend.resolve_backend("auto", "auto", CPU, net, {"family": "paper"}) == expected
+    assert onnx_backend.resolve_backend("auto", "auto", CPU, net, {"family": "paper"}) == expected
+    assert len(calls) == 1  # the second answer came from the cache
+    saved = json.loads((own_cache / "machine" / "backend.json").read_text())
+    ((key, entry),) = saved.items()
+    assert set(entry["seconds"]) == {"onnxruntime fp32", "torch fp32", "torch bf16"}
+    import onnxruntime
+
+    for part in (onnx_backend.cpu_model(), f"torch {torch.__version__}", f"onnxruntime {onnxruntime.__version__}",
+                 f"{torch.get_num_threads()} threads", onnx_backend.graph_key(net, {"family": "paper"})):
+        assert part in key
+
+
+def test_auto_with_fp32_chooses_among_the_fp32_backends(bf16_pays, monkeypatch):
+    probe, calls = timed(onnxruntime=0.3, torch_fp32=0.2, torch_bf16=0.1)
+    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    net = paper_net()
+    assert onnx_backend.resolve_backend("auto", "fp32", CPU, net) == ("torch", FP32)
+    assert onnx_backend.resolve_backend("auto", "auto", CPU, net) == ("torch", BF16)  # the same timings
+    assert len(calls) == 1
+
+
+def test_a_changed_network_is_measured_on_its_own(bf16_pays, own_cache, monkeypatch):
+    probe, calls = timed(onnxruntime=0.1, torch_fp32=0.3, torch_bf16=0.2)
+    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    net = paper_net()
+    assert onnx_backend.resolve_backend("auto", "auto", CPU, net)[0] == "onnxruntime"
+    with torch.no_grad():
+        next(p for name, p in net.named_parameters() if name.endswith("weight")).mul_(-1.5)
+    probe, changed_calls = timed(onnxruntime=0.3, torch_fp32=0.4, torch_bf16=0.1)
+    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    assert onnx_backend.resolve_backend("auto", "auto", CPU, net) == ("torch", BF16)
+    assert changed_calls == [onnx_backend.graph_key(net)] and calls != changed_calls
+    assert len(json.loads((own_cache / "machine" / "backend.json").read_text())) == 2
+
+
+def test_explicit_settings_and_gpus_are_not_measured(bf16_pays, monkeypatch):
+    def no_probe(*args, **kwargs):
+        raise AssertionError("measured")
+    monkeypatch.setattr(onnx_backend, "probe_backends", no_probe)
+    monkeypatch.setattr(onnx_backend, "autocast_dtype", lambda precision, device: (
+        BF16 if precision in ("auto", "bf16") else FP32))  # where precision=auto is bf16
+    net = paper_net()
+    assert onnx_backend.resolve_backend("onnxruntime", "auto", CPU, net) == ("onnxruntime", FP32)
+    assert onnx_backend.resolve_backend("torch", "auto", CPU, net) == ("torch", BF16)
+    assert onnx_backend.resolve_backend("torch", "fp32", CPU, net) == ("torch", FP32)
+    assert onnx_backend.resolve_backend("auto", "bf16", CPU, net) == ("torch", BF16)
+    assert onnx_backend.resolve_backend("auto", "auto", torch.device("cuda"), net) == ("torch", BF16)
+    runner = NetworkSaliency(net, precision="fp32", backend="torch")
+    assert runner.backend == "torch" and runner.compute is net
+
+
+def test_without_onnxruntime_auto_measures_pytorchs_precisions(monkeypatch):
     monkeypatch.setattr(onnx_backend, "onnxruntime_available", lambda: False)
-    assert onnx_backend.resolve_backend("auto", "auto", cpu) == ("torch", torch.bfloat16)
+    probe, calls = timed(torch_fp32=0.1, torch_bf16=0.2)
+    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    net = paper_net()
+    monkeypatch.setattr(onnx_backend, "bf16_is_faster", lambda: False)
+    assert onnx_backend.resolve_backend("auto", "auto", CPU, net) == ("torch", FP32) and not calls  # one candidate
+    monkeypatch.setattr(onnx_backend, "bf16_is_faster", lambda: True)
+    assert onnx_backend.resolve_backend("auto", "auto", CPU, net) == ("torch", FP32) and len(calls) == 1
+
+
+@pytest.mark.parametrize("winner", ["onnxruntime", "torch_fp32"])
+@pytest.mark.parametrize("build", [paper_net, fusion_net], ids=["paper", "fusion3d"])
+def test_the_chosen_fp32_backend_gives_torch_fp32_maps(bf16_pays, monkeypatch, build, winner):
+    probe, calls = timed(**{"onnxruntime": 0.3, "torch_fp32": 0.3, "torch_bf16": 0.4, winner: 0.1})
+    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    net = build()
+    reference = maps(NetworkSaliency(net, precision="fp32", backend="torch"))
+    runner = NetworkSaliency(net)  # backend=auto, precision=auto
+    assert len(calls) == 1 and (runner.backend, runner.precision) == (winner.removesuffix("_fp32"), "fp32")
+    assert_varied(reference)
+    assert np.abs(maps(runner) - reference).max() <= 1e-4
+
+
+@pytest.mark.parametrize("build", [paper_net, fusion_net], ids=["paper", "fusion3d"])
+def test_the_real_probe_times_every_candidate_and_leaves_the_network_as_it_was(own_cache, monkeypatch, build):
+    net = build()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    names = ["onnxruntime fp32", "torch fp32", "torch bf16"]
+    seconds = onnx_backend.probe_backends(net, None, names, batch=2, rounds=1)
+    assert set(seconds) == set(names) and all(v > 0 for v in seconds.values())
+    assert not net.channels_last and all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
+    assert next(net.parameters()).is_contiguous()
+    monkeypatch.setattr(onnx_backend, "bf16_is_faster", lambda: False)  # fp32 only: the maps can be compared
+    runner = NetworkSaliency(net)
+    (entry,) = json.loads((own_cache / "machine" / "backend.json").read_text()).values()
+    assert runner.backend == min(entry["seconds"], key=entry["seconds"].get).split()[0]
+    assert np.abs(maps(runner) - maps(NetworkSaliency(net, precision="fp32", backend="torch"))).max() <= 1e-4
+
+
+def test_the_probe_stops_timing_clear_losers():
+    now, calls = [0.0], []
+
+    def run(name, *seconds):  # each call advances a fake clock by the next of ``seconds``
+        left = list(seconds)
+
+        def call():
+            calls.append(name)
+            now[0] += left.pop(0)
+        return call
+    runs = {"fast": run("fast", 1.0, 0.5, 0.6), "lost at warm-up": run("lost at warm-up", 4.5),
+            "lost in round 1": run("lost in round 1", 1.0, 1.1), "close": run("close", 1.1, 0.7, 0.4)}
+    seconds = onnx_backend.best_seconds(runs, rounds=2, slower=2.0, clock=lambda: now[0])
+    assert seconds == pytest.approx({"fast": 0.5, "lost at warm-up": 4.5, "lost in round 1": 1.1, "close": 0.4})
+    assert {name: calls.count(name) for name in runs} == {"fast": 3, "lost at warm-up": 1, "lost in round 1": 2,
+                                                          "close": 3}
+
+
+def test_a_corrupt_timings_file_is_measured_again(own_cache, bf16_pays, monkeypatch):
+    (own_cache / "machine").mkdir(parents=True)
+    (own_cache / "machine" / "backend.json").write_text("not json")
+    probe, calls = timed(onnxruntime=0.3, torch_fp32=0.1, torch_bf16=0.2)
+    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    assert onnx_backend.resolve_backend("auto", "auto", CPU, paper_net()) == ("torch", FP32) and len(calls) == 1
 
 
 @pytest.mark.parametrize(("backend", "precision", "device", "match"), [
