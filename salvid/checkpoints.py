@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import pickletools
 import re
@@ -36,7 +35,7 @@ from torch import nn
 from salvid.errors import CheckpointError
 from salvid.models.config import validate_model_config
 from salvid.models.families import build_network, network_arguments
-from salvid.runtime.files import atomic_write_text, safe_name
+from salvid.runtime.files import atomic_write_text, safe_name, user_cache
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -53,8 +52,7 @@ def is_remote(spec: str | Path) -> bool:
 
 def cache_dir() -> Path:
     """Where downloaded checkpoints are kept."""
-    base = os.environ.get("SALVID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "salvid"
-    return Path(base).expanduser() / "checkpoints"
+    return user_cache() / "checkpoints"
 
 
 def user_models_dir() -> Path:

@@ -100,10 +100,10 @@ def test_a_worker_error_is_reported_by_its_original_line():
         ("model.family=[paper]", r"^model\.family=\['paper'\]: must be one of"),
         ("model.pool_strides=[[1,2,2],[1,2,2],[1,2,2],[1,2,2]]",
          r"model\.pool_strides has 4 strides, but model\.widths, .* have 5 entries"),
-        ("trainer.max_epochs=0", r"trainer\.max_epochs=0: must be an integer >= 1, or -1 \(no limit\) with "
+        ("trainer.max_epochs=0", r"trainer\.max_epochs=0: must be >= 1, or -1 \(no limit\) with "
                                  r"trainer\.max_steps or trainer\.max_time set"),
-        ("trainer.max_epochs=-1", r"trainer\.max_epochs=-1: must be an integer >= 1, or -1 \(no limit\) with "),
-        ("trainer.max_steps=0", r"trainer\.max_steps=0: must be an integer >= 1, or -1 \(no limit\)"),
+        ("trainer.max_epochs=-1", r"trainer\.max_epochs=-1: must be >= 1, or -1 \(no limit\) with "),
+        ("trainer.max_steps=0", r"trainer\.max_steps=0: must be >= 1, or -1 \(no limit\)"),
         ("data.splits.test=null", r"no test sequences: data\.splits\.test is null; set data\.splits\.test=<split>, "
                                   r"or train without a test stage with test=false"),
         ("data=segtrackv2", r"no test sequences: data\.splits\.test is null and data\.test_holdout is 0; set "
@@ -163,7 +163,7 @@ def test_a_model_card_with_a_non_numeric_value_is_refused_naming_it(tmp_path):
 @pytest.mark.parametrize(
     ("module", "args", "wrong", "trusted"),
     [
-        ("salvid.predict", ["input={tmp}/frame.png", "ckpt_path={file}"], "notes.txt", "false"),
+        ("salvid.predict", ["input={tmp}/in/frame.png", "ckpt_path={file}"], "notes.txt", "false"),
         ("salvid.evaluate", ["ckpt_path={file}", "baselines=[]"], "clip.mp4", "true"),
         ("salvid.export", ["ckpt_path={file}", "name=x"], "notes.ckpt", "true"),  # export takes .ckpt names only
         ("salvid.train", ["+experiment=demo", "ckpt_path={file}"], "clip.mp4", "false"),
@@ -175,7 +175,8 @@ def test_a_file_that_is_no_checkpoint_is_named_so_in_one_line_trusted_or_not(tmp
                                                                               trusted):
     from PIL import Image
 
-    Image.new("RGB", (48, 32), (90, 120, 30)).save(tmp_path / "frame.png")
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (48, 32), (90, 120, 30)).save(tmp_path / "in" / "frame.png")
     for name in ("notes.txt", "notes.ckpt"):
         (tmp_path / name).write_text("epoch 3: val_loss 0.21\n")
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
@@ -216,8 +217,9 @@ def test_predict_refuses_a_card_asking_for_too_much_in_one_line_naming_it(tmp_pa
         card_file.write_text(json.dumps(card))
     else:
         card_file.write_text('{"model": ' + change + "}")
-    Image.new("RGB", (48, 32), (90, 120, 30)).save(tmp_path / "frame.png")
-    line = one_error_line(run("salvid.predict", f"input={tmp_path}/frame.png", f"ckpt_path={spec}",
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (48, 32), (90, 120, 30)).save(tmp_path / "in" / "frame.png")
+    line = one_error_line(run("salvid.predict", f"input={tmp_path}/in/frame.png", f"ckpt_path={spec}",
                               f"paths.output_dir={tmp_path}/out", f"hydra.run.dir={tmp_path}/run",
                               env={"SALVID_CACHE": str(tmp_path / "cache")}))
     assert line.startswith(f"error: {card_file}: {expected}")
@@ -235,7 +237,8 @@ def test_train_accepts_the_step_and_epoch_limits_lightning_defines():
 
 @pytest.mark.parametrize(
     ("override", "expected"),
-    [("trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
+    [("trainer.max_epochs=0", "trainer.max_epochs=0: must be >= 1, or -1 (no limit) with trainer.max_steps or "
+                               "trainer.max_time set"),
      ("data.splits.test=null", "no test sequences: data.splits.test is null; set data.splits.test=<split>")],
 )
 def test_a_run_that_could_not_test_or_train_is_refused_before_anything_is_written(tmp_path, override, expected):

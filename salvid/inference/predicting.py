@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 
 from salvid.checkpoints import load_network
 from salvid.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, ImageFolder, open_video
-from salvid.errors import DataError, UnsafeOutputError
+from salvid.errors import DataError, DiskFullError, UnsafeOutputError
 from salvid.inference.core import NetworkSaliency, frame_stems
 from salvid.inference.pipeline import BackgroundWriter
 from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
@@ -194,6 +194,9 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
         found = user_error(e)
         status.update(state="failed", error=one_line(found) if found else
                       f"{type(e).__name__}: {one_line(e)}" if str(e).strip() else type(e).__name__)
+        if isinstance(found, DiskFullError):  # name the folder the user will find, not the hidden one
+            status["error"] = status["error"].replace(str(stage), str(guard.path(item.name)))
+            raise DiskFullError(status["error"]) from None
         raise
     finally:
         stages = {k: round(v - before.get(k, 0.0), 3) for k, v in runner.seconds.items()}

@@ -19,6 +19,13 @@ from salvid.errors import DiskFullError, UnsafeOutputError
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
+def user_cache() -> Path:
+    """salvid's per-user folder: ``$SALVID_CACHE``, else ``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``
+    (downloaded checkpoints, exported models, ONNX graphs, machine probes, run locks)."""
+    base = os.environ.get("SALVID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "salvid"
+    return Path(base).expanduser()
+
+
 @contextmanager
 def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     """A binary file that replaces ``path`` when the block ends, and is deleted if the block raises.

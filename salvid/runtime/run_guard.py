@@ -9,7 +9,9 @@ run (or a multirun) starts:
    inside a dataset, or equal to an input folder, is refused before it exists);
 3. the folder is locked for this process (the ``filelock`` library; an OS lock, so it is released when the
    process ends, however it ends). A second run into a locked folder is refused in one line naming the
-   holder, from ``.salvid-lock.json`` beside the lock.
+   holder. The lock and its holder's record live in ``<cache>/locks/`` (see
+   :func:`salvid.runtime.files.user_cache`), named by a hash of the folder's resolved path: the output folder
+   itself holds nothing of the lock, so a finished run's folder is left exactly as it was.
 
 Hydra only warns about an error raised by a callback and runs the task anyway, so a refused run is turned
 aside instead: Hydra's run (or sweep) folder becomes a temporary folder, removed when the process ends, and
@@ -23,6 +25,7 @@ no lock.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import shutil
@@ -41,9 +44,8 @@ from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from salvid.errors import SalvidError
+from salvid.runtime.files import atomic_write_json, user_cache
 
-LOCK_FILE = ".salvid.lock"
-OWNER_FILE = ".salvid-lock.json"
 _RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
 
 _held: list[FileLock] = []
@@ -58,27 +60,35 @@ def _joins_a_run() -> bool:
     return any(os.environ.get(var, "0") != "0" for var in _RANK_VARS)
 
 
+def _lock_files(folder: Path) -> tuple[Path, Path]:
+    key = hashlib.sha256(str(folder.resolve()).encode("utf-8")).hexdigest()[:32]
+    locks = user_cache() / "locks"
+    return locks / f"{key}.lock", locks / f"{key}.json"
+
+
 def lock_folder(folder: str | Path) -> None:
     """Hold ``folder`` for this process until :func:`release_folders` or the process ends."""
     if _joins_a_run():
         return
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder / LOCK_FILE)
+    lock_file, owner_file = _lock_files(folder)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_file)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise FolderInUseError(f"{folder}: another salvid run is writing here ({_holder(folder)}); wait for it to "
-                               "end, or choose another paths.output_dir") from None
+        raise FolderInUseError(f"{folder}: another salvid run is writing here ({_holder(owner_file)}); wait for it "
+                               "to end, or choose another paths.output_dir") from None
     _held.append(lock)
-    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
-    (folder / OWNER_FILE).write_text(json.dumps(owner) + "\n", encoding="utf-8")
+    owner = {"folder": str(folder.resolve()), "pid": os.getpid(), "host": socket.gethostname(),
+             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join([Path(sys.argv[0]).name,
+                                                                                  *sys.argv[1:]])}
+    atomic_write_json(owner_file, owner)
 
 
-def _holder(folder: Path) -> str:
+def _holder(owner_file: Path) -> str:
     try:
-        owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        owner = json.loads(owner_file.read_text(encoding="utf-8"))
         return f"pid {owner['pid']} on {owner['host']} since {owner['started']}: {owner['command']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "its owner is not recorded"
