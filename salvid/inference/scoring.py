@@ -35,6 +35,7 @@ from salvid.data.splits import split_sequences
 from salvid.errors import CheckpointError, ConfigError
 from salvid.inference import report
 from salvid.inference.core import NetworkSaliency, frame_stems, iter_batches, middle_frames
+from salvid.inference.tta import network_saliency
 from salvid.inference.writers import to_uint8
 from salvid.methods import SaliencyMethod
 from salvid.metrics import SaliencyMetrics
@@ -53,12 +54,13 @@ STATUS = "status.json"
 
 def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
     """The network first, then the requested baselines, the image-only ablation when its checkpoint is given,
-    more networks and maps folders. A baseline asked for that cannot run here is an error saying why."""
+    more networks and maps folders. A baseline asked for that cannot run here is an error saying why. ``tta``
+    applies to every network, not to baselines and maps folders."""
     net, config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
     run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last,
-           "backend": cfg.backend}
+           "backend": cfg.backend, "tta": cfg.tta}
     name = cfg.method_name or model_name(cfg.ckpt_path)
-    methods: list[SaliencyMethod] = [NetworkSaliency(net, name, **run, model_config=config)]
+    methods: list[SaliencyMethod] = [network_saliency(net, name, **run, model_config=config)]
     baselines = list(cfg.baselines)
     if cfg.image_only_ckpt is not None and "image_only" not in baselines:
         baselines.append("image_only")
@@ -71,7 +73,7 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
             if image_net.in_frames != 1:
                 raise CheckpointError(f"image_only_ckpt={cfg.image_only_ckpt}: a network of "
                                       f"{image_net.in_frames} input frames, not the 1-frame ablation")
-            methods.append(NetworkSaliency(image_net, "image_only", **run, model_config=image_config))
+            methods.append(network_saliency(image_net, "image_only", **run, model_config=image_config))
         elif name in BASELINES:
             try:
                 methods.append(BASELINES[name]())
@@ -81,7 +83,7 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
             raise ConfigError(f"baselines: unknown {name!r} (known: {sorted([*BASELINES, 'image_only'])})")
     for name, spec in (cfg.networks or {}).items():
         other, other_config = load_network(spec, trusted=cfg.trusted_checkpoint)
-        methods.append(NetworkSaliency(other, name, **run, model_config=other_config))
+        methods.append(network_saliency(other, name, **run, model_config=other_config))
     methods += [MapsFolder(name, directory) for name, directory in (cfg.maps_dirs or {}).items()]
     names = [m.name for m in methods]
     if len(set(names)) != len(names):

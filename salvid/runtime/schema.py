@@ -24,6 +24,7 @@ SCHEDULERS = ("cosine",)
 METRIC_AVERAGES = ("video", "frame")
 PRECISIONS = ("auto", "bf16", "fp32")
 BACKENDS = ("auto", "torch", "onnxruntime")
+TTAS = ("none", "flip")  # test-time augmentation of the network (salvid.inference.tta)
 EXPORT_FORMATS = ("safetensors", "onnx")
 # Lightning's Trainer(precision=...) values
 TRAINER_PRECISIONS = ("16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true", "transformer-engine",
@@ -139,6 +140,7 @@ class _Inference(_Entry):
     precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
     backend: Literal[BACKENDS] = "auto"  # type: ignore[valid-type]
     channels_last: ChannelsLast = "auto"
+    tta: Literal[TTAS] = "none"  # type: ignore[valid-type]
     trusted_checkpoint: bool = False
 
     @field_validator("device")
