@@ -111,7 +111,8 @@ PROBES: list[tuple[str, list[str]]] = [
     ("predict", [f"input={T}/frames", f"paths.output_dir={T}/vidéo"]),
     *[("evaluate", [v]) for v in (
         "stage=foo", "batch_size=0", "qualitative_frames=-1", "metric_average=foo", "baselines=[foo]",
-        "device=foo", "tta=flop")],
+        "device=foo", "tta=flop", "failure_gallery=maybe", "failure_gallery=-1")],
+    ("evaluate", ["failure_gallery=true", "failure_method=nobody"]),
     ("evaluate", [f"ckpt_path={T}/missing.ckpt"]),
     ("evaluate", [f"ckpt_path={T}/notes.ckpt"]),
     ("evaluate", ["data=segtrackv2", f"data.root={T}/SegTrackv2-one", "baselines=[center_prior]"]),

@@ -163,6 +163,8 @@ class EvaluateConfig(_Inference):
     quantise_maps: bool = True
     skip_first_last: bool = False
     qualitative_frames: Count = 4
+    failure_gallery: bool | Count = False  # true: every sequence; N: the N worst
+    failure_method: str | None = None
     baselines: list[str] = []
     data: Data
 
