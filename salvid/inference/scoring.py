@@ -256,7 +256,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     guard = output_guard(cfg)
     check_maps_folders(methods, sequences)
     title = dataset_title(cfg, sequences)
-    status = begin_results(guard, {"dataset": title, "methods": [m.name for m in methods]})
+    status = begin_results(guard, {"dataset": title, "methods": [m.name for m in methods], "tta": cfg.tta})
     try:
         summary, rows, written = _write_results(cfg, guard, methods, sequences, title, gallery)
     except BaseException as e:

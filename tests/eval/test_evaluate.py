@@ -207,3 +207,11 @@ def test_the_failure_gallery_of_the_network_and_an_unknown_method(eval_data, tin
         run(eval_data, tmp_path / "other", tiny_pretrained, "baselines=[]", "failure_gallery=true",
             "failure_method=nobody")
     assert not (tmp_path / "other").exists()
+
+
+def test_tta_flip_applies_to_the_networks_and_is_recorded(eval_data, tiny_pretrained, tmp_path):
+    plain = run(eval_data, tmp_path / "none", tiny_pretrained, "baselines=[center_prior]")
+    flipped = run(eval_data, tmp_path / "flip", tiny_pretrained, "baselines=[center_prior]", "tta=flip")
+    assert status(tmp_path / "none")["tta"] == "none" and status(tmp_path / "flip")["tta"] == "flip"
+    assert flipped["tiny"]["plcc"] != pytest.approx(plain["tiny"]["plcc"], abs=1e-4)
+    assert flipped["center_prior"] == plain["center_prior"]  # baselines are left as they are
