@@ -96,7 +96,7 @@ PROBES: list[tuple[str, list[str]]] = [
     ("predict", [f"input={T}/clip.mp4"]),
     *[("predict", [f"input={T}/frames", v]) for v in (
         "fps=0", "fps=-1", "fps=inf", "fps=1e12", "batch_size=0", "batch_size=100000", "overlay_alpha=2",
-        "device=foo", "precision=fp16", "backend=foo", "channels_last=foo", "write_pngs=maybe")],
+        "device=foo", "precision=fp16", "backend=foo", "channels_last=foo", "write_pngs=maybe", "tta=foo")],
     ("predict", [f"input={T}/frames", f"ckpt_path={T}/notes.ckpt"]),
     ("predict", [f"input={T}/frames", f"ckpt_path={T}/notes.ckpt", "trusted_checkpoint=true"]),
     ("predict", [f"input={T}/frames", f"ckpt_path={T}/clip.mp4"]),
@@ -111,7 +111,8 @@ PROBES: list[tuple[str, list[str]]] = [
     ("predict", [f"input={T}/frames", f"paths.output_dir={T}/vidéo"]),
     *[("evaluate", [v]) for v in (
         "stage=foo", "batch_size=0", "qualitative_frames=-1", "metric_average=foo", "baselines=[foo]",
-        "device=foo")],
+        "device=foo", "tta=flop", "failure_gallery=maybe", "failure_gallery=-1")],
+    ("evaluate", ["failure_gallery=true", "failure_method=nobody"]),
     ("evaluate", [f"ckpt_path={T}/missing.ckpt"]),
     ("evaluate", [f"ckpt_path={T}/notes.ckpt"]),
     ("evaluate", ["data=segtrackv2", f"data.root={T}/SegTrackv2-one", "baselines=[center_prior]"]),

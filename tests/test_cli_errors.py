@@ -43,9 +43,13 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
         ("salvid.predict", [], "Missing mandatory value: input"),
         ("salvid.predict", ["input=x.mp4", "fps=0"], "fps=0: must be >= 0.001"),
         ("salvid.export", ["ckpt_path=missing.ckpt", "name=x"], "missing.ckpt: checkpoint not found"),
+        ("salvid.predict", ["input=x.mp4", "tta=foo"], "tta='foo': must be 'none' or 'flip'"),
+        ("salvid.evaluate", ["tta=foo"], "tta='foo': must be 'none' or 'flip'"),
+        # tta=flip passes the config check: the run goes on to the checkpoint
+        ("salvid.evaluate", ["ckpt_path=missing.ckpt", "baselines=[]", "tta=flip"], "missing.ckpt: checkpoint not found"),
     ],
     ids=["train-value", "train-unknown-key", "train-model-value", "evaluate-checkpoint", "predict-missing-input",
-         "predict-fps", "export-checkpoint"],
+         "predict-fps", "export-checkpoint", "predict-tta", "evaluate-tta", "evaluate-tta-flip"],
 )
 def test_entry_points_report_a_users_mistake_in_one_line(tmp_path, module, args, expected):
     line = one_error_line(run(module, *args, f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run"))
@@ -275,3 +279,19 @@ def test_test_false_trains_without_a_test_stage_and_the_run_is_finished(tmp_path
     assert metrics["test"] == {} and metrics["val"] and metrics["checkpoint"]
     again = run_train(args)
     assert "this run has finished" in again.stdout + again.stderr
+
+
+def test_predict_runs_with_tta_flip_from_the_command_line(tmp_path):
+    from PIL import Image
+
+    config = {"width_mult": 0.125, "input_size": [32, 32]}
+    save_pretrained(SaliencyNet3D(**config), config, tmp_path / "m.safetensors", {})
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        Image.new("RGB", (24, 16), (40 * i, 90, 10)).save(frames / f"{i:05d}.png")
+    result = run("salvid.predict", f"input={frames}", "tta=flip", f"ckpt_path={tmp_path}/m.safetensors",
+                 "write_videos=false", "device=cpu", f"paths.output_dir={tmp_path}/out", f"paths.root_dir={tmp_path}",
+                 f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "frames" / "status.json").read_text())["frames_written"] == 3

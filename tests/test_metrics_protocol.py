@@ -246,3 +246,23 @@ def test_frame_ids_on_some_calls_only_is_an_error():
     metric.update(preds[5:], masks[5:])  # a fresh start may number its frames
     with pytest.raises(ValueError, match="frame_ids given on this call but missing on earlier ones"):
         metric.update(preds[:5], masks[:5], torch.zeros(5), torch.arange(5))
+
+
+def test_frame_values_are_the_scores_behind_the_means_in_video_and_frame_order():
+    preds, masks = batch()
+    videos, frames = torch.tensor([1, 1, 1, 1, 1, 0, 0, 0, 0, 0]), torch.tensor([4, 3, 2, 1, 0, 9, 8, 7, 6, 5])
+    expected = F.mae(F.normalize_prediction(preds), F.binarize_target(masks))
+    for skip in (False, True):
+        metric = SaliencyMetrics(("mae", "smeasure"), skip_first_last=skip)
+        metric.update(preds[:4], masks[:4], videos[:4], frames[:4])  # over two batches
+        metric.update(preds[4:], masks[4:], videos[4:], frames[4:])
+        got_videos, got_frames, values = metric.frame_values("mae")
+        order = [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]  # video 0 then 1, each by frame
+        if skip:
+            order = [8, 7, 6, 3, 2, 1]
+        assert got_videos.tolist() == videos[order].tolist() and got_frames.tolist() == frames[order].tolist()
+        torch.testing.assert_close(values, expected[order].to(values.dtype))
+        per_video = metric.compute_per_video()
+        assert per_video[0]["mae"] == pytest.approx(values[got_videos == 0].mean().item())
+    with pytest.raises(ValueError, match="'plcc' is not kept here"):
+        metric.frame_values("plcc")

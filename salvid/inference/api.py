@@ -4,6 +4,7 @@
     model = salvid.load()                              # the default model; or a name, folder, file, owner/name
     maps = model.predict(frames)                       # consecutive RGB uint8 frames (H, W, 3) -> (N, H, W)
     maps = salvid.predict_video("clip.mp4")            # every frame of a video or frame folder
+    model = salvid.load(tta="flip")                    # each map averaged with that of the mirrored clip
     model.save_pretrained("my-model")                  # config.json + model.safetensors
     model.push_to_hub("me/my-model")                   # with huggingface_hub and a login
 """
@@ -21,6 +22,7 @@ from salvid.data.sources import FrameSource
 from salvid.errors import DataError
 from salvid.inference.core import NetworkSaliency, Prediction
 from salvid.inference.predicting import resolve_inputs
+from salvid.inference.tta import check_tta, network_saliency
 
 
 class _Frames(FrameSource):
@@ -60,12 +62,12 @@ class SaliencyModel:
     """A network ready to draw saliency maps: what :func:`load` returns."""
 
     def __init__(self, net, config: dict[str, Any], name: str, device: str = "auto", precision: str = "auto",
-                 backend: str = "auto", batch_size: int = 8):
+                 backend: str = "auto", batch_size: int = 8, tta: str = "none"):
         self.config = config
         self.name = name
         self.batch_size = batch_size
-        self.runner = NetworkSaliency(net, name, device=device, precision=precision, backend=backend,
-                                      model_config=config)
+        self.runner: NetworkSaliency = network_saliency(net, name, tta=tta, device=device, precision=precision,
+                                                        backend=backend, model_config=config)
 
     @property
     def net(self):
@@ -105,14 +107,15 @@ class SaliencyModel:
 
 
 def load(spec: str | Path | None = None, device: str = "auto", precision: str = "auto", backend: str = "auto",
-         batch_size: int = 8, trusted: bool = False) -> SaliencyModel:
+         batch_size: int = 8, trusted: bool = False, tta: str = "none") -> SaliencyModel:
     """The model ``spec`` names, ready to predict: a model name (shipped, or exported by ``salvid.export``;
     default: the shipped default model), a model folder, a ``.safetensors`` file, a training ``.ckpt``, or a hub
-    repository ``owner/name``. ``device``, ``precision`` and ``backend`` are ``predict``'s options of the same
-    names."""
+    repository ``owner/name``. ``device``, ``precision``, ``backend`` and ``tta`` are ``predict``'s options of
+    the same names."""
+    check_tta(tta)  # before the weights are read
     net, config = load_network(spec, trusted=trusted)
     return SaliencyModel(net, config, model_name(spec), device=device, precision=precision, backend=backend,
-                         batch_size=batch_size)
+                         batch_size=batch_size, tta=tta)
 
 
 def predict_video(video: str | Path, model: str | Path | SaliencyModel | None = None, **options: Any) -> np.ndarray:

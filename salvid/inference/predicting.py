@@ -33,6 +33,7 @@ from salvid.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, Ima
 from salvid.errors import DataError, DiskFullError, UnsafeOutputError
 from salvid.inference.core import NetworkSaliency, frame_stems
 from salvid.inference.pipeline import BackgroundWriter
+from salvid.inference.tta import network_saliency
 from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
 from salvid.runtime import progress
 from salvid.runtime.entry import one_line, user_error
@@ -252,8 +253,8 @@ def predict(cfg: DictConfig) -> list[Path]:
     guard = output_guard(cfg, inputs)
     for name in names:
         check_replaceable(guard, name)
-    runner = NetworkSaliency(net, device=cfg.device, precision=cfg.precision, channels_last=cfg.channels_last,
-                             backend=cfg.backend, model_config=model_config)
+    runner = network_saliency(net, tta=cfg.tta, device=cfg.device, precision=cfg.precision,
+                              channels_last=cfg.channels_last, backend=cfg.backend, model_config=model_config)
     total, started = 0, time.perf_counter()
     for item in inputs:
         n = predict_one(runner, item, guard, cfg)

@@ -212,3 +212,19 @@ def qualitative_figure(samples: list[QualitativeSample], methods: list[str], tit
     if title:
         fig.suptitle(title, fontsize="medium", y=1 - 0.1 / fig.get_figheight(), va="top")
     return fig
+
+
+def failure_figure(frame: np.ndarray, mask: np.ndarray, saliency: np.ndarray, method: str, title: str) -> Figure:
+    """One frame where a method did worst: frame | ground truth | the method's map (scaled to [0, 1] as the
+    metrics see it), side by side under ``title``."""
+    width = 1.5 * PANEL_WIDTH  # one frame per figure: room to see what went wrong
+    fig = Figure(figsize=(3 * width, width * frame.shape[0] / frame.shape[1] + 0.6))
+    for ax, (label, image) in zip(fig.subplots(1, 3), [("frame", frame), ("ground truth", mask), (method, saliency)],
+                                  strict=True):
+        grey = image.ndim == 2
+        ax.imshow(image, cmap="gray" if grey else None, vmin=0 if grey else None, vmax=1 if grey else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(label, fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    return fig

@@ -8,11 +8,13 @@ Writes into the output folder:
 * ``table.md`` (also printed) and ``table.tex`` (LaTeX, booktabs, best value bold): methods as columns,
   PLCC/AUC/NSS rows then the VSOD metrics;
 * ``roc.png``, ``pr.png``, ``qualitative.png`` (and PDFs);
+* with ``failure_gallery``: ``failures/<sequence>.png``, the frame of each sequence where one method (the
+  network, or ``failure_method``) has its lowest S-measure, and ``failures.md`` listing them, worst first;
 * ``status.json``: ``complete: false`` (``state: running``) from the start, with the dataset and the methods;
   ``complete: true`` once every result is written, or ``state: failed`` and the error.
 
 Each file is written under a temporary name and renamed into place. Results an earlier evaluate left in the
-folder are removed when the run starts (only the files named here), so a rerun never presents them as its own.
+folder are removed when the run starts (only the files named here, and the PNGs in ``failures/``), so a rerun never presents them as its own.
 Maps are scored at the ground truth's resolution. With ``logger=wandb`` the table, the per-sequence rows and
 the figures are logged too.
 """
@@ -20,6 +22,7 @@ the figures are logged too.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from salvid.data.splits import split_sequences
 from salvid.errors import CheckpointError, ConfigError
 from salvid.inference import report
 from salvid.inference.core import NetworkSaliency, frame_stems, iter_batches, middle_frames
+from salvid.inference.tta import network_saliency
 from salvid.inference.writers import to_uint8
 from salvid.methods import SaliencyMethod
 from salvid.metrics import SaliencyMetrics
@@ -47,18 +51,20 @@ log = logging.getLogger(__name__)
 
 # every result file evaluate writes (qualitative.* only when frames are shown), and its record of the run
 RESULT_FILES = ("summary.json", "per_sequence.csv", "table.md", "table.tex", "roc.png", "roc.pdf", "pr.png", "pr.pdf",
-                "qualitative.png", "qualitative.pdf")
+                "qualitative.png", "qualitative.pdf", "failures.md")
 STATUS = "status.json"
+GALLERY = "failures"  # the folder of the failure gallery's images, listed by failures.md
 
 
 def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
     """The network first, then the requested baselines, the image-only ablation when its checkpoint is given,
-    more networks and maps folders. A baseline asked for that cannot run here is an error saying why."""
+    more networks and maps folders. A baseline asked for that cannot run here is an error saying why. ``tta``
+    applies to every network, not to baselines and maps folders."""
     net, config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
     run = {"device": cfg.device, "precision": cfg.precision, "channels_last": cfg.channels_last,
-           "backend": cfg.backend}
+           "backend": cfg.backend, "tta": cfg.tta}
     name = cfg.method_name or model_name(cfg.ckpt_path)
-    methods: list[SaliencyMethod] = [NetworkSaliency(net, name, **run, model_config=config)]
+    methods: list[SaliencyMethod] = [network_saliency(net, name, **run, model_config=config)]
     baselines = list(cfg.baselines)
     if cfg.image_only_ckpt is not None and "image_only" not in baselines:
         baselines.append("image_only")
@@ -71,7 +77,7 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
             if image_net.in_frames != 1:
                 raise CheckpointError(f"image_only_ckpt={cfg.image_only_ckpt}: a network of "
                                       f"{image_net.in_frames} input frames, not the 1-frame ablation")
-            methods.append(NetworkSaliency(image_net, "image_only", **run, model_config=image_config))
+            methods.append(network_saliency(image_net, "image_only", **run, model_config=image_config))
         elif name in BASELINES:
             try:
                 methods.append(BASELINES[name]())
@@ -81,7 +87,7 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
             raise ConfigError(f"baselines: unknown {name!r} (known: {sorted([*BASELINES, 'image_only'])})")
     for name, spec in (cfg.networks or {}).items():
         other, other_config = load_network(spec, trusted=cfg.trusted_checkpoint)
-        methods.append(NetworkSaliency(other, name, **run, model_config=other_config))
+        methods.append(network_saliency(other, name, **run, model_config=other_config))
     methods += [MapsFolder(name, directory) for name, directory in (cfg.maps_dirs or {}).items()]
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
@@ -179,6 +185,14 @@ def check_maps_folders(methods: list[SaliencyMethod], sequences: list[VideoSeque
                 m.check(seq.name, stems, seq.annotated_frames)
 
 
+def _scored_maps(cfg: DictConfig, method: SaliencyMethod, clips: list, ids: list[int]) -> np.ndarray:
+    """A method's maps of a batch of clips (of the longest length any method needs), as they are scored."""
+    maps = method.predict([middle_frames(c, method.in_frames) for c in clips], ids)
+    if cfg.quantise_maps and isinstance(method, NetworkSaliency):
+        maps = to_uint8(maps).astype(np.float32) / 255.0  # as its saved PNGs hold it
+    return maps
+
+
 def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoSequence]):
     """Stream every sequence once, scoring every method; returns the metrics and the qualitative samples."""
     metrics = {m.name: SaliencyMetrics(average=cfg.metric_average, skip_first_last=cfg.skip_first_last)
@@ -194,9 +208,7 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoS
             for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.annotated_frames):
                 masks = [seq.salient_mask(t) for t in ids]
                 for m in methods:
-                    maps = m.predict([middle_frames(c, m.in_frames) for c in clips], ids)
-                    if cfg.quantise_maps and isinstance(m, NetworkSaliency):
-                        maps = to_uint8(maps).astype(np.float32) / 255.0  # as its saved PNGs hold it
+                    maps = _scored_maps(cfg, m, clips, ids)
                     _update(metrics[m.name], maps, masks, v, ids)
                     samples.add(v, seq.name, ids, clips, masks, m.name, maps)
                 counter.advance(len(ids))
@@ -239,13 +251,14 @@ def check_output(cfg: DictConfig, output_dir: Path) -> None:
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Score every method of ``cfg`` on its sequences, write the results, and return the summary."""
     methods = build_methods(cfg)
+    gallery = gallery_method(cfg, methods)
     sequences, _ = load_sequences(cfg)
     guard = output_guard(cfg)
     check_maps_folders(methods, sequences)
     title = dataset_title(cfg, sequences)
-    status = begin_results(guard, {"dataset": title, "methods": [m.name for m in methods]})
+    status = begin_results(guard, {"dataset": title, "methods": [m.name for m in methods], "tta": cfg.tta})
     try:
-        summary, rows, written = _write_results(cfg, guard, methods, sequences, title)
+        summary, rows, written = _write_results(cfg, guard, methods, sequences, title, gallery)
     except BaseException as e:
         atomic_write_json(guard.path(STATUS), {**status, "state": "failed", "error": f"{type(e).__name__}: {e}"})
         raise
@@ -269,11 +282,19 @@ def begin_results(guard: OutputGuard, about: dict[str, Any]) -> dict[str, Any]:
     for path in guard.output_dir.iterdir():  # what a write killed midway left
         if is_temporary(path) and any(path.name.startswith(f".{name}.") for name in RESULT_FILES):
             guard.path(path.name).unlink(missing_ok=True)
+    gallery = guard.path(GALLERY)
+    if gallery.is_dir() and not gallery.is_symlink():
+        for path in gallery.iterdir():
+            if not path.is_dir() and (path.suffix.lower() == ".png" or is_temporary(path)):
+                guard.path(GALLERY, path.name).unlink(missing_ok=True)
+        if not any(gallery.iterdir()):
+            gallery.rmdir()
     return status
 
 
 def _write_results(cfg: DictConfig, guard: OutputGuard, methods: list[SaliencyMethod],
-                   sequences: list[VideoSequence], title: str) -> tuple[dict, list[dict[str, Any]], list[str]]:
+                   sequences: list[VideoSequence], title: str,
+                   gallery: SaliencyMethod | None = None) -> tuple[dict, list[dict[str, Any]], list[str]]:
     """Score, then write the tables and figures; returns the summary, the per-sequence rows and the files."""
     metrics, samples = score(cfg, methods, sequences)
     summary: dict[str, dict[str, float]] = {}
@@ -297,7 +318,61 @@ def _write_results(cfg: DictConfig, guard: OutputGuard, methods: list[SaliencyMe
     for name, figure in figures.items():
         report.save_figure(figure, guard.path(f"{name}.png"), guard.path(f"{name}.pdf"))
         written += [f"{name}.png", f"{name}.pdf"]
+    if gallery is not None:
+        written += write_failures(cfg, guard, gallery, methods, sequences, metrics[gallery.name], title)
     return summary, rows, written
+
+
+def gallery_method(cfg: DictConfig, methods: list[SaliencyMethod]) -> SaliencyMethod | None:
+    """The method whose worst frames ``failure_gallery`` shows: the network, or the method ``failure_method``
+    names; None without a gallery. An unknown name is refused before any work."""
+    names = [m.name for m in methods]
+    if cfg.failure_method is not None and cfg.failure_method not in names:
+        raise ConfigError(f"failure_method={cfg.failure_method}: no such method here (methods: {', '.join(names)})")
+    if cfg.failure_gallery is False or cfg.failure_gallery == 0:
+        return None
+    return methods[names.index(cfg.failure_method)] if cfg.failure_method is not None else methods[0]
+
+
+def worst_frames(metric: SaliencyMetrics, count: int | None = None) -> list[tuple[int, int, float]]:
+    """``(video, frame, S-measure)`` of each video's frame with the lowest S-measure (the first, on a tie) among
+    the frames the metric scores, worst first; ``count``: only that many."""
+    videos, frames, values = metric.frame_values("smeasure")
+    worst: dict[int, tuple[int, float]] = {}
+    for v, t, s in zip(videos.tolist(), frames.tolist(), values.tolist(), strict=True):
+        if not math.isnan(s) and (v not in worst or s < worst[v][1]):
+            worst[v] = (t, s)
+    ranked = sorted(((v, t, s) for v, (t, s) in worst.items()), key=lambda item: (item[2], item[0]))
+    return ranked if count is None else ranked[:count]
+
+
+def write_failures(cfg: DictConfig, guard: OutputGuard, method: SaliencyMethod, methods: list[SaliencyMethod],
+                   sequences: list[VideoSequence], metric: SaliencyMetrics, title: str) -> list[str]:
+    """``failures/<sequence>.png`` for the worst frame of each sequence (of the ``failure_gallery`` worst
+    sequences, when a number), and ``failures.md``; returns the files written. The chosen frames are read and
+    their maps made again: one clip per sequence, rather than every map held through the scoring pass."""
+    count = None if cfg.failure_gallery is True else int(cfg.failure_gallery)
+    per_video = metric.compute_per_video()
+    in_frames = max(m.in_frames for m in methods)
+    rows, written = [], []
+    for v, t, s in worst_frames(metric, count):
+        seq = sequences[v]
+        stems = frame_stems(seq.frames, len(seq.masks))
+        method.begin_sequence(seq.name, stems)
+        ids, clips = next(iter_batches(seq.open(), in_frames, 1, [t]))
+        saliency = _unit(_scored_maps(cfg, method, clips, ids)[0])
+        figure = report.failure_figure(clips[0][len(clips[0]) // 2], seq.salient_mask(t), saliency, method.name,
+                                       f"{seq.name}, frame {stems[t]}: S-measure {s:.3f}")
+        path = guard.path(GALLERY, f"{seq.name}.png")
+        report.save_figure(figure, path)
+        written.append(f"{GALLERY}/{path.name}")
+        rows.append(f"| {seq.name} | {stems[t]} | {s:.3f} | {per_video[v]['smeasure']:.3f} | "
+                    f"[{written[-1]}]({written[-1]}) |")
+    lines = [f"# Worst frames of {method.name}", "", title, "",
+             "Each sequence's frame with the lowest S-measure, worst first; the sequence's mean beside it.", "",
+             "| sequence | frame | S-measure | sequence mean | image |", "|:--|:--|--:|--:|:--|", *rows]
+    atomic_write_text(guard.path("failures.md"), "\n".join(lines) + "\n")
+    return ["failures.md", *written]
 
 
 def _log_to_loggers(cfg: DictConfig, guard: OutputGuard, summary: dict, rows: list[dict[str, Any]]) -> None:

@@ -281,6 +281,18 @@ class SaliencyMetrics(Metric):
             for i, video in enumerate(videos.tolist())
         }
 
+    def frame_values(self, name: str) -> tuple[Tensor, Tensor, Tensor]:
+        """``(video_ids, frame_ids, values)`` of one per-frame value (``smeasure``, ``mae``, ``plcc``, ``nss``,
+        ``auc``, ``adpF``, ``adpE``) for the frames :meth:`compute` averages, in (video, frame) order: the
+        scores behind the means, kept anyway, so finding a method's worst frames costs nothing more."""
+        if name not in self._value_names():
+            raise ValueError(f"frame_values: {name!r} is not kept here (kept: {self._value_names()})")
+        with self.sync_context():
+            video_ids, frame_ids = dim_zero_cat(self.video_ids), dim_zero_cat(self.frame_ids)
+            order, _ = frame_order(video_ids, frame_ids, self.skip_first_last)
+            values = dim_zero_cat(getattr(self, name))[order]
+        return video_ids[order], frame_ids[order], values
+
     def curves(self) -> dict[str, Tensor]:
         """Mean curves over thresholds 0..255 of ``floor(255 * pred)``, averaged like the scalars.
 

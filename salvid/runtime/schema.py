@@ -25,6 +25,7 @@ SCHEDULERS = ("cosine",)
 METRIC_AVERAGES = ("video", "frame")
 PRECISIONS = ("auto", "bf16", "fp32")
 BACKENDS = ("auto", "torch", "onnxruntime")
+TTAS = ("none", "flip")  # test-time augmentation of the network (salvid.inference.tta)
 EXPORT_FORMATS = ("safetensors", "onnx")
 # Lightning's Trainer(precision=...) values
 TRAINER_PRECISIONS = ("16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true", "transformer-engine",
@@ -175,6 +176,7 @@ class _Inference(_Entry):
     precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
     backend: Literal[BACKENDS] = "auto"  # type: ignore[valid-type]
     channels_last: ChannelsLast = "auto"
+    tta: Literal[TTAS] = "none"  # type: ignore[valid-type]
     trusted_checkpoint: bool = False
 
     @field_validator("device")
@@ -197,6 +199,8 @@ class EvaluateConfig(_Inference):
     quantise_maps: bool = True
     skip_first_last: bool = False
     qualitative_frames: Count = 4
+    failure_gallery: bool | Count = False  # true: every sequence; N: the N worst
+    failure_method: str | None = None
     baselines: list[str] = []
     data: Data
 

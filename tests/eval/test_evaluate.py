@@ -161,3 +161,57 @@ def test_an_evaluate_killed_midway_leaves_its_results_marked_running(eval_data, 
     assert proc.returncode == -9, proc.stderr[-3000:]
     assert results(out) == ["per_sequence.csv", "summary.json", "table.md"]
     assert not status(out)["complete"] and status(out)["state"] == "running"
+
+
+def spoiled_maps(eval_data, folder, sequence="test_001", frame="00003"):
+    """The ground truth as a maps folder, but one frame's map the mask's negative: a frame scored far below
+    every other."""
+    import numpy as np
+    from PIL import Image
+
+    gt_maps(eval_data, folder)
+    path = folder / sequence / f"{frame}.png"
+    mask = np.asarray(Image.open(path))
+    Image.fromarray(np.where(mask > 0, 0, 255).astype(np.uint8)).save(path)
+    return folder
+
+
+def test_the_failure_gallery_shows_each_sequences_worst_frame_worst_first(eval_data, tiny_pretrained, tmp_path):
+    out = tmp_path / "out"
+    maps = spoiled_maps(eval_data, tmp_path / "maps")
+    run(eval_data, out, tiny_pretrained, "baselines=[]", f"+maps_dirs.spoiled={maps}", "failure_gallery=true",
+        "failure_method=spoiled")
+    assert sorted(p.name for p in (out / "failures").iterdir()) == ["test_000.png", "test_001.png"]
+    assert all((out / "failures" / name).stat().st_size > 0 for name in ("test_000.png", "test_001.png"))
+    listed = [line.split(" | ") for line in (out / "failures.md").read_text().splitlines()
+              if line.startswith("| test_")]
+    # the spoiled frame first; test_000's maps are perfect (S 1.000 on every frame)
+    assert [row[0] for row in listed] == ["| test_001", "| test_000"]
+    assert listed[0][1] == "00003" and float(listed[0][2]) < 0.5 and listed[1][2] == "1.000"
+    assert "failures/test_001.png" in listed[0][4] and "# Worst frames of spoiled" in (out / "failures.md").read_text()
+    assert {"failures.md", "failures/test_000.png", "failures/test_001.png"} <= set(status(out)["files"])
+
+    run(eval_data, out, tiny_pretrained, "baselines=[]", f"+maps_dirs.spoiled={maps}", "failure_gallery=1",
+        "failure_method=spoiled")  # the one worst sequence; the earlier gallery's other image removed
+    assert [p.name for p in (out / "failures").iterdir()] == ["test_001.png"]
+    run(eval_data, out, tiny_pretrained, "baselines=[]", f"+maps_dirs.spoiled={maps}")  # by default: no gallery
+    assert not (out / "failures").exists() and not (out / "failures.md").exists()
+
+
+def test_the_failure_gallery_of_the_network_and_an_unknown_method(eval_data, tiny_pretrained, tmp_path):
+    out = tmp_path / "out"
+    run(eval_data, out, tiny_pretrained, "baselines=[]", "failure_gallery=true")
+    assert "# Worst frames of tiny" in (out / "failures.md").read_text()
+    assert sorted(p.name for p in (out / "failures").iterdir()) == ["test_000.png", "test_001.png"]
+    with pytest.raises(ConfigError, match=r"failure_method=nobody: no such method here \(methods: tiny\)"):
+        run(eval_data, tmp_path / "other", tiny_pretrained, "baselines=[]", "failure_gallery=true",
+            "failure_method=nobody")
+    assert not (tmp_path / "other").exists()
+
+
+def test_tta_flip_applies_to_the_networks_and_is_recorded(eval_data, tiny_pretrained, tmp_path):
+    plain = run(eval_data, tmp_path / "none", tiny_pretrained, "baselines=[center_prior]")
+    flipped = run(eval_data, tmp_path / "flip", tiny_pretrained, "baselines=[center_prior]", "tta=flip")
+    assert status(tmp_path / "none")["tta"] == "none" and status(tmp_path / "flip")["tta"] == "flip"
+    assert flipped["tiny"]["plcc"] != pytest.approx(plain["tiny"]["plcc"], abs=1e-4)
+    assert flipped["center_prior"] == plain["center_prior"]  # baselines are left as they are
