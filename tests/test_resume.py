@@ -266,7 +266,8 @@ def test_a_finished_run_is_left_alone_and_a_changed_config_is_refused_before_any
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
 def test_a_signal_saves_a_checkpoint_ends_non_zero_and_the_rerun_resumes(signum, tmp_path, data_dir):
-    args = [*tiny(tmp_path, data_dir, epochs=8), "logger=csv", f"hydra.run.dir={tmp_path}/run"]
+    # long enough that the signal comes while training on a fast machine too; the rerun stops after 5 more steps
+    args = [*tiny(tmp_path, data_dir, epochs=300), "logger=csv", f"hydra.run.dir={tmp_path}/run"]
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     env = {**{k: v for k, v in os.environ.items() if k not in (*PARENT_ONLY_ENV, "SLURM_JOB_ID")},
            "SALVID_PROGRESS_SECONDS": "0.5"}
@@ -288,6 +289,6 @@ def test_a_signal_saves_a_checkpoint_ends_non_zero_and_the_rerun_resumes(signum,
     assert step > 0 and said == f"stopped by a signal at step {step}: saved {last}; rerun the same command to resume"
     assert not (tmp_path / "run" / "metrics.json").exists()
 
-    resumed = run_train(args)  # the same command: continues from that step and finishes
+    resumed = run_train([*args, f"trainer.max_steps={step + 5}"])  # continues from that step and finishes
     assert f"Resuming from {last} (step {step})" in resumed.stdout + resumed.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["run"]["segments"] == 2

@@ -16,6 +16,7 @@ REVIEWED_TARGETS = {
     "lightning.pytorch.callbacks.RichModelSummary",
     "lightning.pytorch.callbacks.RichProgressBar",
     "lightning.pytorch.loggers.WandbLogger",
+    "salvid.training.callbacks.ModelCheckpoint",  # writes checkpoints; the one it resumes is read by the safe loader
     "salvid.training.callbacks.ModelSummary",
     "salvid.training.callbacks.Preemption",  # writes a checkpoint on a signal, reads none
     "salvid.training.callbacks.TrainingProgress",
@@ -29,6 +30,7 @@ REVIEWED_TARGETS = {
     "salvid.training.run_folder.ResumeCheck",
     "salvid.training.sweep.SweepSummary",
     "salvid.training.sequence_results.PerSequenceTestResults",  # writes a CSV
+    "salvid.runtime.run_guard.RunGuard",  # checks the config and the output folder, takes a lock; reads no file
 }
 
 

@@ -22,6 +22,11 @@ from typing import Any, TypeVar
 from salvid.errors import SalvidError
 
 EXIT_USER_ERROR = 2
+
+# What other parts of the runtime run around every task, registered by them (the run guard raises its refusal
+# as the task starts, and releases its folder locks when the run ends), so that this module imports only errors.
+before_task: list[Callable[[], None]] = []
+after_run: list[Callable[[], None]] = []
 FULL_ERROR_VAR = "HYDRA_FULL_ERROR"
 _SET_BY_SALVID_VAR = "SALVID_SET_HYDRA_FULL_ERROR"  # processes started from an entry point inherit both
 
@@ -150,9 +155,8 @@ def entry_point(main: F) -> F:
             _report(found)
             raise SystemExit(EXIT_USER_ERROR) from None
         finally:
-            from salvid.runtime.run_guard import release_folders
-
-            release_folders()
+            for hook in after_run:
+                hook()
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -167,10 +171,9 @@ def one_line_errors() -> Iterator[None]:
     """Around the work of a Hydra task: in a single run, salvid's own errors end the process with one line
     right away (Hydra would print the job's overrides first). In a multirun they propagate: Hydra runs the
     other jobs, then names the failed job's overrides, and :func:`entry_point` reports the error."""
-    from salvid.runtime.run_guard import raise_refusal
-
     try:
-        raise_refusal()
+        for hook in before_task:
+            hook()
         yield
     except Exception as error:
         if _user_wants_traceback() or in_multirun():

@@ -16,7 +16,7 @@ run (or a multirun) starts:
 Hydra only warns about an error raised by a callback and runs the task anyway, so a refused run is turned
 aside instead: Hydra's run (or sweep) folder becomes a temporary folder, removed when the process ends, and
 the entry point raises the refusal as the task starts (:func:`raise_refusal`, from
-:func:`salvid.runtime.entry.one_line_errors`). The user's folder is never created.
+:func:`salvid.runtime.entry.one_line_errors`, which runs it as a hook registered here). The user's folder is never created.
 
 Processes that are not a run's first (DDP ranks other than 0, SLURM tasks other than 0) join the run and take
 no lock.
@@ -44,6 +44,7 @@ from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from salvid.errors import SalvidError
+from salvid.runtime import entry
 from salvid.runtime.files import atomic_write_json, user_cache
 
 _RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
@@ -115,6 +116,10 @@ def _turn_aside(config: DictConfig, key: str, error: BaseException) -> None:
     node = OmegaConf.select(config, parent)
     with read_write(node), open_dict(node):
         node[name] = aside
+
+
+entry.before_task.append(raise_refusal)
+entry.after_run.append(release_folders)
 
 
 class RunGuard(Callback):
