@@ -4,6 +4,7 @@ nothing, not even Hydra's own files; config values are judged by the schema of t
 from __future__ import annotations
 
 import errno
+import os
 import subprocess
 import sys
 import textwrap
@@ -135,3 +136,32 @@ def test_hydra_lists_the_options_of_a_misspelt_group_on_its_one_line():
 def test_an_unquoted_non_ascii_path_says_how_to_quote_it(tmp_path):
     line = one_error_line(run("salvid.train", f"paths.output_dir={tmp_path}/vidéo"))
     assert f"""quote it, with the quotes kept from the shell: 'paths.output_dir="{tmp_path}/vidéo"'""" in line
+
+
+READ_ONLY = textwrap.dedent("""
+    import errno, os, pathlib, runpy, sys
+    denied = sys.argv.pop(1)  # writing below this folder is refused, as on a read-only folder (root ignores modes)
+    real_mkdir, real_open = pathlib.Path.mkdir, os.open
+    def mkdir(self, *args, **kwargs):
+        if str(self).startswith(denied):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+    def open_(path, *args, **kwargs):
+        if str(path).startswith(denied):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+    pathlib.Path.mkdir, os.open = mkdir, open_
+    sys.argv[0] = "salvid.predict"
+    runpy.run_module("salvid.predict", run_name="__main__")
+""")
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    frames = save(frame(0), tmp_path / "frames" / "00000.jpg").parent
+    denied = tmp_path / "read-only"
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "SALVID_SET_HYDRA_FULL_ERROR")}
+    result = subprocess.run([sys.executable, "-c", READ_ONLY, str(denied), f"input={frames}",
+                             f"paths.output_dir={denied}/out"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    line = one_error_line(result)
+    assert line.startswith(f"error: {denied}/out") and "Permission denied; choose a folder you may write to" in line
