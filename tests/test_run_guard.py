@@ -72,6 +72,15 @@ def test_an_output_folder_inside_the_dataset_is_refused_before_anything_is_writt
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no .hydra/, no log, no folder
 
 
+def test_a_multirun_into_the_dataset_is_refused_before_any_job_runs(tmp_path):
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    line = one_error_line(run("salvid.train", "-m", f"data.root={dataset}", f"paths.output_dir={dataset}/sweep",
+                              "seed=1,2"))
+    assert f"output folder {dataset}/sweep is inside the input folder {dataset}" in line
+    assert list(dataset.iterdir()) == []  # no job folder, no summary.csv
+
+
 def test_predict_into_its_own_input_folder_leaves_no_hydra_files_there(tmp_path):
     frames = save(frame(0), tmp_path / "frames" / "00000.jpg").parent
     line = one_error_line(run("salvid.predict", f"input={frames}", f"paths.output_dir={frames}"))

@@ -15,6 +15,7 @@ import errno
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -23,9 +24,8 @@ from salvid.errors import SalvidError
 
 EXIT_USER_ERROR = 2
 
-# What other parts of the runtime run around every task, registered by them (the run guard raises its refusal
-# as the task starts, and releases its folder locks when the run ends), so that this module imports only errors.
-before_task: list[Callable[[], None]] = []
+# What other parts of the runtime run when a run ends, registered by them (the run guard releases its folder
+# locks), so that this module imports only errors.
 after_run: list[Callable[[], None]] = []
 FULL_ERROR_VAR = "HYDRA_FULL_ERROR"
 _SET_BY_SALVID_VAR = "SALVID_SET_HYDRA_FULL_ERROR"  # processes started from an entry point inherit both
@@ -129,6 +129,20 @@ def _report(error: BaseException) -> None:
     print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
 
 
+def report(error: BaseException) -> int:
+    """Report ``error`` as an entry point does, where it cannot propagate to one (a Hydra callback), and return
+    the exit status: one line and 2 for a user's error, the traceback and 1 for anything else."""
+    found = None if _user_wants_traceback() else user_error(error)
+    if found is None and not _user_wants_traceback() and os_error(error) is not None:
+        print(f"error: {os_error_line(os_error(error))}", file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
+    if found is None:
+        traceback.print_exception(error)
+        return 1
+    _report(found)
+    return EXIT_USER_ERROR
+
+
 def entry_point(main: F) -> F:
     """Run an entry point's ``main`` so that salvid's own errors end it with one line and exit status 2.
 
@@ -172,8 +186,6 @@ def one_line_errors() -> Iterator[None]:
     right away (Hydra would print the job's overrides first). In a multirun they propagate: Hydra runs the
     other jobs, then names the failed job's overrides, and :func:`entry_point` reports the error."""
     try:
-        for hook in before_task:
-            hook()
         yield
     except Exception as error:
         if _user_wants_traceback() or in_multirun():

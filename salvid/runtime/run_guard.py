@@ -13,10 +13,10 @@ run (or a multirun) starts:
    :func:`salvid.runtime.files.user_cache`), named by a hash of the folder's resolved path: the output folder
    itself holds nothing of the lock, so a finished run's folder is left exactly as it was.
 
-Hydra only warns about an error raised by a callback and runs the task anyway, so a refused run is turned
-aside instead: Hydra's run (or sweep) folder becomes a temporary folder, removed when the process ends, and
-the entry point raises the refusal as the task starts (:func:`raise_refusal`, from
-:func:`salvid.runtime.entry.one_line_errors`, which runs it as a hook registered here). The user's folder is never created.
+Hydra only warns about an exception raised by a callback and runs the task anyway, so a refused run ends the
+process from the callback itself: the error is reported as every entry point reports it
+(:func:`salvid.runtime.entry.report`) and the process exits with its status. The user's folder is never
+created.
 
 Processes that are not a run's first (DDP ranks other than 0, SLURM tasks other than 0) join the run and take
 no lock.
@@ -24,14 +24,11 @@ no lock.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +38,7 @@ from filelock import FileLock, Timeout
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.utils import get_class, get_method
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from salvid.errors import SalvidError
 from salvid.runtime import entry
@@ -50,7 +47,6 @@ from salvid.runtime.files import atomic_write_json, user_cache
 _RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
 
 _held: list[FileLock] = []
-_refusals: list[BaseException] = []
 
 
 class FolderInUseError(SalvidError):
@@ -96,29 +92,11 @@ def _holder(owner_file: Path) -> str:
 
 
 def release_folders() -> None:
-    """Release every folder this process holds (a run ended; the next run in this process may lock it)."""
+    """The run ended: release every folder this process holds (the next run in this process may lock it)."""
     while _held:
         _held.pop().release()
 
 
-def raise_refusal() -> None:
-    """Raise the error that refused this run, if any (once)."""
-    if _refusals:
-        raise _refusals.pop()
-
-
-def _turn_aside(config: DictConfig, key: str, error: BaseException) -> None:
-    """Point Hydra's folder ``key`` at a temporary folder and keep ``error`` for :func:`raise_refusal`."""
-    _refusals[:] = [error]
-    aside = tempfile.mkdtemp(prefix="salvid-refused-")
-    atexit.register(shutil.rmtree, aside, ignore_errors=True)
-    parent, _, name = key.rpartition(".")
-    node = OmegaConf.select(config, parent)
-    with read_write(node), open_dict(node):
-        node[name] = aside
-
-
-entry.before_task.append(raise_refusal)
 entry.after_run.append(release_folders)
 
 
@@ -149,8 +127,8 @@ class RunGuard(Callback):
     def _guard(self, config: DictConfig, key: str) -> None:
         try:
             self._check(config, OmegaConf.select(config, key))
-        except Exception as error:  # noqa: BLE001  (raised again as the task starts; a bug keeps its traceback)
-            _turn_aside(config, key, error)
+        except Exception as error:  # noqa: BLE001  (Hydra would only warn: end the process here)
+            raise SystemExit(entry.report(error)) from None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._guard(config, "hydra.run.dir")
