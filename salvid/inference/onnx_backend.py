@@ -48,7 +48,7 @@ from salvid.errors import ConfigError
 from salvid.inference.precision import autocast_dtype, bf16_is_faster
 from salvid.models import channels_last_enabled
 from salvid.runtime.environment import cpu_model
-from salvid.runtime.files import atomic_write_bytes, atomic_write_json
+from salvid.runtime.files import atomic_write_bytes, atomic_write_json, read_json_mapping
 from salvid.runtime.schema import BACKENDS
 
 log = logging.getLogger(__name__)
@@ -189,11 +189,7 @@ def fastest_backend(net: nn.Module, model_config: dict[str, Any] | None = None, 
     names = candidates()
     allowed = [c for c in (allowed or names) if c in names]
     path, key = _backend_cache_file(), _backend_key(net, model_config)
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-        entries = entries if isinstance(entries, dict) else {}
-    except (OSError, ValueError):
-        entries = {}
+    entries = read_json_mapping(path)
     cached = entries.get(key)
     seconds = cached.get("seconds") if isinstance(cached, dict) else None
     if not (isinstance(seconds, dict) and set(seconds) == set(names)

@@ -11,7 +11,6 @@ bf16 and is never probed: it runs fp32.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import torch
 from salvid.checkpoints import cache_dir
 from salvid.errors import ConfigError
 from salvid.runtime.environment import cpu_model
-from salvid.runtime.files import atomic_write_json
+from salvid.runtime.files import atomic_write_json, read_json_mapping
 from salvid.runtime.schema import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -82,11 +81,7 @@ def bf16_is_faster(probe: Callable[[], dict[str, float]] | None = None) -> bool:
     if not cpu_has_native_bf16():
         return False
     path, key = _cache_file(), _machine_key()
-    try:
-        verdicts = json.loads(path.read_text(encoding="utf-8"))
-        verdicts = verdicts if isinstance(verdicts, dict) else {}
-    except (OSError, ValueError):
-        verdicts = {}
+    verdicts = read_json_mapping(path)
     cached = verdicts.get(key)
     if isinstance(cached, dict) and isinstance(cached.get("bf16_faster"), bool):
         return cached["bf16_faster"]

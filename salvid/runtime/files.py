@@ -86,6 +86,16 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_json_mapping(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; {} when the file is missing, unreadable or not an object (a cache that is
+    simply measured again)."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def rewrite_json(path: str | Path, obj: Any) -> None:
     """:func:`atomic_write_json`, or on a full disk, where no temporary file fits, over the existing file in
     place: a small file's blocks are already allocated. For a status record that must say why a run failed."""
