@@ -125,21 +125,24 @@ def _user_wants_traceback() -> bool:
     return os.environ.get(FULL_ERROR_VAR) == "1" and _SET_BY_SALVID_VAR not in os.environ
 
 
-def _report(error: BaseException) -> None:
-    print(f"error: {one_line(error)}", file=sys.stderr, flush=True)
+def _fixable_line(error: BaseException) -> str | None:
+    """The one line for an error a user can fix (salvid's own, Hydra's, or an OS error naming a path); None for
+    anything else, which keeps its traceback."""
+    found = user_error(error)
+    if found is not None:
+        return f"error: {one_line(found)}"
+    fixable = os_error(error)
+    return None if fixable is None else f"error: {os_error_line(fixable)}"
 
 
 def report(error: BaseException) -> int:
     """Report ``error`` as an entry point does, where it cannot propagate to one (a Hydra callback), and return
     the exit status: one line and 2 for a user's error, the traceback and 1 for anything else."""
-    found = None if _user_wants_traceback() else user_error(error)
-    if found is None and not _user_wants_traceback() and os_error(error) is not None:
-        print(f"error: {os_error_line(os_error(error))}", file=sys.stderr, flush=True)
-        return EXIT_USER_ERROR
-    if found is None:
+    line = None if _user_wants_traceback() else _fixable_line(error)
+    if line is None:
         traceback.print_exception(error)
         return 1
-    _report(found)
+    print(line, file=sys.stderr, flush=True)
     return EXIT_USER_ERROR
 
 
@@ -160,13 +163,10 @@ def entry_point(main: F) -> F:
         try:
             return main(*args, **kwargs)
         except Exception as error:
-            found = None if user_wants_traceback else user_error(error)
-            if found is None and not user_wants_traceback and os_error(error) is not None:
-                print(f"error: {os_error_line(os_error(error))}", file=sys.stderr, flush=True)
-                raise SystemExit(EXIT_USER_ERROR) from None
-            if found is None:
+            line = None if user_wants_traceback else _fixable_line(error)
+            if line is None:
                 raise
-            _report(found)
+            print(line, file=sys.stderr, flush=True)
             raise SystemExit(EXIT_USER_ERROR) from None
         finally:
             for hook in after_run:
@@ -188,13 +188,8 @@ def one_line_errors() -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if _user_wants_traceback() or in_multirun():
+        line = None if _user_wants_traceback() or in_multirun() else _fixable_line(error)
+        if line is None:
             raise
-        found = user_error(error)
-        if found is None and os_error(error) is not None:
-            print(f"error: {os_error_line(os_error(error))}", file=sys.stderr, flush=True)
-            raise SystemExit(EXIT_USER_ERROR) from None
-        if found is None:
-            raise
-        _report(found)
+        print(line, file=sys.stderr, flush=True)
         raise SystemExit(EXIT_USER_ERROR) from None

@@ -25,7 +25,6 @@ no lock.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -42,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from salvid.errors import SalvidError
 from salvid.runtime import entry
-from salvid.runtime.files import atomic_write_json, user_cache
+from salvid.runtime.files import atomic_write_json, read_json_mapping, user_cache
 
 _RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
 
@@ -84,11 +83,10 @@ def lock_folder(folder: str | Path) -> None:
 
 
 def _holder(owner_file: Path) -> str:
-    try:
-        owner = json.loads(owner_file.read_text(encoding="utf-8"))
-        return f"pid {owner['pid']} on {owner['host']} since {owner['started']}: {owner['command']}"
-    except (OSError, ValueError, KeyError, TypeError):
+    owner = read_json_mapping(owner_file)
+    if not all(k in owner for k in ("pid", "host", "started", "command")):
         return "its owner is not recorded"
+    return f"pid {owner['pid']} on {owner['host']} since {owner['started']}: {owner['command']}"
 
 
 def release_folders() -> None:
