@@ -317,3 +317,45 @@ def test_display_matrix_rotation_reads_ffmpegs_convention():
     assert quarter_turns(SimpleNamespace(side_data=[SideData()]), {}) == 1
     assert quarter_turns(SimpleNamespace(rotation=0), {"ROTATE": "90"}) == 3
     assert quarter_turns(SimpleNamespace(rotation=0), {"rotate": "bogus"}) == 0
+
+
+def test_videos_opening_in_overlapping_threads_give_stderr_back(written):
+    """The first of two overlapping openers exits first: stderr must still be the process's own afterwards (a
+    thread restoring what it saw would leave it pointing at /dev/null for good, hiding every later error)."""
+    import os
+    import threading
+
+    def identity():
+        stat = os.fstat(2)
+        return stat.st_dev, stat.st_ino
+
+    before = identity()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with sources._native_stderr_silenced():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with sources._native_stderr_silenced():
+            second_in.set()
+            first_out.wait(5)
+            assert identity() == (os.stat(os.devnull).st_dev, os.stat(os.devnull).st_ino)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert first_out.is_set() and second_in.is_set()
+    assert identity() == before
+    for _ in range(3):  # and through the public path, in threads
+        workers = [threading.Thread(target=DecordVideo, args=(written[0],)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert identity() == before

@@ -17,6 +17,7 @@ import functools
 import os
 import re
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -123,19 +124,34 @@ def _file_identity(path: Path) -> tuple[str, int, int]:
     return str(path.resolve()), stat.st_size, stat.st_mtime_ns
 
 
+_SILENCE_LOCK = threading.Lock()
+_silencers = 0
+_saved_stderr = -1
+
+
 @contextmanager
 def _native_stderr_silenced() -> Iterator[None]:
     """decord's own FFmpeg writes its complaints ("moov atom not found") straight to the process's stderr; the
-    error salvid raises names the file and the reason, so those lines are held back while a video opens."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    error salvid raises names the file and the reason, so those lines are held back while a video opens.
+
+    File descriptor 2 belongs to the whole process and videos open in threads (``inventory.count_sequences``):
+    the first opener redirects it and the last one restores it, so no thread restores another's redirection."""
+    global _silencers, _saved_stderr
+    with _SILENCE_LOCK:
+        if _silencers == 0:
+            sys.stderr.flush()
+            _saved_stderr = os.dup(2)
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+        _silencers += 1
     try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _SILENCE_LOCK:
+            _silencers -= 1
+            if _silencers == 0:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
 
 
 class DecordVideo(FrameSource):
