@@ -23,6 +23,40 @@ def test_triplets_repeat_the_edge_frame_at_sequence_ends(t, n, k, expected):
     assert triplet_indices(t, n, k) == expected
 
 
+def test_triplets_k_frames_apart_repeat_the_edge_frame_too():
+    assert triplet_indices(5, 20, 3, step=3) == [2, 5, 8]
+    assert triplet_indices(1, 20, 3, step=2) == [0, 1, 3]
+    assert triplet_indices(18, 20, 5, step=2) == [14, 16, 18, 19, 19]
+
+
+def _steps(stream, n_frames=20):
+    """(video, frame) -> the frame step of each sample, checking that its clip is t-k, t, t+k (frames encode
+    their index as 10 * i)."""
+    out = {}
+    for s in stream:
+        clip = [int(f[0, 0, 0]) // 10 for f in s["frames"]]
+        (k,) = [k for k in (1, 2, 3) if triplet_indices(s["frame_id"], n_frames, 3, step=k) == clip]
+        out[(s["video_id"], s["frame_id"])] = k
+    return out
+
+
+def test_training_clips_take_frames_up_to_max_frame_step_apart_and_evaluation_consecutive_ones(tmp_path):
+    seqs = [_image_sequence(tmp_path, "a", 20), _image_sequence(tmp_path, "b", 20)]
+    train = TripletStream(seqs, shuffle=True, chunk_len=4, batch_size=4, max_frame_step=3, seed=7)
+    train.set_epoch(0)
+    steps = _steps(train)
+    assert len(steps) == 40 and set(steps.values()) == {1, 2, 3}
+    again = TripletStream(seqs, shuffle=True, chunk_len=4, batch_size=4, max_frame_step=3, seed=7)
+    again.set_epoch(0)
+    assert _steps(again) == steps  # drawn from the seed: the same for any worker count or resumed run
+    again.set_epoch(1)
+    assert _steps(again) != steps  # and anew every epoch
+    evaluation = TripletStream(seqs, shuffle=False, chunk_len=4, max_frame_step=3)
+    assert set(_steps(evaluation).values()) == {1}
+    with pytest.raises(ValueError, match=r"max_frame_step=0: must be >= 1"):
+        TripletStream(seqs, max_frame_step=0)
+
+
 def _image_sequence(root: Path, name: str, n: int, annotated=None) -> VideoSequence:
     """Frames whose pixel value encodes the frame index, so tests can see which frame went where."""
     (root / name).mkdir(parents=True)

@@ -45,7 +45,8 @@ class SaliencyDataModule(L.LightningDataModule):
             (once, by rank 0) if it does not hold that dataset yet.
         input_size, in_frames: the network's input.
         batch_size, num_workers: of every dataloader.
-        chunk_len, buffer_size: see :mod:`salvid.data.stream`.
+        chunk_len, buffer_size, max_frame_step: see :mod:`salvid.data.stream` (max_frame_step: training clips
+            take frames k apart, k drawn from 1..max_frame_step; 1 keeps them consecutive).
         **layout_options: options of the layout (e.g. DAVIS ``resolution``; concat ``datasets``).
 
     ``setup`` lists the sequences, checks them (:mod:`salvid.data.inventory`) and logs per stage the counts of
@@ -68,6 +69,7 @@ class SaliencyDataModule(L.LightningDataModule):
         folds: int | None = None,
         fold: int | None = None,
         mask_resize: str = "error",
+        max_frame_step: int = 1,
         synthetic: dict[str, Any] | None = None,
         seed: int = 0,
         pin_memory: bool | None = None,
@@ -90,6 +92,7 @@ class SaliencyDataModule(L.LightningDataModule):
         self.folds = folds
         self.fold = fold
         self.mask_resize = mask_resize
+        self.max_frame_step = max_frame_step
         self.synthetic = synthetic
         self.layout_options = layout_options
         self.seed = seed
@@ -151,6 +154,7 @@ class SaliencyDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             seed=self.seed,
             mask_resize=self.mask_resize,
+            max_frame_step=self.max_frame_step,
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
         )

@@ -26,6 +26,10 @@ Weights. Training epochs honour ``VideoSequence.weight`` (``concat`` datasets): 
 every rank), before the epoch is padded or cut to ``len() * world_size`` samples. Evaluation visits every
 chunk once.
 
+Frame steps. Training clips may take their frames ``k`` apart (t-k, t, t+k), ``k`` drawn per sample from
+1..``max_frame_step`` with the augmentation's seed, so the network sees motions of several magnitudes;
+evaluation always takes consecutive frames, as inference does.
+
 At sequence ends the missing neighbour repeats the edge frame (frame 0 is its own t-1), so sequences of one
 or two frames still give clips; a still image's sequence then makes its clip (``VideoSequence.make_clip``,
 e.g. a pseudo-clip with a small motion, :mod:`salvid.data.pseudo_clips`) before augmentation, from its own
@@ -54,10 +58,11 @@ from salvid.data.sources import FrameSource
 from salvid.errors import DataError
 
 
-def triplet_indices(t: int, n_frames: int, in_frames: int = 3) -> list[int]:
-    """Frame indices of the clip centred on ``t``; out-of-range neighbours repeat the edge frame."""
+def triplet_indices(t: int, n_frames: int, in_frames: int = 3, step: int = 1) -> list[int]:
+    """Frame indices of the clip centred on ``t``, ``step`` frames apart; out-of-range neighbours repeat the
+    edge frame."""
     r = in_frames // 2
-    return [min(max(i, 0), n_frames - 1) for i in range(t - r, t + r + 1)]
+    return [min(max(t + step * i, 0), n_frames - 1) for i in range(-r, r + 1)]
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ class TripletStream(IterableDataset):
         seed: base of the per-epoch shuffle and of the augmentation seeds; identical on every rank.
         rank, world_size: this process's DDP rank and the number of ranks.
         mask_resize: ``"error"`` or ``"nearest"``, see the module docstring.
+        max_frame_step: training clips take frames ``k`` apart, ``k`` uniform in 1..this (see above).
     """
 
     def __init__(
@@ -137,9 +143,13 @@ class TripletStream(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         mask_resize: str = "error",
+        max_frame_step: int = 1,
     ):
         super().__init__()
         check_mask_resize(mask_resize)
+        if max_frame_step < 1:
+            raise ValueError(f"max_frame_step={max_frame_step}: must be >= 1 (1: consecutive frames)")
+        self.max_frame_step = max_frame_step if shuffle else 1
         self.mask_resize = mask_resize
         self.sequences = sequences
         self.transform = transform
@@ -245,12 +255,14 @@ class TripletStream(IterableDataset):
                 opened, held = (chunk.seq, seq.open()), {}
             source = opened[1]
             n = len(source)
-            needed = sorted({f for _, t in targets for f in triplet_indices(t, n, self.in_frames)})
+            clips = {t: triplet_indices(t, n, self.in_frames, self._frame_step(epoch, chunk.seq, t))
+                     for _, t in targets}
+            needed = sorted({f for clip in clips.values() for f in clip})
             new = [f for f in needed if f not in held]
             decoded = {**{f: held[f] for f in needed if f in held}, **dict(zip(new, source.read(new), strict=True))}
-            held = {f: decoded[f] for f in needed if f > needed[-1] - 2 * r}
+            held = {f: decoded[f] for f in needed if f > needed[-1] - 2 * r * self.max_frame_step}
             for k, t in targets:
-                frames = [decoded[f] for f in triplet_indices(t, n, self.in_frames)]
+                frames = [decoded[f] for f in clips[t]]
                 try:
                     mask = self._mask(seq, t, frames[r].shape[:2])
                     if seq.make_clip is not None:  # a still image; evaluation gets the same clip every epoch
@@ -265,6 +277,11 @@ class TripletStream(IterableDataset):
                 except Exception as error:
                     raise RuntimeError(f"{seq.frame_name(t)} (mask {seq.masks[t]}): {error}") from error
                 yield k, {"frames": np.stack(frames), "mask": mask, "video_id": chunk.seq, "frame_id": t}
+
+    def _frame_step(self, epoch: int, seq: int, t: int) -> int:
+        if self.max_frame_step == 1:
+            return 1
+        return 1 + _augmentation_seed(self.seed, epoch, seq, t, 2) % self.max_frame_step
 
     def _mask(self, seq: VideoSequence, t: int, size: tuple[int, int]) -> np.ndarray:
         mask = seq.salient_mask(t)

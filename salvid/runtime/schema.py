@@ -131,6 +131,7 @@ class Data(BaseModel):
     test_holdout: Count | None = None
     folds: Positive | None = None
     fold: Count | None = None
+    max_frame_step: Positive = 1
 
 
 class _Entry(BaseModel):
