@@ -96,7 +96,7 @@ PROBES: list[tuple[str, list[str]]] = [
     ("predict", [f"input={T}/clip.mp4"]),
     *[("predict", [f"input={T}/frames", v]) for v in (
         "fps=0", "fps=-1", "fps=inf", "fps=1e12", "batch_size=0", "batch_size=100000", "overlay_alpha=2",
-        "device=foo", "precision=fp16", "backend=foo", "channels_last=foo", "write_pngs=maybe", "tta=foo")],
+        "device=foo", "precision=fp16", "backend=foo", "channels_last=foo", "write_pngs=maybe", "tta=foo", "png_compression=12")],
     ("predict", [f"input={T}/frames", f"ckpt_path={T}/notes.ckpt"]),
     ("predict", [f"input={T}/frames", f"ckpt_path={T}/notes.ckpt", "trusted_checkpoint=true"]),
     ("predict", [f"input={T}/frames", f"ckpt_path={T}/clip.mp4"]),

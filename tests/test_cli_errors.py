@@ -126,13 +126,13 @@ def test_train_refuses_values_that_make_no_sense_naming_the_key(override, expect
 @pytest.mark.parametrize(
     ("override", "expected"),
     [("batch_size=0", r"batch_size=0: must be >= 1"), ("fps=-5", r"fps=-5: must be >= 0.001"),
-     ("overlay_alpha=7", r"overlay_alpha=7: must be <= 1")],
+     ("overlay_alpha=7", r"overlay_alpha=7: must be <= 1"), ("png_compression=10", r"png_compression=10: must be <= 9")],
 )
 def test_predict_refuses_values_that_make_no_sense_naming_the_key(override, expected):
     from salvid.predict import check_config
 
     key, value = override.split("=")
-    cfg = OmegaConf.create({"batch_size": 8, "fps": 25, "overlay_alpha": 0.5})
+    cfg = OmegaConf.create({"batch_size": 8, "fps": 25, "overlay_alpha": 0.5, "png_compression": 1})
     cfg[key] = int(value)
     with pytest.raises(ConfigError, match=expected):
         check_config(cfg)

@@ -146,7 +146,7 @@ def _write_maps(guard: OutputGuard, item: PredictInput, cfg: DictConfig, stem: s
                 saliency_video: VideoWriter | None, overlay_video: VideoWriter | None) -> None:
     grey = to_uint8(saliency)
     if cfg.write_pngs:
-        write_png(guard.hidden(item.name, STAGING, "maps", f"{stem}.png"), grey)
+        write_png(guard.hidden(item.name, STAGING, "maps", f"{stem}.png"), grey, cfg.png_compression)
     if saliency_video is not None:
         saliency_video.write(grey[..., None].repeat(3, axis=-1))
         overlay_video.write(heatmap_overlay(frame, grey, cfg.overlay_alpha))

@@ -25,10 +25,10 @@ def heatmap_overlay(frame: np.ndarray, saliency_u8: np.ndarray, alpha: float = 0
     return cv2.addWeighted(heat, alpha, frame, 1.0 - alpha, 0.0)
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Grey (H, W) or RGB (H, W, 3) uint8 as a PNG, written atomically."""
+def write_png(path: Path, image: np.ndarray, compression: int = 6) -> None:
+    """Grey (H, W) or RGB (H, W, 3) uint8 as a PNG (zlib level ``compression``, 0-9), written atomically."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=compression)
     atomic_write_bytes(path, buffer.getvalue())
 
 

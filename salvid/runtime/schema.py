@@ -191,6 +191,7 @@ class PredictConfig(_Inference):
     fps: Annotated[float, Field(ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)] = 25
     overlay_alpha: Unit = 0.5
     write_pngs: bool = True
+    png_compression: Annotated[int, Field(ge=0, le=9)] = 1
     write_videos: bool = True
 
 

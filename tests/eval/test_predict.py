@@ -72,6 +72,18 @@ def test_written_maps_are_the_networks_own_maps_at_each_frames_resolution(eval_d
     assert np.abs(written / 255.0 - maps).max() <= 0.5 / 255 + 1e-5
 
 
+def test_png_compression_changes_the_files_size_never_the_maps(eval_data, tiny_pretrained, tmp_path):
+    video = eval_data / "videos" / "test_000.mp4"
+    outs = {level: run(video, tmp_path / str(level), tiny_pretrained, "precision=fp32", "write_videos=false",
+                       f"png_compression={level}")[0] for level in (0, 9)}
+    names = sorted(p.name for p in (outs[0] / "maps").iterdir())
+    assert names == sorted(p.name for p in (outs[9] / "maps").iterdir()) and len(names) == 8
+    for name in names:
+        a, b = (outs[level] / "maps" / name for level in (0, 9))
+        assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+        assert a.stat().st_size > b.stat().st_size  # level 0 stores, level 9 compresses
+
+
 def test_predict_on_a_frame_folder_and_a_glob_names_maps_by_frame(eval_data, tiny_pretrained, tmp_path):
     frames = tmp_path / "walk"
     frames.mkdir()
