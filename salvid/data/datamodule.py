@@ -20,7 +20,7 @@ from salvid.data.preprocess import normalise
 from salvid.data.sources import FrameCountWarning
 from salvid.data.splits import split_sequences
 from salvid.data.stream import TripletStream
-from salvid.data.transforms import ClipTransform
+from salvid.data.transforms import Augmentation, ClipTransform
 from salvid.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class SaliencyDataModule(L.LightningDataModule):
         batch_size, num_workers: of every dataloader.
         chunk_len, buffer_size, max_frame_step: see :mod:`salvid.data.stream` (max_frame_step: training clips
             take frames k apart, k drawn from 1..max_frame_step; 1 keeps them consecutive).
+        augment: the training augmentation's strength, keys of :class:`salvid.data.transforms.Augmentation`.
         **layout_options: options of the layout (e.g. DAVIS ``resolution``; concat ``datasets``).
 
     ``setup`` lists the sequences, checks them (:mod:`salvid.data.inventory`) and logs per stage the counts of
@@ -70,6 +71,7 @@ class SaliencyDataModule(L.LightningDataModule):
         fold: int | None = None,
         mask_resize: str = "error",
         max_frame_step: int = 1,
+        augment: dict[str, float] | None = None,
         synthetic: dict[str, Any] | None = None,
         seed: int = 0,
         pin_memory: bool | None = None,
@@ -93,6 +95,7 @@ class SaliencyDataModule(L.LightningDataModule):
         self.fold = fold
         self.mask_resize = mask_resize
         self.max_frame_step = max_frame_step
+        self.augment = Augmentation(**(augment or {}))
         self.synthetic = synthetic
         self.layout_options = layout_options
         self.seed = seed
@@ -146,7 +149,7 @@ class SaliencyDataModule(L.LightningDataModule):
         trainer = self.trainer
         stream = TripletStream(
             self.sequences[stage],
-            ClipTransform(self.input_size, train, self.in_frames),
+            ClipTransform(self.input_size, train, self.in_frames, self.augment),
             in_frames=self.in_frames,
             shuffle=train,
             chunk_len=self.chunk_len,

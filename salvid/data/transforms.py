@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import albumentations as A  # salvid/__init__.py turns off its PyPI version check
 import numpy as np
 
 from salvid.data.preprocess import resize_frame, resize_mask
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How strongly training clips are augmented (``data.augment``; its bounds are checked with the config,
+    :mod:`salvid.runtime.schema`).
+
+    Args:
+        min_scale: the random crop keeps this fraction of the frame's area or more (1: no crop).
+        flip: probability of a horizontal flip.
+        colour: brightness, contrast and saturation jitter of up to this fraction (hue a tenth of it), applied to
+            half the clips (0: none).
+    """
+
+    min_scale: float = 0.6
+    flip: float = 0.5
+    colour: float = 0.2
 
 
 class ClipTransform:
@@ -15,17 +34,22 @@ class ClipTransform:
         size: output (height, width), the network's input size.
         train: add augmentation (random resized crop, horizontal flip, colour jitter); else resize only.
         in_frames: frames per clip.
+        augment: the augmentation's strength (training only).
     """
 
-    def __init__(self, size: tuple[int, int], train: bool, in_frames: int = 3):
+    def __init__(self, size: tuple[int, int], train: bool, in_frames: int = 3,
+                 augment: Augmentation = Augmentation()):
         h, w = int(size[0]), int(size[1])
         ops = []
         if train:
+            a = augment
             ops = [
                 # crops within 3/4..4/3 of the output's own aspect ratio, so wide video is not squashed
-                A.RandomResizedCrop(size=(h, w), scale=(0.6, 1.0), ratio=(0.75 * w / h, 1.333 * w / h), p=1.0),
-                A.HorizontalFlip(p=0.5),
-                A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5),
+                A.RandomResizedCrop(size=(h, w), scale=(a.min_scale, 1.0), ratio=(0.75 * w / h, 1.333 * w / h),
+                                    p=1.0),
+                A.HorizontalFlip(p=a.flip),
+                A.ColorJitter(brightness=a.colour, contrast=a.colour, saturation=a.colour, hue=a.colour / 10,
+                              p=0.5 if a.colour else 0.0),
             ]
         self.size = (h, w)
         self.train = train

@@ -118,6 +118,15 @@ class Trainer(BaseModel):
         return self
 
 
+class Augment(BaseModel):
+    """``data.augment``: the defaults live in :class:`salvid.data.transforms.Augmentation`."""
+
+    model_config = Strict
+    min_scale: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+    flip: Unit | None = None
+    colour: Unit | None = None
+
+
 class Data(BaseModel):
     """The keys every dataset config has; a layout's own keys are checked by the layout."""
 
@@ -132,6 +141,7 @@ class Data(BaseModel):
     folds: Positive | None = None
     fold: Count | None = None
     max_frame_step: Positive = 1
+    augment: Augment | None = None
 
 
 class _Entry(BaseModel):

@@ -1,0 +1,58 @@
+"""The training augmentation: one set of random parameters per clip, its strength set by ``data.augment``."""
+
+import numpy as np
+import pytest
+
+from salvid.data.transforms import Augmentation, ClipTransform
+from salvid.errors import ConfigError
+from tests.helpers.train_cli import compose_config
+
+
+def _clip(seed=0):
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(3)]
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:40] = 255
+    return frames, mask
+
+
+def test_every_frame_and_the_mask_get_the_same_crop_and_flip():
+    frames, mask = _clip()
+    frames = [frames[0]] * 3  # identical frames stay identical: no frame gets parameters of its own
+    out, out_mask = ClipTransform((32, 48), train=True)(frames, mask, seed=3)
+    assert all(np.array_equal(out[0], f) for f in out[1:])
+    assert out[0].shape == (32, 48, 3) and out_mask.shape == (32, 48)
+
+
+def test_no_augmentation_is_a_plain_resize_and_the_default_is_not():
+    frames, mask = _clip()
+    plain = ClipTransform((32, 48), train=False)(frames, mask)
+    off = ClipTransform((32, 48), train=True, augment=Augmentation(min_scale=1.0, flip=0.0, colour=0.0))
+    seen = [off(frames, mask, seed=s) for s in range(5)]
+    for out, out_mask in seen:  # full-frame crops at the output's aspect ratio: the plain resize, up to rounding
+        assert np.abs(out[1].astype(int) - plain[0][1]).mean() < 12 and out_mask.shape == plain[1].shape
+    default = ClipTransform((32, 48), train=True)
+    drawn = [default(frames, mask, seed=s)[0][1] for s in range(5)]
+    assert any(np.abs(d.astype(int) - plain[0][1]).mean() > 20 for d in drawn)
+
+
+def test_stronger_crops_zoom_in_further():
+    frames, mask = _clip()
+    frames = [np.zeros((48, 64, 3), np.uint8)] * 3
+    kept = {}
+    for min_scale in (1.0, 0.3):
+        t = ClipTransform((48, 64), train=True, augment=Augmentation(min_scale=min_scale, flip=0.0, colour=0.0))
+        kept[min_scale] = np.mean([(t(frames, mask, seed=s)[1] > 0).mean() for s in range(40)])
+    assert kept[0.3] > 1.5 * kept[1.0]  # the object fills more of the crop on average
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("data.augment.min_scale=0", r"data\.augment\.min_scale=0(\.0)?: must be > 0"),
+    ("data.augment.colour=1.5", r"data\.augment\.colour=1\.5: must be <= 1"),
+    ("+data.augment.blur=1", r"data\.augment\.blur"),
+])
+def test_bad_augmentation_keys_are_refused_naming_the_key(override, expected):
+    from salvid.training.fit import check_config
+
+    with pytest.raises(ConfigError, match=expected):
+        check_config(compose_config(["+experiment=pretrain_fusion3d", "data.root=somewhere", override]))
