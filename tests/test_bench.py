@@ -125,6 +125,16 @@ def test_jpeg_copy_and_frame_folder(tmp_path: Path):
     assert np.array_equal(source.read([0])[0], source.read([8])[0])
 
 
+def test_davis_copy_holds_exactly_the_frames_asked_for(tmp_path: Path):
+    from salvid.data.layouts.davis import davis2016
+
+    videos = data.synthetic_videos(tmp_path, num_videos=2, num_frames=4, size=(64, 96))
+    copy = data.davis_copy(data.jpeg_copy(videos, tmp_path / "jpeg"), 11, (48, 80), 3, tmp_path / "copy")
+    sequences = davis2016(copy.root, "val", copy.resolution)  # as evaluate reads it with data.split=val
+    assert copy.resolution == "48p" and [len(s.annotated_frames) for s in sequences] == [4, 4, 3]
+    assert ImageFolder(list(sequences[0].frames)).size == (48, 80) and sequences[2].salient_mask(2).shape == (48, 80)
+
+
 def test_davis_root_resolution(davis_root: Path):
     assert data.davis_data(davis_root).resolution == "240p"
 
