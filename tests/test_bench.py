@@ -82,8 +82,23 @@ def test_bench_e2e_quick_compares_both_families_in_one_run(tmp_path: Path):
                 assert _positive(run["stages_s"]["forward"]) and _positive(run["fps"])
 
 
+@pytest.mark.slow
+def test_bench_evaluate_quick_scores_the_network_alone(tmp_path: Path):
+    results = _bench(tmp_path, "evaluate")
+    ev = results["evaluate"]
+    assert ev["frames"] == 24 and ev["sequences"] == 3 and ev["video"] == "428x240"
+    assert ev["model"] == "fusion3d" and ev["method"] == "fusion3d" and ev["input_size"] == [64, 64]
+    for key in ("seconds", "fps", "peak_rss_mb"):
+        assert _positive(ev[key]), (key, ev)
+    assert ev["backend"] in ("torch", "onnxruntime") and ev["precision"] in ("fp32", "bf16")
+    assert 0 < ev["warmup"]["frames"] < ev["frames"]  # the first sequence only
+    scores = ev["sanity_scores"]  # the network's column of evaluate's summary
+    assert math.isfinite(scores["plcc"]) and 0 <= scores["smeasure"] <= 1
+    assert results["targets"] == []  # the 90 s goal is for the full size
+
+
 def test_cli_sections_and_data_root(tmp_path: Path):
-    assert parse_args([]).sections == ["model", "loader", "e2e", "metrics"]
+    assert parse_args([]).sections == ["model", "loader", "e2e", "evaluate", "metrics"]
     assert parse_args(["e2e", "model"]).sections == ["model", "e2e"]
     with pytest.raises(SystemExit):
         parse_args(["speed"])
@@ -125,6 +140,16 @@ def test_jpeg_copy_and_frame_folder(tmp_path: Path):
     assert np.array_equal(source.read([0])[0], source.read([8])[0])
 
 
+def test_davis_copy_holds_exactly_the_frames_asked_for(tmp_path: Path):
+    from salvid.data.layouts.davis import davis2016
+
+    videos = data.synthetic_videos(tmp_path, num_videos=2, num_frames=4, size=(64, 96))
+    copy = data.davis_copy(data.jpeg_copy(videos, tmp_path / "jpeg"), 11, (48, 80), 3, tmp_path / "copy")
+    sequences = davis2016(copy.root, "val", copy.resolution)  # as evaluate reads it with data.split=val
+    assert copy.resolution == "48p" and [len(s.annotated_frames) for s in sequences] == [4, 4, 3]
+    assert ImageFolder(list(sequences[0].frames)).size == (48, 80) and sequences[2].salient_mask(2).shape == (48, 80)
+
+
 def test_davis_root_resolution(davis_root: Path):
     assert data.davis_data(davis_root).resolution == "240p"
 
@@ -135,8 +160,10 @@ def test_targets_report_the_speed_goals():
                        "models": {"fusion3d": {"family": "fusion3d", "encodes_frames": True, "1x": run},
                                   "salvid-small-davis": {"family": "paper", "encodes_frames": False,
                                                          "1x": {**run, "e2e_over_bare": 2.0}}}}}
+    results["evaluate"] = {"model": "salvid-fusion3d-davis", "frames": 1376, "video": "854x480", "seconds": 95.0}
     met = {t["target"]: t["met"] for t in report.targets(results)}
     assert met == {"fusion3d predict >= 30 frames/s (854x480, PNG maps)": True,
                    "fusion3d predict within 1.2x of its bare forward": True,
                    "salvid-small-davis predict within 1.2x of its bare forward": False,
-                   "fusion3d predict peak RSS flat in video length (2x frames / 1x)": True}
+                   "fusion3d predict peak RSS flat in video length (2x frames / 1x)": True,
+                   "evaluate salvid-fusion3d-davis on 1376 frames at 854x480 (network only) <= 90 s": False}

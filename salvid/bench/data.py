@@ -1,5 +1,5 @@
 """The benchmark's input frames: a DAVIS copy given with ``--davis-root``, else synthetic videos and a JPEG copy
-of them in the DAVIS layout, so the loader and ``predict`` read the same kind of files either way."""
+of them in the DAVIS layout, so the loader, ``predict`` and ``evaluate`` read the same kind of files either way."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from salvid.data.layouts.davis import davis2016
 from salvid.data.layouts.videos import video_folder
-from salvid.data.preprocess import resize_frame
+from salvid.data.preprocess import resize_frame, resize_mask
 from salvid.data.sources import ImageFolder
 
 
@@ -47,11 +47,16 @@ def jpeg_copy(video_root: Path, out: Path) -> JpegData:
             Image.fromarray(frame).save(frame_dir / f"{i:05d}.jpg", quality=90)
             shutil.copyfile(seq.masks[i], mask_dir / f"{i:05d}.png")
         names.append(seq.name)
-    split = out / "ImageSets" / resolution / "train.txt"
-    split.parent.mkdir(parents=True, exist_ok=True)
-    split.write_text("".join(f"/JPEGImages/{resolution}/{n}/00000.jpg /Annotations/{resolution}/{n}/00000.png\n"
-                             for n in names))
+    write_split(out, resolution, "train", names)
     return JpegData("synthetic JPEG copy", out, resolution)
+
+
+def write_split(root: Path, resolution: str, split: str, names: list[str]) -> None:
+    """``ImageSets/<resolution>/<split>.txt`` listing the sequences ``names`` as DAVIS-2016's split files do."""
+    path = root / "ImageSets" / resolution / f"{split}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"/JPEGImages/{resolution}/{n}/00000.jpg /Annotations/{resolution}/{n}/00000.png\n"
+                            for n in names))
 
 
 def davis_data(root: str | Path) -> JpegData:
@@ -80,3 +85,40 @@ def frame_folder(data: JpegData, count: int, size: tuple[int, int], out: Path) -
     for i in range(count):
         os.symlink(Path(distinct[i % len(distinct)]).resolve(), folder / f"{i:05d}.jpg")
     return folder
+
+
+def davis_copy(data: JpegData, count: int, size: tuple[int, int], num_sequences: int, out: Path,
+               split: str = "val") -> JpegData:
+    """Exactly ``count`` annotated frames of ``data`` (in order, cycling when it has fewer) at ``size`` (height,
+    width), cut into ``num_sequences`` sequences of nearly equal length, in the DAVIS-2016 layout with the split
+    file ``ImageSets/<resolution>/<split>.txt``: an input for ``evaluate`` shaped like DAVIS-2016 val (1,376 frames
+    in 20 sequences at 854x480). Frames are resized bilinear, masks nearest; each distinct frame is written once
+    and linked where it repeats (frames already of ``size`` are linked where they are)."""
+    annotated = [(seq, t) for seq in davis2016(data.root, None, data.resolution) for t in seq.annotated_frames]
+    distinct = []  # (frame file, mask file) at ``size``
+    (out / "distinct").mkdir(parents=True, exist_ok=True)
+    for i, (seq, t) in enumerate(annotated[:count]):
+        frame = ImageFolder([seq.frames[t]])
+        if frame.size == tuple(size):
+            frame_path = Path(seq.frames[t])
+        else:
+            frame_path = out / "distinct" / f"{i:05d}.jpg"
+            Image.fromarray(resize_frame(frame.read([0])[0], size)).save(frame_path, quality=90)
+        mask_path = out / "distinct" / f"{i:05d}.png"
+        Image.fromarray(resize_mask(seq.salient_mask(t), size) * 255).save(mask_path)  # 0/255, as DAVIS-2016
+        distinct.append((frame_path.resolve(), mask_path.resolve()))
+    resolution = f"{size[0]}p"
+    names = [f"seq{s:02d}" for s in range(min(num_sequences, count))]
+    j = 0  # output frames so far
+    for s, name in enumerate(names):
+        frame_dir = out / "JPEGImages" / resolution / name
+        mask_dir = out / "Annotations" / resolution / name
+        frame_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        for index in range(count // len(names) + (s < count % len(names))):
+            frame_path, mask_path = distinct[j % len(distinct)]
+            os.symlink(frame_path, frame_dir / f"{index:05d}.jpg")
+            os.symlink(mask_path, mask_dir / f"{index:05d}.png")
+            j += 1
+    write_split(out, resolution, split, names)
+    return JpegData(f"{data.name}, {count} frames at {size[1]}x{size[0]}", out, resolution)

@@ -9,6 +9,7 @@ E2E_OVER_BARE_GOAL = 1.2
 PEAK_FRACTION_GOAL = 0.5
 LOADER_OVER_TRAIN_GOAL = 3.0
 RSS_GROWTH_GOAL = 1.1
+EVALUATE_SECONDS_GOAL = 90.0  # evaluate of the default model on DAVIS-2016 val's size, network only, 2-core CPU
 
 
 def _layout(row: dict[str, Any]) -> str:
@@ -47,6 +48,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if "rss_growth_2x" in e2e:
             add(f"{e2e['rss_model']} predict peak RSS flat in video length (2x frames / 1x)", e2e["rss_growth_2x"],
                 RSS_GROWTH_GOAL, False)
+    ev = results.get("evaluate")
+    if ev and not results.get("quick"):  # the goal is for the full size only
+        add(f"evaluate {ev['model']} on {ev['frames']} frames at {ev['video']} (network only) <= "
+            f"{EVALUATE_SECONDS_GOAL:.0f} s", ev["seconds"], EVALUATE_SECONDS_GOAL, False)
     return out
 
 
@@ -91,6 +96,13 @@ def table(results: dict[str, Any]):
                       "frames/s", note)
             if k in ("1x", "2x"):
                 t.add_row("e2e", f"{name} peak RSS, {r['frames']} frames", f"{r['peak_rss_mb']:.0f}", "MB", "")
+    ev = results.get("evaluate")
+    if ev:
+        scores = ev["sanity_scores"]
+        t.add_row("evaluate", f"{ev['method']} {ev['video']}, network only, {ev['frames']} frames in "
+                              f"{ev['sequences']} sequences", f"{ev['seconds']:.1f}", "s",
+                  f"{ev['fps']:.1f} frames/s, {ev['backend']} {ev['precision']}, peak RSS {ev['peak_rss_mb']:.0f} MB; "
+                  f"sanity: PLCC {scores['plcc']:.3f}, S {scores['smeasure']:.3f}")
     if "metrics" in results:
         r = results["metrics"]
         if "error" in r:
