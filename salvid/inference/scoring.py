@@ -38,6 +38,7 @@ from salvid.data.splits import split_sequences
 from salvid.errors import CheckpointError, ConfigError
 from salvid.inference import report
 from salvid.inference.core import NetworkSaliency, frame_stems, iter_batches, middle_frames
+from salvid.inference.pipeline import prefetched
 from salvid.inference.tta import network_saliency
 from salvid.inference.writers import to_uint8
 from salvid.methods import SaliencyMethod
@@ -205,8 +206,10 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoS
             counter.describe(seq.name)
             for m in methods:
                 m.begin_sequence(seq.name, stems_of[v])
-            for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.annotated_frames):
-                masks = [seq.salient_mask(t) for t in ids]
+            batches = ((ids, clips, [seq.salient_mask(t) for t in ids])
+                       for ids, clips in iter_batches(seq.open(), in_frames, cfg.batch_size, seq.annotated_frames))
+            # frames and masks of the next batches are read on a background thread while the methods run
+            for ids, clips, masks in prefetched(batches, depth=2):
                 for m in methods:
                     maps = _scored_maps(cfg, m, clips, ids)
                     _update(metrics[m.name], maps, masks, v, ids)
