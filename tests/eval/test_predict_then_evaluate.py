@@ -28,9 +28,10 @@ def salvid(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_predicted_maps_score_exactly_as_the_live_network(eval_data, tiny_pretrained, tmp_path):
-    # the user's two commands: maps for the test videos, then the table with them beside the network
+    # the user's two commands: maps for the test videos, then the table with them beside the network; predict in
+    # evaluate's precision (its own default, auto, may pick bf16 where a probe measured it faster)
     salvid("predict", f"input='{eval_data}/videos/test_*.mp4'", f"ckpt_path={tiny_pretrained}",
-           "paths.output_dir=predicted", "write_videos=false", cwd=tmp_path)
+           "paths.output_dir=predicted", "write_videos=false", "precision=fp32", cwd=tmp_path)
     salvid("evaluate", f"ckpt_path={tiny_pretrained}", "data=videos", f"data.root={eval_data}", "data.split=test",
            "baselines=[]", "+maps_dirs.mine=predicted", "paths.output_dir=table", cwd=tmp_path)
     summary = json.loads((tmp_path / "table" / "summary.json").read_text())
