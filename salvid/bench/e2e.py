@@ -3,8 +3,9 @@ function (:func:`salvid.inference.predicting.predict_one`) with ``predict``'s de
 
 Each model runs per backend and precision (``torch`` in fp32 and, where the hardware has bf16, bf16;
 ``onnxruntime`` in fp32 where it runs), each in a fresh process, and reports frames/s, its bare forward (the
-same runner on frames already at the network's input size: the network alone, with the per-frame feature reuse
-``predict`` gets, see :func:`salvid.bench.model.inference_forward`), their ratio, the peak RSS, and where the
+same runner on the same frames, already decoded and at the network's input size, held in memory: the network
+alone, with the per-frame feature reuse ``predict`` gets, over as many batches; timed once before and once after
+``predict`` and averaged, so a change of load during the run weighs on both sides alike), their ratio, the peak RSS, and where the
 time went: ``decode`` (reading frames), ``resize`` (frames to the input size), ``forward`` (the network),
 ``upsample`` (maps back to 854x480) and ``write`` (PNG encoding and writing), as ``predict`` records them in
 its ``status.json``; ``predict`` runs them on three threads, so they overlap. ``auto`` names the
@@ -19,9 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from salvid.bench.common import (
     backends,
-    best_seconds,
     family,
     load_model,
     model_config,
@@ -29,28 +31,31 @@ from salvid.bench.common import (
     precisions,
     run_child,
 )
+from salvid.data.sources import FrameSource
+from salvid.runtime.files import OutputGuard
 
 
-def predict_rate(model: str, frames: str, out_dir: str, device: str, bare_batches: int,
+def predict_rate(model: str, frames: str, out_dir: str, device: str, bare: bool,
                  input_size: list[int] | None = None, write_videos: bool = False, backend: str = "auto",
                  precision: str = "auto") -> dict[str, Any]:
     """``predict_one`` on the frame folder ``frames`` (PNG maps; the map and overlay videos too with
-    ``write_videos``) with ``backend`` and ``precision``, then the bare forward of the same runner (best of
-    ``bare_batches`` batches)."""
+    ``write_videos``) with ``backend`` and ``precision``; with ``bare``, the same runner's bare forward over the
+    same frames before and after it."""
     from salvid.bench.common import compose
-    from salvid.bench.model import inference_forward
     from salvid.inference.core import NetworkSaliency
     from salvid.inference.predicting import predict_one, resolve_inputs
-    from salvid.runtime.files import OutputGuard
 
     cfg = compose("predict", [f"write_videos={str(write_videos).lower()}", f"backend={backend}",
                               f"precision={precision}"])
     runner = NetworkSaliency(load_model(model, input_size), device=device, precision=cfg.precision,
                              channels_last=cfg.channels_last, backend=cfg.backend,
                              model_config=model_config(model, input_size))
-    forward = inference_forward(runner, cfg.batch_size, calls=bare_batches + 2)
-    forward()  # oneDNN / cuDNN pick their kernels on the first call: a one-off cost, kept out of both sides
     item = resolve_inputs(frames)[0]
+    in_memory = _resized_frames(item.source, runner.input_size) if bare else None
+    # oneDNN / cuDNN pick their kernels on the first call: a one-off cost, kept out of both sides
+    _stream_rate(runner, _resized_frames(item.source, runner.input_size, count=2 * cfg.batch_size + 1),
+                 cfg.batch_size)
+    bare_rates = [_stream_rate(runner, in_memory, cfg.batch_size)] if bare else []
     guard = OutputGuard(out_dir, input_dirs=[frames])
     start = time.perf_counter()
     written = predict_one(runner, item, guard, cfg)
@@ -59,11 +64,46 @@ def predict_rate(model: str, frames: str, out_dir: str, device: str, bare_batche
     result = {"frames": written, "seconds": seconds, "fps": written / seconds, "peak_rss_mb": peak_rss_mb(),
               "batch_size": cfg.batch_size, "backend": runner.backend, "precision": runner.precision,
               "channels_last": bool(runner.net.channels_last), "stages_s": stages}
-    if bare_batches:
-        per_batch = best_seconds(forward, bare_batches, warmup=1)
-        result["bare_fps"] = cfg.batch_size / per_batch
+    if bare:
+        bare_rates.append(_stream_rate(runner, in_memory, cfg.batch_size))
+        result["bare_fps_before_after"] = bare_rates
+        result["bare_fps"] = sum(bare_rates) / 2
         result["e2e_over_bare"] = result["bare_fps"] / result["fps"]
     return result
+
+
+class _InMemory(FrameSource):
+    """Frames held as one array: a stream without decoding."""
+
+    def __init__(self, frames: np.ndarray):
+        self.frames = frames
+        self.path = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.frames.shape[1:3]
+
+    def _decode(self, indices: np.ndarray) -> np.ndarray:
+        return self.frames[indices]
+
+
+def _resized_frames(source: FrameSource, size: tuple[int, int], count: int | None = None) -> _InMemory:
+    """The first ``count`` (default all) frames of ``source`` at ``size``, decoded into memory."""
+    from salvid.data.preprocess import resize_frame
+
+    indices = list(range(min(count or len(source), len(source))))
+    return _InMemory(np.stack([resize_frame(f, size) for f in source.read(indices)]))
+
+
+def _stream_rate(runner, source: FrameSource, batch_size: int) -> float:
+    """Frames/s of ``runner`` over all of ``source`` in batches of ``batch_size``, as ``predict`` streams them
+    (features of shared frames reused), with nothing decoded, resized or written."""
+    start = time.perf_counter()
+    count = sum(1 for _ in runner.stream(source, batch_size))
+    return count / (time.perf_counter() - start)
 
 
 def settings(device: str) -> list[tuple[str, str]]:
@@ -86,7 +126,7 @@ def bench_e2e(models: list[str], frames: dict[str, Path], size: tuple[int, int],
             name = factor if backend == "auto" else f"{factor} {backend} {precision}"
             runs[name] = run_child("salvid.bench.e2e:predict_rate", {
                 "model": spec, "frames": str(frames[factor]), "out_dir": str(scratch / f"maps_{i}_{len(runs)}"),
-                "device": device, "bare_batches": 3 if factor == "1x" else 0, "input_size": input_size,
+                "device": device, "bare": factor == "1x", "input_size": input_size,
                 "write_videos": write_videos, "backend": backend, "precision": precision})
         out["models"][spec] = {**family(config), "input_size": config["input_size"], **runs}
         if "2x" in runs:
