@@ -91,7 +91,7 @@ def test_predict_into_its_own_input_folder_leaves_no_hydra_files_there(tmp_path)
 def test_a_value_refused_by_the_schema_writes_nothing(tmp_path):
     out = tmp_path / "run"
     line = one_error_line(run("salvid.train", "module.loss=foo", f"paths.output_dir={out}"))
-    assert line == "error: module.loss='foo': must be 'mse', 'bce' or 'bce_iou'"
+    assert line == "error: module.loss='foo': must be 'mse', 'bce', 'bce_iou' or 'bce_iou_ssim'"
     assert not out.exists()
 
 

@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from salvid.errors import ConfigError
 
 # The choices of salvid's own settings; the code that acts on them imports these names.
-LOSSES = ("mse", "bce", "bce_iou")
+LOSSES = ("mse", "bce", "bce_iou", "bce_iou_ssim")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("cosine",)
 METRIC_AVERAGES = ("video", "frame")

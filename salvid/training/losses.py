@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 
 def mse(logits: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -23,4 +24,24 @@ def bce_iou(logits: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> t
     return bce(logits, pred, target) + iou.mean()
 
 
-LOSSES = {"mse": mse, "bce": bce, "bce_iou": bce_iou}
+# SSIM's Gaussian window (sigma 1.5, 11x11) reaches this far: nearer the border it sees padding
+_SSIM_BORDER = 5
+
+
+def ssim_term(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - SSIM of maps in [0, 1] (torchmetrics' SSIM map, averaged where the window lies inside the map, as
+    scikit-image does). SSIM compares local structure, so it weighs object boundaries, where per-pixel terms see
+    few pixels."""
+    maps = pred.float().reshape(-1, 1, *pred.shape[-2:])
+    masks = target.float().reshape(-1, 1, *target.shape[-2:])
+    _, ssim_map = structural_similarity_index_measure(maps, masks, data_range=1.0, return_full_image=True)
+    b = _SSIM_BORDER
+    return 1.0 - ssim_map[..., b:-b, b:-b].mean()
+
+
+def bce_iou_ssim(logits: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The hybrid loss of BASNet (Qin et al., CVPR 2019): pixel (BCE), region (soft IoU) and structure (SSIM)."""
+    return bce_iou(logits, pred, target) + ssim_term(pred, target)
+
+
+LOSSES = {"mse": mse, "bce": bce, "bce_iou": bce_iou, "bce_iou_ssim": bce_iou_ssim}

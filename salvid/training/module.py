@@ -30,7 +30,8 @@ class SaliencyModule(L.LightningModule):
 
     Args:
         model: the model config (``family`` and its network's arguments, see :func:`salvid.models.build_network`).
-        loss: ``"mse"`` (eq. 2 of the paper), ``"bce"`` or ``"bce_iou"``.
+        loss: ``"mse"`` (eq. 2 of the paper), ``"bce"``, ``"bce_iou"`` or ``"bce_iou_ssim"``
+            (:mod:`salvid.training.losses`).
         optimizer: ``name`` (``adam``, the paper's, or ``adamw``), ``lr``, ``betas``, ``weight_decay`` and
             ``backbone_lr`` (the learning rate of a pretrained backbone; null: ``lr``).
         scheduler: ``None`` or ``{"name": "cosine"}`` (cosine decay over all training steps).
