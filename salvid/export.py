@@ -102,7 +102,7 @@ def export(cfg: DictConfig) -> Path:
     # the new model's graphs
     refuse_earlier_export([target, card_file, onnx_dir], cfg.overwrite)
     net, config = load_network(ckpt_path, trusted=cfg.trusted_checkpoint)
-    card = model_card(ckpt_path, cfg.trusted_checkpoint, cfg.metrics, cfg.hardware)
+    card = model_card(ckpt_path, cfg.trusted_checkpoint, cfg.metrics, cfg.hardware, cfg.cross_validation)
     folder.mkdir(parents=True, exist_ok=True)
     # written here first, moved into place once complete and small enough: a failure leaves the folder as it was
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".export", dir=folder))

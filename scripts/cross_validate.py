@@ -1,6 +1,6 @@
 """Summarise cross-validation runs as Markdown: mean and spread of each held-out metric over folds.
 
-    python scripts/cross_validate.py RUNS [RUNS ...] [--out FILE.md]
+    python scripts/cross_validate.py RUNS [RUNS ...] [--out FILE.md] [--json FILE.json]
 
 Each RUNS is a folder holding the runs of one arm: a multirun folder (``python -m salvid.train -m
 +experiment=cv_fusion3d data.fold=0,1,2 paths.output_dir=RUNS``) or any folder with one run per fold below
@@ -121,15 +121,38 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def arm_stats(arm: Arm, metrics: list[str]) -> dict[str, dict[str, object]]:
+    """Per metric: mean and std over the arm's folds, and the value per fold."""
+    stats = {}
+    for m in metrics:
+        per_fold = {f: run.test[m] for f, run in sorted(arm.runs.items()) if m in run.test}
+        mean, std = mean_std(list(per_fold.values()))
+        stats[m] = {"mean": mean, "std": std, "per_fold": per_fold}
+    return stats
+
+
+def paired_stats(base: Arm, other: Arm, metrics: list[str]) -> dict[str, dict[str, object]]:
+    """Per metric: mean and std over folds of ``other - base`` (same fold), how many folds it was better on,
+    and the difference per fold."""
+    folds = sorted(set(base.runs) & set(other.runs))
+    stats = {}
+    for m in metrics:
+        diffs = {f: other.runs[f].test[m] - base.runs[f].test[m] for f in folds
+                 if m in other.runs[f].test and m in base.runs[f].test}
+        if not diffs:
+            continue
+        mean, std = mean_std(list(diffs.values()))
+        better = sum((d < 0) if m in LOWER_IS_BETTER else (d > 0) for d in diffs.values())
+        stats[m] = {"mean_diff": mean, "std": std, "folds_better": better, "per_fold": diffs}
+    return stats
+
+
 def arm_report(arm: Arm, metrics: list[str]) -> list[str]:
     folds = sorted(arm.runs)
     k = next(iter(arm.runs.values())).folds
     lines = [f"## {arm.name}: {len(folds)} of {k} folds", ""]
-    rows = []
-    for m in metrics:
-        values = [arm.runs[f].test[m] for f in folds if m in arm.runs[f].test]
-        mean, std = mean_std(values)
-        rows.append([m, _fmt(mean), _fmt(std), *(_fmt(arm.runs[f].test.get(m, math.nan)) for f in folds)])
+    rows = [[m, _fmt(st["mean"]), _fmt(st["std"]), *(_fmt(st["per_fold"].get(f, math.nan)) for f in folds)]
+            for m, st in arm_stats(arm, metrics).items()]
     lines += _table(["metric", "mean", "std", *(f"fold {f}" for f in folds)], rows)
     sequence_rows = [[name, str(f), *(_fmt(values.get(m, math.nan), 3) for m in SEQUENCE_METRICS)]
                      for f in folds for name, values in sorted(arm.runs[f].sequences.items())]
@@ -146,15 +169,8 @@ def comparison_report(base: Arm, other: Arm, metrics: list[str]) -> list[str]:
     lines = [f"## {other.name} - {base.name}, paired by fold ({len(folds)} folds: {folds})", ""]
     if not folds:
         return lines + ["(no fold finished in both)"]
-    rows = []
-    for m in metrics:
-        diffs = [other.runs[f].test[m] - base.runs[f].test[m] for f in folds
-                 if m in other.runs[f].test and m in base.runs[f].test]
-        if not diffs:
-            continue
-        mean, std = mean_std(diffs)
-        better = sum((d < 0) if m in LOWER_IS_BETTER else (d > 0) for d in diffs)
-        rows.append([m, _fmt(mean), _fmt(std), f"{better}/{len(diffs)}", *(_fmt(d) for d in diffs)])
+    rows = [[m, _fmt(st["mean_diff"]), _fmt(st["std"]), f"{st['folds_better']}/{len(st['per_fold'])}",
+             *(_fmt(d) for d in st["per_fold"].values())] for m, st in paired_stats(base, other, metrics).items()]
     lines += _table(["metric", "mean diff", "std", "folds better", *(f"fold {f}" for f in folds)], rows)
     sequence_rows = []
     for f in folds:
@@ -175,8 +191,7 @@ def _by_video(sequences: dict[str, dict[str, float]]) -> dict[str, dict[str, flo
     return keyed if len(keyed) == len(sequences) else sequences
 
 
-def report(folders: list[Path]) -> str:
-    arms = [load_arm(f) for f in folders]
+def report(arms: list[Arm]) -> str:
     metrics = _metrics(arms)
     lines = ["# Cross-validation", "",
              "Held-out metrics (each fold's test set is its held-out fold); std: sample standard deviation over "
@@ -190,19 +205,45 @@ def report(folders: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def summary(arms: list[Arm]) -> dict[str, object]:
+    """The numbers of :func:`report` as data (a model card's ``cross_validation``, see ``salvid.export``): per
+    arm its folds, held-out sequences and metric statistics; per later arm its paired differences from the
+    first. NaN (the std of one fold) becomes null."""
+    metrics = _metrics(arms)
+    k = next(iter(arms[0].runs.values())).folds
+
+    def clean(value: object) -> object:
+        if isinstance(value, dict):
+            return {str(key): clean(v) for key, v in value.items()}
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return clean({
+        "folds": k,
+        "arms": {arm.name: {"folds_finished": sorted(arm.runs),
+                            "held_out": {f: sorted(run.sequences) for f, run in sorted(arm.runs.items())},
+                            "metrics": arm_stats(arm, metrics)} for arm in arms},
+        "against_first": {other.name: paired_stats(arms[0], other, metrics) for other in arms[1:]},
+    })
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="folders of runs, one per arm (the first is the base)")
     parser.add_argument("--out", type=Path, help="also write the Markdown to this file")
+    parser.add_argument("--json", type=Path, help="also write the numbers as JSON (for salvid.export "
+                        "cross_validation=FILE)")
     args = parser.parse_args(argv)
     try:
-        text = report(args.runs)
+        arms = [load_arm(f) for f in args.runs]
     except RunsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    text = report(arms)
     print(text)
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
+    if args.json is not None:
+        args.json.write_text(json.dumps(summary(arms), indent=1) + "\n", encoding="utf-8")
     return 0
 
 

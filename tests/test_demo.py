@@ -25,3 +25,8 @@ def test_the_demo_trains_to_a_plcc_well_above_the_untrained_network(tmp_path):
     assert untrained["test/plcc"] < 0.1 and untrained["test/auc"] < 0.6  # nearly flat maps
     assert trained["test/plcc"] > 0.6 and trained["test/plcc"] - untrained["test/plcc"] > 0.5
     assert trained["test/auc"] > 0.9 and trained["test/nss"] > 2.0
+    # which videos trained, selected and tested: the generated 8 / 2 / 2, none in two stages
+    splits = metrics["data"]
+    assert [len(splits[s]["videos"]) for s in ("train", "val", "test")] == [8, 2, 2]
+    assert len({v for s in splits.values() for v in s["videos"]}) == 12
+    assert splits["train"]["still_images"] == 0 and splits["train"]["frames"] == 8 * 24

@@ -151,6 +151,25 @@ def test_cross_validate_script_reports_mean_spread_and_sequences(tmp_path, capsy
     assert f"Unfinished runs left out: {tmp_path / 'duts' / 'killed'}" in text
 
 
+def test_cross_validate_script_writes_the_same_numbers_as_json(tmp_path, capsys):
+    script = _load_script()
+    for k, plcc in enumerate((0.5, 0.6, 0.7)):
+        _fake_run(tmp_path / "base" / str(k), k, plcc, {f"seq{k}": plcc})
+        _fake_run(tmp_path / "duts" / str(k), k, plcc + 0.05 * k, {f"seq{k}": plcc + 0.05 * k})
+    out = tmp_path / "cv.json"
+    assert script.main([str(tmp_path / "base"), str(tmp_path / "duts"), "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["folds"] == 3
+    base = summary["arms"]["base"]
+    assert base["folds_finished"] == [0, 1, 2] and base["held_out"]["1"] == ["seq1"]
+    assert base["metrics"]["plcc"]["mean"] == pytest.approx(0.6)
+    assert base["metrics"]["plcc"]["std"] == pytest.approx(0.1)
+    assert base["metrics"]["plcc"]["per_fold"] == {"0": 0.5, "1": 0.6, "2": 0.7}
+    paired = summary["against_first"]["duts"]["plcc"]
+    assert paired["mean_diff"] == pytest.approx(0.05) and paired["folds_better"] == 2
+    assert "| plcc | 0.0500 | 0.0500 | 2/3 |" in capsys.readouterr().out  # the Markdown says the same
+
+
 def test_cross_validate_script_names_a_doubled_fold(tmp_path, capsys):
     script = _load_script()
     _fake_run(tmp_path / "arm" / "a", 1, 0.5, {})

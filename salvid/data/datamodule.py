@@ -123,6 +123,18 @@ class SaliencyDataModule(L.LightningDataModule):
             self.counts[stage_name] = count_sequences(seqs, self.mask_resize)
         self._log_summary(caught)
 
+    def split_record(self) -> dict[str, dict[str, Any]]:
+        """Per stage (after ``setup``): the video sequences by name, how many still images (pseudo-clips) and
+        frames. What a run records, and a model card shows, about the data it trained, selected and was tested
+        on; still images are counted, not named (a full image set has thousands)."""
+        record = {}
+        for stage_name, seqs in self.sequences.items():
+            stills = [s for s in seqs if s.make_clip is not None]
+            record[stage_name] = {"videos": sorted(s.name for s in seqs if s.make_clip is None),
+                                  "still_images": len(stills),
+                                  "frames": sum(c.frames for c in self.counts.get(stage_name, []))}
+        return record
+
     def _log_summary(self, caught: list[warnings.WarningMessage]) -> None:
         for stage_name, counts in self.counts.items():
             short = sum(c.frames < self.in_frames for c in counts)

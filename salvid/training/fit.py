@@ -183,6 +183,8 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> flo
     results["run"] = {"fit_wall_time_s": round(record.fit_seconds(), 1), "segments": record.segments,
                       "steps": trainer.global_step, "epochs": trainer.current_epoch,
                       "hardware": hardware_description()}
+    # which sequences trained, selected and tested: how a model card shows that the test ones were kept out
+    results["data"] = datamodule.split_record()
     results["val"] = record.val or {k: float(v) for k, v in trainer.callback_metrics.items()
                                     if k.startswith("val/")}
 

@@ -29,8 +29,12 @@ def _without_machine_paths(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: str | None) -> dict[str, Any]:
-    """How the checkpoint was trained, from the checkpoint and the files its training run left beside it."""
+def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: str | None,
+               cross_validation: str | None = None) -> dict[str, Any]:
+    """How the checkpoint was trained, from the checkpoint and the files its training run left beside it: the
+    config, steps, wall time and hardware, and which sequences trained, selected and tested (``data_splits``);
+    with ``metrics`` an ``evaluate`` summary of held-out sequences, with ``cross_validation`` the JSON of
+    ``scripts/cross_validate.py --json`` (the folds that chose the recipe, their mean and spread)."""
     ckpt = read_checkpoint(ckpt_path, trusted)
     run_dir = ckpt_path.resolve().parent.parent  # <run>/checkpoints/<file>.ckpt
     hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if k != "model"}
@@ -46,9 +50,17 @@ def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: st
     if run_metrics.is_file():
         recorded = _read_json(run_metrics)
         card["run"] = recorded.get("run", {})
+        if recorded.get("data"):
+            card["data_splits"] = recorded["data"]
         card["train_test_metrics"] = recorded.get("test")
     if hardware:
         card.setdefault("run", {})["hardware"] = hardware
     if metrics:
         card["heldout_metrics"] = _read_json(Path(metrics))
+    if cross_validation:
+        summary = _read_json(Path(cross_validation))
+        if not isinstance(summary, dict) or not isinstance(summary.get("arms"), dict):
+            raise DataError(f"cross_validation={cross_validation}: not the JSON of scripts/cross_validate.py "
+                            "--json (no \"arms\"); write it with that script")
+        card["cross_validation"] = summary
     return card

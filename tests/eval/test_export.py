@@ -6,7 +6,7 @@ import torch
 from conftest import compose_config
 
 from salvid.checkpoints import load_network
-from salvid.errors import ConfigError
+from salvid.errors import ConfigError, DataError
 from salvid.export import export
 from salvid.inference.core import NetworkSaliency
 from salvid.runtime.schema import ExportConfig, validate
@@ -29,6 +29,28 @@ def test_export_writes_a_loadable_pretrained_model_with_its_card(trained_ckpt, t
     a = NetworkSaliency(exported, precision="fp32").predict(clips)
     b = NetworkSaliency(original, precision="fp32").predict(clips)
     np.testing.assert_array_equal(a, b)
+
+
+def test_export_records_the_runs_splits_and_the_cross_validation(trained_ckpt, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(trained_ckpt.read_bytes())
+    splits = {"train": {"videos": ["davis/bear"], "still_images": 499, "frames": 581},
+              "test": {"videos": ["davis/tennis"], "still_images": 0, "frames": 70}}
+    (run / "metrics.json").write_text(json.dumps({"run": {"steps": 4}, "data": splits, "test": {}}))
+    cv = tmp_path / "cv.json"
+    cv.write_text(json.dumps({"folds": 3, "arms": {"duts": {"metrics": {"plcc": {"mean": 0.7, "std": 0.01}}}}}))
+    target = export(compose_config("export", [f"ckpt_path={ckpt}", "name=cv", f"output_dir={tmp_path / 'out'}",
+                                              f"cross_validation={cv}"]))
+    card = json.loads(target.with_suffix(".json").read_text())
+    assert card["data_splits"] == splits
+    assert card["cross_validation"]["arms"]["duts"]["metrics"]["plcc"]["std"] == 0.01
+    cv.write_text(json.dumps({"plcc": 0.7}))  # not what the script writes
+    with pytest.raises(DataError, match=r"cross_validation=.*cv\.json: not the JSON of scripts/cross_validate\.py"):
+        export(compose_config("export", [f"ckpt_path={ckpt}", "name=cv2", f"output_dir={tmp_path / 'out'}",
+                                         f"cross_validation={cv}"]))
+    assert not (tmp_path / "out" / "cv2.json").exists()
 
 
 def test_export_format_onnx_writes_graphs_that_give_the_networks_maps(trained_ckpt, tmp_path):
