@@ -69,10 +69,10 @@ def test_bench_e2e_quick_compares_both_families_in_one_run(tmp_path: Path):
         assert run["frames"] == 24
         for key in ("fps", "bare_fps", "e2e_over_bare", "peak_rss_mb"):
             assert _positive(run[key]), (key, run)
-        # the bare forward runs over the same frames before and after predict; the rate is their mean
+        # the bare forward runs over the same frames before and after predict: total frames over total time
         before, after = run["bare_fps_before_after"]
         assert _positive(before) and _positive(after)
-        assert run["bare_fps"] == pytest.approx((before + after) / 2)
+        assert min(before, after) * 0.999 <= run["bare_fps"] <= max(before, after) * 1.001
         assert run["e2e_over_bare"] == pytest.approx(run["bare_fps"] / run["fps"])
     assert e2e["models"]["tiny"]["2x"]["frames"] == 48 and _positive(e2e["rss_growth_2x"])
     goals = {t["target"] for t in results["targets"]}

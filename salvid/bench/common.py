@@ -87,6 +87,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, bytes on macOS
 
 
+def reset_peak_rss() -> None:
+    """Start :func:`peak_rss_mb` afresh from the current memory (Linux; elsewhere the peak keeps counting from
+    the process's start), so a measurement's peak leaves out what the bench allocated before it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def run_child(function: str, kwargs: dict[str, Any], env: dict[str, str] | None = None,
               training_model: dict[str, Any] | None = None) -> Any:
     """``module:function(**kwargs)`` in a fresh interpreter, so that one measurement's memory, threads and

@@ -4,17 +4,19 @@ function (:func:`salvid.inference.predicting.predict_one`) with ``predict``'s de
 Each model runs per backend and precision (``torch`` in fp32 and, where the hardware has bf16, bf16;
 ``onnxruntime`` in fp32 where it runs), each in a fresh process, and reports frames/s, its bare forward (the
 same runner on the same frames, already decoded and at the network's input size, held in memory: the network
-alone, with the per-frame feature reuse ``predict`` gets, over as many batches; timed once before and once after
-``predict`` and averaged, so a change of load during the run weighs on both sides alike), their ratio, the peak RSS, and where the
-time went: ``decode`` (reading frames), ``resize`` (frames to the input size), ``forward`` (the network),
-``upsample`` (maps back to 854x480) and ``write`` (PNG encoding and writing), as ``predict`` records them in
-its ``status.json``; ``predict`` runs them on three threads, so they overlap. ``auto`` names the
-setting ``predict`` picks by itself here. The first model also predicts twice the frames (with the setting
+alone, with the per-frame feature reuse ``predict`` gets, over as many batches; timed once before and once
+after ``predict``, total frames over total time, so a change of load during the run weighs on both sides
+alike), their ratio, ``predict``'s peak RSS (counted from just before it, so without the bench's in-memory
+frames), and where the time went: ``decode`` (reading frames), ``resize`` (frames to the input size),
+``forward`` (the network), ``upsample`` (maps back to 854x480) and ``write`` (PNG encoding and writing), as
+``predict`` records them in its ``status.json``; ``predict`` runs them on three threads, so they overlap.
+``auto`` names the setting ``predict`` picks by itself here. The first model also predicts twice the frames (with the setting
 ``predict`` picks), to show whether memory grows with the video's length.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ from salvid.bench.common import (
     model_config,
     peak_rss_mb,
     precisions,
+    reset_peak_rss,
     run_child,
 )
 from salvid.data.sources import FrameSource
@@ -51,23 +54,26 @@ def predict_rate(model: str, frames: str, out_dir: str, device: str, bare: bool,
                              channels_last=cfg.channels_last, backend=cfg.backend,
                              model_config=model_config(model, input_size))
     item = resolve_inputs(frames)[0]
-    in_memory = _resized_frames(item.source, runner.input_size) if bare else None
     # oneDNN / cuDNN pick their kernels on the first call: a one-off cost, kept out of both sides
     _stream_rate(runner, _resized_frames(item.source, runner.input_size, count=2 * cfg.batch_size + 1),
                  cfg.batch_size)
-    bare_rates = [_stream_rate(runner, in_memory, cfg.batch_size)] if bare else []
+    bare_runs = [_stream_rate(runner, _resized_frames(item.source, runner.input_size), cfg.batch_size)] if bare else []
+    gc.collect()
+    reset_peak_rss()  # predict's peak, without the bench's in-memory frames
     guard = OutputGuard(out_dir, input_dirs=[frames])
     start = time.perf_counter()
     written = predict_one(runner, item, guard, cfg)
     seconds = time.perf_counter() - start
+    peak = peak_rss_mb()
     stages = json.loads(guard.path(item.name, "status.json").read_text(encoding="utf-8"))["stage_seconds"]
-    result = {"frames": written, "seconds": seconds, "fps": written / seconds, "peak_rss_mb": peak_rss_mb(),
+    result = {"frames": written, "seconds": seconds, "fps": written / seconds, "peak_rss_mb": peak,
               "batch_size": cfg.batch_size, "backend": runner.backend, "precision": runner.precision,
               "channels_last": bool(runner.net.channels_last), "stages_s": stages}
     if bare:
-        bare_rates.append(_stream_rate(runner, in_memory, cfg.batch_size))
-        result["bare_fps_before_after"] = bare_rates
-        result["bare_fps"] = sum(bare_rates) / 2
+        bare_runs.append(_stream_rate(runner, _resized_frames(item.source, runner.input_size), cfg.batch_size))
+        result["bare_fps_before_after"] = [n / s for n, s in bare_runs]
+        # total frames over total time: both passes weigh by their time, as the e2e rate does
+        result["bare_fps"] = sum(n for n, _ in bare_runs) / sum(s for _, s in bare_runs)
         result["e2e_over_bare"] = result["bare_fps"] / result["fps"]
     return result
 
@@ -90,20 +96,24 @@ class _InMemory(FrameSource):
         return self.frames[indices]
 
 
-def _resized_frames(source: FrameSource, size: tuple[int, int], count: int | None = None) -> _InMemory:
-    """The first ``count`` (default all) frames of ``source`` at ``size``, decoded into memory."""
+def _resized_frames(source: FrameSource, size: tuple[int, int], count: int | None = None,
+                    chunk: int = 32) -> _InMemory:
+    """The first ``count`` (default all) frames of ``source`` at ``size``, decoded into memory ``chunk`` at a
+    time (only the resized frames are held)."""
     from salvid.data.preprocess import resize_frame
 
-    indices = list(range(min(count or len(source), len(source))))
-    return _InMemory(np.stack([resize_frame(f, size) for f in source.read(indices)]))
+    n = min(count or len(source), len(source))
+    resized = [resize_frame(f, size) for start in range(0, n, chunk)
+               for f in source.read(list(range(start, min(start + chunk, n))))]
+    return _InMemory(np.stack(resized))
 
 
-def _stream_rate(runner, source: FrameSource, batch_size: int) -> float:
-    """Frames/s of ``runner`` over all of ``source`` in batches of ``batch_size``, as ``predict`` streams them
-    (features of shared frames reused), with nothing decoded, resized or written."""
+def _stream_rate(runner, source: FrameSource, batch_size: int) -> tuple[int, float]:
+    """(frames, seconds) of ``runner`` over all of ``source`` in batches of ``batch_size``, as ``predict`` streams
+    them (features of shared frames reused), with nothing decoded, resized or written."""
     start = time.perf_counter()
     count = sum(1 for _ in runner.stream(source, batch_size))
-    return count / (time.perf_counter() - start)
+    return count, time.perf_counter() - start
 
 
 def settings(device: str) -> list[tuple[str, str]]:
