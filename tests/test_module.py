@@ -22,7 +22,7 @@ def _batch(n=4):
             "frame_id": torch.arange(n)}
 
 
-@pytest.mark.parametrize("loss", ["mse", "bce", "bce_iou"])
+@pytest.mark.parametrize("loss", ["mse", "bce", "bce_iou", "bce_iou_ssim"])
 def test_a_few_training_steps_lower_the_loss_on_a_fixed_batch(loss):
     module = SaliencyModule(model=TINY, loss=loss, optimizer={**OPTIMIZER, "lr": 1e-2})
     opt = module.configure_optimizers()

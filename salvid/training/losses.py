@@ -24,19 +24,22 @@ def bce_iou(logits: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> t
     return bce(logits, pred, target) + iou.mean()
 
 
-# SSIM's Gaussian window (sigma 1.5, 11x11) reaches this far: nearer the border it sees padding
-_SSIM_BORDER = 5
+# SSIM's Gaussian window (the usual sigma 1.5 in 11x11): nearer the border than half of it, it sees padding
+_SSIM_SIGMA, _SSIM_KERNEL = 1.5, 11
+_SSIM_BORDER = (_SSIM_KERNEL - 1) // 2
 
 
 def ssim_term(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - SSIM of maps in [0, 1] (torchmetrics' SSIM map, averaged where the window lies inside the map, as
     scikit-image does). SSIM compares local structure, so it weighs object boundaries, where per-pixel terms see
-    few pixels."""
-    maps = pred.float().reshape(-1, 1, *pred.shape[-2:])
-    masks = target.float().reshape(-1, 1, *target.shape[-2:])
-    _, ssim_map = structural_similarity_index_measure(maps, masks, data_range=1.0, return_full_image=True)
-    b = _SSIM_BORDER
-    return 1.0 - ssim_map[..., b:-b, b:-b].mean()
+    few pixels. Computed in fp32 also under bf16 autocast: its variances lose too much in bf16."""
+    with torch.autocast(pred.device.type, enabled=False):
+        maps = pred.float().reshape(-1, 1, *pred.shape[-2:])
+        masks = target.float().reshape(-1, 1, *target.shape[-2:])
+        _, ssim_map = structural_similarity_index_measure(maps, masks, data_range=1.0, sigma=_SSIM_SIGMA,
+                                                          kernel_size=_SSIM_KERNEL, return_full_image=True)
+        b = _SSIM_BORDER
+        return 1.0 - ssim_map[..., b:-b, b:-b].mean()
 
 
 def bce_iou_ssim(logits: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
