@@ -166,6 +166,26 @@ def test_stream_makes_pseudo_clips_or_identical_copies(tmp_path):
         assert np.array_equal(sample["mask"], load_mask(seq.masks[0]))
 
 
+@pytest.mark.parametrize("pseudo_clip", [True, False])
+def test_split_record_names_the_videos_and_counts_the_still_images(tmp_path, pseudo_clip):
+    from salvid.data.datamodule import SaliencyDataModule
+    from tests.helpers.layout_fixtures import davis
+
+    davis(tmp_path / "davis", {"a": 3, "b": 4, "c": 2, "d": 3})
+    image_set(tmp_path / "duts", {"x": (4, 6), "y": (24, 40), "z": (8, 8)})
+    datasets = {"davis": {"layout": "davis2016", "root": "davis", "splits": {"train": "train"}},
+                "duts": {"layout": "image_sod", "root": "duts", "pseudo_clip": pseudo_clip, "train_only": True,
+                         "splits": {"train": "all"}}}
+    dm = SaliencyDataModule("concat", str(tmp_path), {"train": "train", "val": None, "test": None},
+                            val_holdout=1, test_holdout=1, datasets=datasets)
+    dm.setup()
+    record = dm.split_record()
+    # the fixture's last sequence (d) is DAVIS's val split; of a, b, c the hold-outs take the last by name
+    assert record["train"] == {"videos": ["davis/a"], "still_images": 3, "frames": 3 + 3}
+    assert record["val"] == {"videos": ["davis/b"], "still_images": 0, "frames": 4}
+    assert record["test"] == {"videos": ["davis/c"], "still_images": 0, "frames": 2}
+
+
 def test_pseudo_clip_switch_must_be_a_boolean(tmp_path):
     root = image_set(tmp_path, {"a": (0, 0)})
     with pytest.raises(DatasetError, match="pseudo_clip='yes'"):

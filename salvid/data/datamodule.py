@@ -129,9 +129,8 @@ class SaliencyDataModule(L.LightningDataModule):
         on; still images are counted, not named (a full image set has thousands)."""
         record = {}
         for stage_name, seqs in self.sequences.items():
-            stills = [s for s in seqs if s.make_clip is not None]
-            record[stage_name] = {"videos": sorted(s.name for s in seqs if s.make_clip is None),
-                                  "still_images": len(stills),
+            record[stage_name] = {"videos": sorted(s.name for s in seqs if not s.still),
+                                  "still_images": sum(s.still for s in seqs),
                                   "frames": sum(c.frames for c in self.counts.get(stage_name, []))}
         return record
 

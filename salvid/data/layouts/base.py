@@ -50,6 +50,7 @@ class VideoSequence:
     ``make_clip``: for a still image (one frame, repeated into a clip by the stream), ``f(frames, mask, seed) ->
     (frames, mask)`` applied to every clip before augmentation (:class:`salvid.data.pseudo_clips.PseudoClip`).
     ``train_only``: hold-outs and folds never take this sequence (a ``concat`` entry's ``train_only: true``).
+    ``still``: a still image (image salient-object sets), not a video; records count these rather than name them.
     """
 
     name: str
@@ -59,6 +60,7 @@ class VideoSequence:
     read_mask: Callable[[Path], np.ndarray] = load_mask  # module-level, so dataloader workers can pickle it
     make_clip: Callable[[list[np.ndarray], np.ndarray, int], tuple[list[np.ndarray], np.ndarray]] | None = None
     train_only: bool = False
+    still: bool = False
 
     def open(self) -> FrameSource:
         if isinstance(self.frames, Path):

@@ -63,7 +63,7 @@ def image_sod(
         raise DatasetError(f"{found_masks[orphans[0]]}: mask without an image in {image_dir} "
                            f"({len(orphans)} such mask(s)); the names must match")
     make_clip = PseudoClip(**_motion(motion)) if pseudo_clip else None
-    return [VideoSequence(stem, (found_images[stem],), (found_masks[stem],), make_clip=make_clip)
+    return [VideoSequence(stem, (found_images[stem],), (found_masks[stem],), make_clip=make_clip, still=True)
             for stem in sorted(found_images)]
 
 
