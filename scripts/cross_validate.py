@@ -42,6 +42,7 @@ class Run:
     fold: int
     folds: int
     test: dict[str, float]
+    held_out: list[str] | None = None  # the videos of the held-out fold (metrics.json's data record)
     sequences: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -68,7 +69,9 @@ def _load_run(metrics_path: Path) -> Run:
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise RunsError(f"{metrics_path}: no test metrics ({error}); rerun the training command to finish it") \
             from None
-    run = Run(run_dir, fold, folds, {k: v for k, v in test.items() if not k.endswith("_frames")})
+    # the held-out videos as the run recorded them; older runs' only record is test_per_sequence.csv
+    held_out = ((metrics.get("data") or {}).get("test") or {}).get("videos")
+    run = Run(run_dir, fold, folds, {k: v for k, v in test.items() if not k.endswith("_frames")}, held_out)
     per_sequence = run_dir / "test_per_sequence.csv"
     if per_sequence.is_file():
         with per_sequence.open(encoding="utf-8", newline="") as f:
@@ -126,6 +129,8 @@ def arm_stats(arm: Arm, metrics: list[str]) -> dict[str, dict[str, object]]:
     stats = {}
     for m in metrics:
         per_fold = {f: run.test[m] for f, run in sorted(arm.runs.items()) if m in run.test}
+        if not per_fold:  # a metric only another arm logged
+            continue
         mean, std = mean_std(list(per_fold.values()))
         stats[m] = {"mean": mean, "std": std, "per_fold": per_fold}
     return stats
@@ -170,7 +175,8 @@ def comparison_report(base: Arm, other: Arm, metrics: list[str]) -> list[str]:
     if not folds:
         return lines + ["(no fold finished in both)"]
     rows = [[m, _fmt(st["mean_diff"]), _fmt(st["std"]), f"{st['folds_better']}/{len(st['per_fold'])}",
-             *(_fmt(d) for d in st["per_fold"].values())] for m, st in paired_stats(base, other, metrics).items()]
+             *(_fmt(st["per_fold"].get(f, math.nan)) for f in folds)]
+            for m, st in paired_stats(base, other, metrics).items()]
     lines += _table(["metric", "mean diff", "std", "folds better", *(f"fold {f}" for f in folds)], rows)
     sequence_rows = []
     for f in folds:
@@ -220,7 +226,8 @@ def summary(arms: list[Arm]) -> dict[str, object]:
     return clean({
         "folds": k,
         "arms": {arm.name: {"folds_finished": sorted(arm.runs),
-                            "held_out": {f: sorted(run.sequences) for f, run in sorted(arm.runs.items())},
+                            "held_out": {f: run.held_out if run.held_out is not None else
+                                         sorted(run.sequences) or None for f, run in sorted(arm.runs.items())},
                             "metrics": arm_stats(arm, metrics)} for arm in arms},
         "against_first": {other.name: paired_stats(arms[0], other, metrics) for other in arms[1:]},
     })
@@ -235,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         arms = [load_arm(f) for f in args.runs]
+        names = [arm.name for arm in arms]
+        if len(set(names)) < len(names):
+            raise RunsError(f"{', '.join(str(f) for f in args.runs)}: arms are named by their folder's name, and "
+                            f"these repeat one ({names}); give each arm's folder its own name")
     except RunsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -125,11 +125,12 @@ def _load_script():
     return module
 
 
-def _fake_run(run_dir: Path, fold: int, plcc: float, sequences: dict[str, float]) -> None:
+def _fake_run(run_dir: Path, fold: int, plcc: float, sequences: dict[str, float],
+              data: dict | None = None) -> None:
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text(f"data:\n  folds: 3\n  fold: {fold}\n")
     (run_dir / "metrics.json").write_text(json.dumps({"test": {"test/plcc": plcc, "test/mae": 0.1,
-                                                               "test/excluded_frames": 0.0}}))
+                                                               "test/excluded_frames": 0.0}, **(data or {})}))
     rows = "".join(f"{name},10,0,{value},0.1\n" for name, value in sequences.items())
     (run_dir / "test_per_sequence.csv").write_text("sequence,frames,excluded_frames,plcc,mae\n" + rows)
 
@@ -168,6 +169,26 @@ def test_cross_validate_script_writes_the_same_numbers_as_json(tmp_path, capsys)
     paired = summary["against_first"]["duts"]["plcc"]
     assert paired["mean_diff"] == pytest.approx(0.05) and paired["folds_better"] == 2
     assert "| plcc | 0.0500 | 0.0500 | 2/3 |" in capsys.readouterr().out  # the Markdown says the same
+
+
+def test_cross_validate_json_takes_the_held_out_videos_from_the_runs_record(tmp_path, capsys):
+    script = _load_script()
+    record = {"data": {"test": {"videos": ["davis/bus", "davis/boat"], "still_images": 0, "frames": 100}}}
+    _fake_run(tmp_path / "recorded" / "0", 0, 0.5, {}, record)
+    _fake_run(tmp_path / "recorded" / "1", 1, 0.6, {"seq1": 0.6})  # an older run: its per-sequence file
+    _fake_run(tmp_path / "recorded" / "2", 2, 0.7, {})  # neither: unknown, not "none"
+    out = tmp_path / "cv.json"
+    assert script.main([str(tmp_path / "recorded"), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["arms"]["recorded"]["held_out"] == {
+        "0": ["davis/bus", "davis/boat"], "1": ["seq1"], "2": None}
+
+
+def test_cross_validate_script_refuses_two_arms_of_one_name(tmp_path, capsys):
+    script = _load_script()
+    for arm in ("a/cv", "b/cv"):
+        _fake_run(tmp_path / arm / "0", 0, 0.5, {})
+    assert script.main([str(tmp_path / "a" / "cv"), str(tmp_path / "b" / "cv")]) == 2
+    assert "these repeat one (['cv', 'cv']); give each arm's folder its own name" in capsys.readouterr().err
 
 
 def test_cross_validate_script_names_a_doubled_fold(tmp_path, capsys):

@@ -12,11 +12,13 @@ from salvid.checkpoints import read_checkpoint
 from salvid.errors import DataError
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, key: str | None = None) -> dict[str, Any]:
+    """A JSON file's content; ``key``: the setting that named the file, for the error."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not a readable JSON file: {e}") from e
+        named = f"{key}={path}" if key else str(path)
+        raise DataError(f"{named}: not a readable JSON file ({e}); give the file written for it") from e
 
 
 def _without_machine_paths(config: dict[str, Any]) -> dict[str, Any]:
@@ -56,9 +58,9 @@ def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: st
     if hardware:
         card.setdefault("run", {})["hardware"] = hardware
     if metrics:
-        card["heldout_metrics"] = _read_json(Path(metrics))
+        card["heldout_metrics"] = _read_json(Path(metrics), "metrics")
     if cross_validation:
-        summary = _read_json(Path(cross_validation))
+        summary = _read_json(Path(cross_validation), "cross_validation")
         if not isinstance(summary, dict) or not isinstance(summary.get("arms"), dict):
             raise DataError(f"cross_validation={cross_validation}: not the JSON of scripts/cross_validate.py "
                             "--json (no \"arms\"); write it with that script")

@@ -51,6 +51,9 @@ def test_export_records_the_runs_splits_and_the_cross_validation(trained_ckpt, t
         export(compose_config("export", [f"ckpt_path={ckpt}", "name=cv2", f"output_dir={tmp_path / 'out'}",
                                          f"cross_validation={cv}"]))
     assert not (tmp_path / "out" / "cv2.json").exists()
+    with pytest.raises(DataError, match=r"cross_validation=.*missing\.json: not a readable JSON file"):
+        export(compose_config("export", [f"ckpt_path={ckpt}", "name=cv2", f"output_dir={tmp_path / 'out'}",
+                                         f"cross_validation={tmp_path / 'missing.json'}"]))
 
 
 def test_export_format_onnx_writes_graphs_that_give_the_networks_maps(trained_ckpt, tmp_path):
