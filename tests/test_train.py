@@ -41,7 +41,8 @@ def test_train_runs_end_to_end_and_writes_metrics_and_checkpoints(tmp_path):
     value = train(cfg)
     out = tmp_path / "run"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"untrained", "test", "val", "checkpoint", "run"}
+    assert set(metrics) == {"untrained", "test", "val", "checkpoint", "run", "data"}
+    assert set(metrics["data"]) == {"train", "val", "test"} and all(s["videos"] for s in metrics["data"].values())
     assert value == metrics["test"]["test/plcc"]
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert Path(metrics["checkpoint"]).is_file()
