@@ -30,9 +30,10 @@ Examples::
 Options: ``--json OUT`` (default ``bench.json``), ``--device`` (default: CUDA when available), ``--compile``
 (adds a ``torch.compile`` row per model; tens of seconds each), ``--e2e-videos`` (``predict`` also writes the
 map and overlay videos it writes by default; without it, PNG maps only), ``--davis-root DIR`` (a DAVIS-2016/2017 copy for the loader and the
-e2e and evaluate frames, resized to 854x480 when smaller or larger). The model section's rates are the best of a few
-repeats (on a shared machine the least disturbed; e2e's bare forward runs over the same frames as predict); model, e2e, evaluate and ISA measurements each run in a fresh child process. Targets are
-reported, never asserted.
+e2e and evaluate frames, resized to 854x480 when smaller or larger). The model section's rates are the best of
+a few repeats (on a shared machine the least disturbed; e2e's bare forward runs over the same frames as
+predict); model, e2e, evaluate and ISA measurements each run in a fresh child process. Targets are reported,
+never asserted.
 """
 
 from __future__ import annotations

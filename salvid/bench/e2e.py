@@ -10,8 +10,8 @@ alike), their ratio, ``predict``'s peak RSS (counted from just before it, so wit
 frames), and where the time went: ``decode`` (reading frames), ``resize`` (frames to the input size),
 ``forward`` (the network), ``upsample`` (maps back to 854x480) and ``write`` (PNG encoding and writing), as
 ``predict`` records them in its ``status.json``; ``predict`` runs them on three threads, so they overlap.
-``auto`` names the setting ``predict`` picks by itself here. The first model also predicts twice the frames (with the setting
-``predict`` picks), to show whether memory grows with the video's length.
+``auto`` names the setting ``predict`` picks by itself here. The first model also predicts twice the frames
+(with the setting ``predict`` picks), to show whether memory grows with the video's length.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def predict_rate(model: str, frames: str, out_dir: str, device: str, bare: bool,
     # oneDNN / cuDNN pick their kernels on the first call: a one-off cost, kept out of both sides
     _stream_rate(runner, _resized_frames(item.source, runner.input_size, count=2 * cfg.batch_size + 1),
                  cfg.batch_size)
+    # decoded again after predict rather than held: held, the copy would count in predict's peak RSS
     bare_runs = [_stream_rate(runner, _resized_frames(item.source, runner.input_size), cfg.batch_size)] if bare else []
     gc.collect()
     reset_peak_rss()  # predict's peak, without the bench's in-memory frames
