@@ -52,6 +52,13 @@ def heldout_data(card: dict[str, Any], davis_240p: Callable[[], Path]) -> list[s
     """``evaluate`` overrides that select the held-out sequences the card names; a skip saying why where that
     data is absent. ``davis_240p`` gives the DAVIS-2016 240p test data (or skips)."""
     data = (card.get("train_config") or {}).get("data")
+    if data is not None and data["layout"] == "concat":  # video and images: the held-out video is the test set
+        scored = {name: d for name, d in data["datasets"].items() if not d.get("train_only")}
+        assert len(scored) == 1, f"a concat card with held-out sequences in several datasets: {sorted(scored)}"
+        (video,) = scored.values()
+        root = Path(str(data["root"])) / str(video["root"])
+        data = {**video, "root": root, "splits": data.get("splits"),
+                "val_holdout": data.get("val_holdout", 0), "test_holdout": data.get("test_holdout", 0)}
     if data is not None:  # exported from a training run: its own data config
         root = Path(str(data["root"]))
         if root.name == "DAVIS-2016-train-240p":
