@@ -33,4 +33,4 @@ def test_the_one_line_fine_tune_starts_from_the_default_model_and_names_it(tmp_p
                          "model.widths=[8,8,8,8,8]", f"paths.output_dir={tmp_path / 'run2'}"], check=False)
     assert refused.returncode == 2
     (line,) = [ln for ln in refused.stderr.splitlines() if ln.startswith("error:")]
-    assert "init_weights=salvid-fusion3d-davis" in line and "model.widths" in line
+    assert f"init_weights={DEFAULT_PRETRAINED}" in line and "model.widths" in line
