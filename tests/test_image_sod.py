@@ -181,7 +181,7 @@ def test_split_record_names_the_videos_and_counts_the_still_images(tmp_path, pse
     dm.setup()
     record = dm.split_record()
     # the fixture's last sequence (d) is DAVIS's val split; of a, b, c the hold-outs take the last by name
-    assert record["train"] == {"videos": ["davis/a"], "still_images": 3, "frames": 3 + 3}
+    assert record["train"] == {"videos": ["davis/a"], "still_images": 3, "frames": 3}  # the video's frames only
     assert record["val"] == {"videos": ["davis/b"], "still_images": 0, "frames": 4}
     assert record["test"] == {"videos": ["davis/c"], "still_images": 0, "frames": 2}
 

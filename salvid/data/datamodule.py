@@ -124,14 +124,15 @@ class SaliencyDataModule(L.LightningDataModule):
         self._log_summary(caught)
 
     def split_record(self) -> dict[str, dict[str, Any]]:
-        """Per stage (after ``setup``): the video sequences by name, how many still images (pseudo-clips) and
-        frames. What a run records, and a model card shows, about the data it trained, selected and was tested
-        on; still images are counted, not named (a full image set has thousands)."""
+        """Per stage (after ``setup``): the video sequences by name, how many still images (pseudo-clips), and
+        how many frames those videos have. What a run records, and a model card shows, about the data it trained,
+        selected and was tested on; still images are counted, not named (a full image set has thousands)."""
         record = {}
         for stage_name, seqs in self.sequences.items():
+            counts = self.counts.get(stage_name, [])  # count_sequences keeps the order of seqs
             record[stage_name] = {"videos": sorted(s.name for s in seqs if not s.still),
                                   "still_images": sum(s.still for s in seqs),
-                                  "frames": sum(c.frames for c in self.counts.get(stage_name, []))}
+                                  "frames": sum(c.frames for s, c in zip(seqs, counts) if not s.still)}
         return record
 
     def _log_summary(self, caught: list[warnings.WarningMessage]) -> None:
