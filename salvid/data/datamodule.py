@@ -129,10 +129,10 @@ class SaliencyDataModule(L.LightningDataModule):
         selected and was tested on; still images are counted, not named (a full image set has thousands)."""
         record = {}
         for stage_name, seqs in self.sequences.items():
-            counts = self.counts.get(stage_name, [])  # count_sequences keeps the order of seqs
+            counts = self.counts[stage_name]  # setup counted every stage, in the order of seqs
             record[stage_name] = {"videos": sorted(s.name for s in seqs if not s.still),
                                   "still_images": sum(s.still for s in seqs),
-                                  "frames": sum(c.frames for s, c in zip(seqs, counts) if not s.still)}
+                                  "frames": sum(c.frames for s, c in zip(seqs, counts, strict=True) if not s.still)}
         return record
 
     def _log_summary(self, caught: list[warnings.WarningMessage]) -> None:
