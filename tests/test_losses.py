@@ -57,3 +57,8 @@ def test_ssim_term_takes_bf16_maps_of_any_leading_shape_and_ignores_autocast():
     assert under_autocast.dtype == flat.dtype == torch.float32
     assert under_autocast.item() == pytest.approx(expected, abs=1e-6)
     assert flat.item() == pytest.approx(expected, abs=5e-3)  # only the maps' own bf16 rounding
+
+
+def test_ssim_term_names_the_size_it_needs():
+    with pytest.raises(ValueError, match="at least 11x11 pixels, got 8x80"):
+        ssim_term(torch.rand(2, 1, 8, 80), torch.rand(2, 1, 8, 80))
