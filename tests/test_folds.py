@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 
 from salvid.data.folds import fold_names
 from salvid.data.splits import split_sequences
+from salvid.inference.scoring import load_sequences
 from tests.helpers.layout_fixtures import box_mask, davis, frame, save
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,19 @@ def test_cv_experiments_compose_with_the_same_folds(davis_root, duts_root, tmp_p
         folds[experiment] = [s.name.removeprefix("davis/") for s in dm.sequences["val"]]
         assert [s.name for s in dm.sequences["val"]] == [s.name for s in dm.sequences["test"]]
     assert folds["cv_fusion3d"] == folds["cv_fusion3d_duts"] and len(folds["cv_fusion3d"]) == 8
+
+
+
+def test_evaluate_scores_a_folds_held_out_sequences(davis_root):
+    """`evaluate data=davis2016_holdout data.folds=3 data.fold=k data.val_holdout=0` scores what fold k's model
+    of a cv experiment held out, and nothing else."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("evaluate", ["data=davis2016_holdout", f"data.root={davis_root}", "data.folds=3", "data.fold=1",
+                                   "data.val_holdout=0"])
+    scored, _ = load_sequences(cfg)
+    expected = names(split_sequences("davis2016", davis_root, HOLDOUT, 0, 5, folds=3, fold=1, resolution="240p"))
+    assert [s.name for s in scored] == expected["test"] and len(expected["test"]) == 8
 
 
 def _load_script():
