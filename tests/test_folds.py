@@ -118,7 +118,6 @@ def test_cv_experiments_compose_with_the_same_folds(davis_root, duts_root, tmp_p
     assert folds["cv_fusion3d"] == folds["cv_fusion3d_duts"] and len(folds["cv_fusion3d"]) == 8
 
 
-
 def test_evaluate_scores_a_folds_held_out_sequences(davis_root):
     """`evaluate data=davis2016_holdout data.folds=3 data.fold=k data.val_holdout=0` scores what fold k's model
     of a cv experiment held out, and nothing else."""

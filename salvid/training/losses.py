@@ -45,8 +45,8 @@ def ssim_term(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     The separable Gaussian filter is two banded matrix products: on a CPU their backward pass is about 15x
     faster than that of the single-channel 11x11 convolution torchmetrics' SSIM uses (0.15 against 2.3 s for 8
-    maps at 224x384 on one core of an AMD EPYC), which doubled the training step. Computed in fp32 also under bf16 autocast:
-    its variances lose too much in bf16."""
+    maps at 224x384 on one core of an AMD EPYC), which doubled the training step. Computed in fp32 also under
+    bf16 autocast: its variances lose too much in bf16."""
     h, w = pred.shape[-2:]
     if min(h, w) < _SSIM_KERNEL:
         raise ValueError(f"the SSIM loss needs maps of at least {_SSIM_KERNEL}x{_SSIM_KERNEL} pixels, got {h}x{w}")
