@@ -40,8 +40,10 @@ def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: st
     ckpt = read_checkpoint(ckpt_path, trusted)
     run_dir = ckpt_path.resolve().parent.parent  # <run>/checkpoints/<file>.ckpt
     hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if k != "model"}
+    # checkpoint_epoch: Lightning's 0-based epoch counter when it saved (epoch003 in a file name); how many
+    # epochs ran is run.epochs
     card: dict[str, Any] = {"source_checkpoint": ckpt_path.name, "module": hparams,
-                            "steps": ckpt.get("global_step"), "epochs": ckpt.get("epoch")}
+                            "steps": ckpt.get("global_step"), "checkpoint_epoch": ckpt.get("epoch")}
     for state_key, state in ckpt.get("callbacks", {}).items():
         if state_key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None:
             card["selection"] = {"monitor": state.get("monitor"), "best_score": float(state["best_model_score"])}
