@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from salvid.checkpoints import DEFAULT_PRETRAINED, PRETRAINED_DIR
-
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 TIMEOUT = 600
@@ -36,7 +34,6 @@ SKIP_RULES = [
     (r"trainer=(gpu|ddp)\b(?!_)", "needs GPUs"),
     (r"hydra/launcher=slurm", "needs a SLURM cluster"),
 ]
-DEFAULT_MODEL_SHIPPED = (PRETRAINED_DIR / f"{DEFAULT_PRETRAINED}.safetensors").is_file()
 # what the entry points must not print: noise a user cannot act on
 NOISE = ["litlogger", "LeafSpec", "`IterableDataset` has `__len__`", "anonymous setting", "FLOPs",
          "ONEDNN_MAX_CPU_ISA set after torch"]
@@ -66,9 +63,6 @@ def skip_reason(command: str) -> str | None:
     for pattern, reason in SKIP_RULES:
         if re.search(pattern, command):
             return reason
-    if re.search(r"salvid\.(predict|evaluate)\b", command) and "ckpt_path=" not in command \
-            and not DEFAULT_MODEL_SHIPPED:
-        return f"uses the default shipped model {DEFAULT_PRETRAINED}, not in {PRETRAINED_DIR} yet"
     return None
 
 
@@ -77,7 +71,7 @@ COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
 
 def test_the_readme_has_commands_and_they_are_collected():
     assert len(COMMANDS) >= 8
-    runnable = [c for _, c in COMMANDS if skip_reason(c) is None or "default shipped model" in skip_reason(c)]
+    runnable = [c for _, c in COMMANDS if skip_reason(c) is None]
     for needed in ("salvid.predict input=clip.mp4", "salvid.train +experiment=demo", "salvid.evaluate",
                    "salvid.train -m"):
         assert any(needed in c for c in runnable), f"no runnable README command with {needed!r}"
@@ -146,8 +140,6 @@ PYTHON_BLOCKS = readme_python_blocks(README.read_text(encoding="utf-8"))
 @pytest.mark.parametrize("code", [c for _, c in PYTHON_BLOCKS], ids=[f"README.md:{n}" for n, _ in PYTHON_BLOCKS])
 def test_readme_python_runs_as_written(code, workdir):
     assert PYTHON_BLOCKS, "the README shows salvid from Python"
-    if not DEFAULT_MODEL_SHIPPED:
-        pytest.skip(f"uses the default shipped model {DEFAULT_PRETRAINED}, not in {PRETRAINED_DIR} yet")
     if not (workdir / "clip.mp4").exists():
         _clip(workdir)
     check = "\nassert maps.ndim == 3 and 0 <= maps.min() and maps.max() <= 1 and model.name\n"
