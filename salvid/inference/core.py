@@ -145,9 +145,7 @@ class NetworkSaliency(SaliencyMethod):
         self.net = net.eval().to(self.device)
         # backend=auto on a CPU times this very network
         self.backend, self.dtype = resolve_backend(backend, precision, self.device, self.net, model_config)
-        use_cl = self.backend == "torch" and channels_last_enabled(channels_last, self.device.type,
-                                                                   self.dtype is not None)
-        self.net.use_channels_last(use_cl)
+        self.net.use_channels_last(self.backend == "torch" and channels_last_enabled(channels_last))
         self.in_frames = net.in_frames
         self.input_size = net.input_size
         self.encodes_frames = encodes_frames(net)

@@ -137,12 +137,11 @@ def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: l
         if backend == "onnxruntime":
             runs[name] = forward(OnnxNetwork(cached_graphs(net, model_config)), False)
         else:
-            bf16 = precision == "bf16"
-            layout = channels_last_enabled("auto", "cpu", bf16)
+            layout = channels_last_enabled("auto")
             # a copy where the memory format changes: the caller's network keeps its own
             own = net if bool(getattr(net, "channels_last", False)) == layout else copy.deepcopy(net)
             own.use_channels_last(layout)
-            runs[name] = forward(own, bf16)
+            runs[name] = forward(own, precision == "bf16")
     with torch.inference_mode():
         return best_seconds(runs, rounds, slower)
 

@@ -42,9 +42,10 @@ class FrameEncodingNetwork(SaliencyNetwork, Protocol):
         """Per level ``(N, T, C_l, h_l, w_l)`` clip features to ``(N, 1, H, W)`` logits."""
 
 
-def channels_last_enabled(setting: str | bool, device_type: str, bf16: bool) -> bool:
-    """The ``channels_last`` setting of training and inference: ``"auto"`` means on CUDA or in bf16, where it
-    made bf16 convolutions 1.4-3.5x faster (H200) and ~2x faster (2-core CPU); fp32 on a CPU gains nothing."""
+def channels_last_enabled(setting: str | bool) -> bool:
+    """The ``channels_last`` setting of training and inference: ``"auto"`` means on. It made bf16 convolutions
+    1.4-3.5x faster on an H200 and ~2x on a 2-core CPU, and was no slower in fp32 on a 2-core AMD EPYC (the
+    default model's forward a median 1.06x, docs/performance.md)."""
     if setting not in ("auto", True, False):
         raise ConfigError(f"channels_last={setting!r}: must be auto, true or false")
-    return device_type == "cuda" or bf16 if setting == "auto" else bool(setting)
+    return True if setting == "auto" else bool(setting)

@@ -77,9 +77,7 @@ class SaliencyModule(L.LightningModule):
         return self.net(frames)
 
     def setup(self, stage: str) -> None:
-        device = self.trainer.strategy.root_device if self._trainer is not None else self.device
-        bf16 = self._trainer is not None and "bf16" in str(self.trainer.precision)
-        self.net.use_channels_last(channels_last_enabled(self.hparams.channels_last, device.type, bf16))
+        self.net.use_channels_last(channels_last_enabled(self.hparams.channels_last))
 
     def _shared_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net.logits(batch["frames"])

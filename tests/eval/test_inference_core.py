@@ -7,6 +7,7 @@ from conftest import TINY, calibrated
 from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
+from salvid.errors import ConfigError
 from salvid.inference.core import NetworkSaliency, autocast_dtype, iter_batches, iter_clips
 from salvid.models import SaliencyNet3D
 from tests.helpers.networks import assert_varied
@@ -88,6 +89,23 @@ def test_bf16_maps_match_fp32_within_the_documented_tolerance():
         bf16 = NetworkSaliency(net, precision="bf16", channels_last=channels_last).predict(clips)
         assert np.abs(bf16 - fp32).mean() < 0.05
         assert min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(fp32, bf16, strict=True)) > 0.9
+
+
+def test_fp32_runs_channels_last_by_default_with_the_contiguous_maps():
+    """channels_last=auto is on in fp32 too (faster on the CPUs measured, docs/performance.md); the maps are
+    those of the contiguous layout up to float rounding."""
+    torch.manual_seed(0)
+    net = calibrated(SaliencyNet3D(**TINY))
+    rng = np.random.default_rng(1)
+    clips = [[rng.integers(0, 255, (72, 96, 3), dtype=np.uint8) for _ in range(3)] for _ in range(4)]
+    contiguous = NetworkSaliency(net, precision="fp32", channels_last=False, backend="torch").predict(clips)
+    assert not net.channels_last
+    auto = NetworkSaliency(net, precision="fp32", channels_last="auto", backend="torch").predict(clips)
+    assert net.channels_last
+    assert_varied(contiguous)
+    np.testing.assert_allclose(auto, contiguous, atol=1e-5)
+    with pytest.raises(ConfigError, match="channels_last='yes': must be auto, true or false"):
+        NetworkSaliency(net, precision="fp32", channels_last="yes", backend="torch")
 
 
 def test_precision_choices():
