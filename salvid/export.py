@@ -110,7 +110,7 @@ def export(cfg: DictConfig) -> Path:
         if cfg.format == "onnx":
             manifest = write_graphs(net, staging / onnx_dir.name, {"key": graph_key(net, config), "name": name})
             card["onnx"] = {"folder": onnx_dir.name, **manifest}
-        save_pretrained(net, config, staging / target.name, {"name": name, **card})
+        save_pretrained(net, config, staging / target.name, {"name": name, **card}, half=cfg.weights == "float16")
         megabytes = (staging / target.name).stat().st_size / 1e6
         if megabytes > cfg.max_megabytes:
             raise ConfigError(f"{target}: {megabytes:.1f} MB exceeds max_megabytes={cfg.max_megabytes}; nothing "

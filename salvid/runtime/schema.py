@@ -27,6 +27,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 BACKENDS = ("auto", "torch", "onnxruntime")
 TTAS = ("none", "flip")  # test-time augmentation of the network (salvid.inference.tta)
 EXPORT_FORMATS = ("safetensors", "onnx")
+EXPORT_WEIGHTS = ("float32", "float16")
 # Lightning's Trainer(precision=...) values
 TRAINER_PRECISIONS = ("16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true", "transformer-engine",
                       "transformer-engine-float16", "16", "32", "64", "bf16", 16, 32, 64)
@@ -220,6 +221,7 @@ class EvaluateConfig(_Inference):
 class ExportConfig(_Entry):
     name: str
     format: Literal[EXPORT_FORMATS] = "safetensors"  # type: ignore[valid-type]
+    weights: Literal[EXPORT_WEIGHTS] = "float32"  # type: ignore[valid-type]
     max_megabytes: Rate = 25
     trusted_checkpoint: bool = False
     overwrite: bool = False

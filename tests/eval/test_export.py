@@ -31,6 +31,23 @@ def test_export_writes_a_loadable_pretrained_model_with_its_card(trained_ckpt, t
     np.testing.assert_array_equal(a, b)
 
 
+def test_export_weights_float16_halves_the_file_and_loads_as_float32(trained_ckpt, tmp_path):
+    full = export(compose_config("export", [f"ckpt_path={trained_ckpt}", "name=full", f"output_dir={tmp_path}"]))
+    half = export(compose_config("export", [f"ckpt_path={trained_ckpt}", "name=half", f"output_dir={tmp_path}",
+                                            "weights=float16"]))
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    net, _ = load_network(half)
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    original, _ = load_network(full)
+    clips = [[np.random.default_rng(i).integers(0, 255, (40, 50, 3), dtype=np.uint8)] * 3 for i in range(2)]
+    a = NetworkSaliency(net, precision="fp32").predict(clips)
+    b = NetworkSaliency(original, precision="fp32").predict(clips)
+    assert not np.array_equal(a, b)  # the weights were rounded
+    assert np.abs(a - b).mean() < 1e-3 and np.abs(a - b).max() < 0.05
+    with pytest.raises(ConfigError, match="weights='int8': must be 'float32' or 'float16'"):
+        validate(ExportConfig, compose_config("export", [f"ckpt_path={trained_ckpt}", "name=x", "weights=int8"]))
+
+
 def test_export_records_the_runs_splits_and_the_cross_validation(trained_ckpt, tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
