@@ -92,8 +92,8 @@ def test_bf16_maps_match_fp32_within_the_documented_tolerance():
 
 
 def test_fp32_runs_channels_last_by_default_with_the_contiguous_maps():
-    """channels_last=auto is on in fp32 too (faster on the CPUs measured, docs/performance.md); the maps are
-    those of the contiguous layout up to float rounding."""
+    """channels_last=auto is on in fp32 too (no slower where measured, docs/performance.md); the maps are those
+    of the contiguous layout up to float rounding."""
     torch.manual_seed(0)
     net = calibrated(SaliencyNet3D(**TINY))
     rng = np.random.default_rng(1)
