@@ -61,7 +61,7 @@ def precisions(device: str) -> list[str]:
     or AMX), whether or not it is faster there: the rows show which is."""
     import torch
 
-    from salvid.inference.precision import cpu_has_native_bf16
+    from salvid.runtime.precision import cpu_has_native_bf16
 
     native = torch.cuda.is_bf16_supported() if device.startswith("cuda") else cpu_has_native_bf16()
     return ["fp32", "bf16"] if native else ["fp32"]

@@ -32,9 +32,9 @@ from salvid.data.stream import triplet_indices
 from salvid.errors import CheckpointError
 from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, encodes_frames, resolve_backend
 from salvid.inference.pipeline import prefetched
-from salvid.inference.precision import PRECISIONS, autocast_dtype, cpu_has_native_bf16
 from salvid.methods import Clip, SaliencyMethod
 from salvid.models import channels_last_enabled
+from salvid.runtime.precision import PRECISIONS, autocast_dtype, cpu_has_native_bf16
 
 __all__ = ["PRECISIONS", "NetworkSaliency", "Prediction", "autocast_dtype", "cpu_has_native_bf16", "frame_stems",
            "iter_batches", "iter_clips", "middle_frames", "resolve_device"]
@@ -119,7 +119,7 @@ class NetworkSaliency(SaliencyMethod):
         name: the method's name in tables.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
         precision: ``"auto"`` (bf16 autocast on CUDA GPUs with bf16, and on CPUs where a short probe measured bf16
-            faster than fp32, see :mod:`salvid.inference.precision`; else fp32; with ``backend="auto"`` on a CPU,
+            faster than fp32, see :mod:`salvid.runtime.precision`; else fp32; with ``backend="auto"`` on a CPU,
             bf16 only where it also ran this network fastest), ``"bf16"`` or ``"fp32"``.
         channels_last: ``"auto"``, ``True`` or ``False`` (see :func:`salvid.models.channels_last_enabled`).
         backend: ``"torch"``, ``"onnxruntime"`` (fp32 on the CPU; the graphs are exported once into the cache,

@@ -19,7 +19,7 @@ than PyTorch's fp32 and bf16, while PyTorch's bf16 ran the ``paper`` family (3D 
 EPYC. So the first run of a network on a machine times that network's forward (:func:`probe_backends`: a batch
 of 8 random clips at its input size, a warm-up call and up to two timed calls per candidate) with each
 candidate: ONNX Runtime fp32 (when installed), PyTorch fp32, and PyTorch bf16 where ``precision=auto`` and
-:func:`salvid.inference.precision.bf16_is_faster` says bf16 may pay (``precision=fp32`` chooses among the fp32
+:func:`salvid.runtime.precision.bf16_is_faster` says bf16 may pay (``precision=fp32`` chooses among the fp32
 candidates). The fastest is used, and the timings are kept in ``<cache>/machine/backend.json`` under the CPU's
 model name, the torch and onnxruntime versions, the thread count and the network's :func:`graph_key`, so the
 next run of the same network on the same machine reuses them and other weights are measured on their own.
@@ -45,10 +45,10 @@ from torch import nn
 
 from salvid.checkpoints import cache_dir
 from salvid.errors import ConfigError
-from salvid.inference.precision import autocast_dtype, bf16_is_faster
 from salvid.models import channels_last_enabled
 from salvid.runtime.environment import cpu_model
 from salvid.runtime.files import atomic_write_bytes, atomic_write_json, read_json_mapping
+from salvid.runtime.precision import autocast_dtype, bf16_is_faster
 from salvid.runtime.schema import BACKENDS
 
 log = logging.getLogger(__name__)

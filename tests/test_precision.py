@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from salvid.errors import ConfigError
-from salvid.inference import precision
+from salvid.runtime import precision
 
 
 @pytest.fixture

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import torch
 
-from salvid.checkpoints import cache_dir
 from salvid.errors import ConfigError
 from salvid.runtime.environment import cpu_model
-from salvid.runtime.files import atomic_write_json, read_json_mapping
+from salvid.runtime.files import atomic_write_json, read_json_mapping, user_cache
 from salvid.runtime.schema import PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ def probe_bf16(rounds: int = 2) -> dict[str, float]:
 
 
 def _cache_file() -> Path:
-    return cache_dir().parent / "machine" / "precision.json"
+    return user_cache() / "machine" / "precision.json"
 
 
 def _machine_key() -> str:
