@@ -80,3 +80,27 @@ def test_the_real_probe_is_short_and_returns_both_timings():
 def test_an_unknown_precision_names_the_key():
     with pytest.raises(ConfigError, match="precision='fp16'"):
         precision.autocast_dtype("fp16", torch.device("cpu"))
+
+
+def test_trainer_precision_auto_is_bf16_mixed_only_where_bf16_pays(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for faster in (False, True):
+        monkeypatch.setattr(precision, "bf16_is_faster", lambda faster=faster: faster)
+        expected = "bf16-mixed" if faster else "32-true"
+        assert precision.trainer_precision("auto", "cpu") == expected
+        assert precision.trainer_precision("auto", "auto") == expected
+    # a family whose bf16 CPU training needs the oneDNN cap is slower in bf16 there: fp32, without probing
+    monkeypatch.setattr(precision, "bf16_is_faster", lambda: pytest.fail("probed"))
+    assert precision.trainer_precision("auto", "cpu", cpu_bf16_capped=True) == "32-true"
+    # any other value is Lightning's own, passed through
+    assert precision.trainer_precision("bf16-mixed", "cpu", cpu_bf16_capped=True) == "bf16-mixed"
+    assert precision.trainer_precision(32, "cpu") == 32
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_trainer_precision_auto_on_a_gpu_follows_its_bf16_support(monkeypatch, bf16):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(precision, "bf16_is_faster", lambda: pytest.fail("a GPU run probes no CPU"))
+    assert precision.trainer_precision("auto", "gpu") == ("bf16-mixed" if bf16 else "32-true")
+    assert precision.trainer_precision("auto", "auto") == ("bf16-mixed" if bf16 else "32-true")

@@ -60,6 +60,25 @@ def test_fast_dev_run_takes_one_step_and_tests_the_network_it_has(tmp_path):
     assert value == metrics["test"]["test/plcc"]
 
 
+FUSION3D_TINY = ["model=fusion3d", "model.pretrained=none", "model.widths=[8,8,8,8,8]", "model.input_size=[32,32]",
+                 *TINY[3:]]
+
+
+@pytest.mark.parametrize(("model", "bf16_faster", "expected"), [
+    (TINY, True, "32-true"),  # the paper family: bf16 on a CPU only under the oneDNN cap, slower than fp32
+    (FUSION3D_TINY, False, "32-true"),
+    (FUSION3D_TINY, True, "bf16-mixed"),
+])
+def test_trainer_precision_auto_trains_in_bf16_only_where_bf16_pays(tmp_path, monkeypatch, model, bf16_faster,
+                                                                     expected):
+    from salvid.runtime import precision
+
+    monkeypatch.setattr(precision, "bf16_is_faster", lambda: bf16_faster)
+    train(_compose(tmp_path, [*model, "trainer.max_epochs=1", "trainer.precision=auto"]))
+    logged = OmegaConf.load(tmp_path / "run" / "csv" / "hparams.yaml")  # the config the run was given
+    assert logged.trainer.precision == expected
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes(tmp_path, experiment):
     cfg = _compose(tmp_path, [f"+experiment={experiment}"])

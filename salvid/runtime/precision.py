@@ -6,6 +6,9 @@ probe (two convolutions of the kinds the networks spend their time in, fp32 agai
 second) decides, and its verdict is kept in ``<cache>/machine/precision.json`` under the CPU's model name and the
 torch version, so the next run on the same machine and torch reuses it. A CPU without AVX512-BF16 or AMX emulates
 bf16 and is never probed: it runs fp32.
+
+Training asks the same question through ``trainer.precision=auto`` (:func:`trainer_precision`): on a 2-core AMD
+EPYC with AVX2 only, one bf16-mixed training step of the default network took 46 s against 4.2 s in fp32.
 """
 
 from __future__ import annotations
@@ -108,3 +111,19 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             native = device.type == "cpu" and bf16_is_faster()
         precision = "bf16" if native else "fp32"
     return torch.bfloat16 if precision == "bf16" else None
+
+
+def trainer_precision(setting: str | int, accelerator: str, cpu_bf16_capped: bool = False) -> str | int:
+    """Lightning's ``Trainer(precision=...)`` for ``trainer.precision``: any value but ``"auto"`` as given;
+    ``"auto"``: ``"bf16-mixed"`` on CUDA GPUs that have bf16 and on a CPU where :func:`bf16_is_faster` measured it
+    faster, else ``"32-true"``. ``accelerator`` is ``trainer.accelerator`` (``"auto"``: a GPU when torch sees
+    one). ``cpu_bf16_capped``: the network's family trains bf16 on CPUs only under the oneDNN ISA cap, which makes
+    it slower than fp32 there, so ``auto`` trains it in fp32 on a CPU."""
+    if setting != "auto":
+        return setting
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if gpu:
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    else:
+        native = accelerator in ("cpu", "auto") and not cpu_bf16_capped and bf16_is_faster()
+    return "bf16-mixed" if native else "32-true"

@@ -28,8 +28,9 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 TTAS = ("none", "flip")  # test-time augmentation of the network (salvid.inference.tta)
 EXPORT_FORMATS = ("safetensors", "onnx")
 EXPORT_WEIGHTS = ("float32", "float16")
-# Lightning's Trainer(precision=...) values
-TRAINER_PRECISIONS = ("16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true", "transformer-engine",
+# Lightning's Trainer(precision=...) values, and salvid's "auto" (bf16-mixed where bf16 pays here, see
+# salvid.runtime.precision.trainer_precision)
+TRAINER_PRECISIONS = ("auto", "16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true", "transformer-engine",
                       "transformer-engine-float16", "16", "32", "64", "bf16", 16, 32, 64)
 # Frames of one batch at inference: beyond this the batch costs memory (several GB at 480p) and gains no speed.
 MAX_INFERENCE_BATCH = 256

@@ -40,6 +40,7 @@ def train(cfg: DictConfig) -> float | None:
     use_job_output_dir(cfg)
     adopt_initial_network(cfg)
     check_config(cfg)
+    resolve_precision(cfg)
     output_dir = Path(cfg.paths.output_dir)
     finished = run_folder.finished_run(output_dir)
     if finished is not None:
@@ -65,6 +66,20 @@ def check_config(cfg: DictConfig) -> None:
     """Refuse values that make no sense before any work starts, naming the key."""
     validate(TrainConfig, cfg)
     check_model_config(OmegaConf.to_container(cfg.model, resolve=True))
+
+
+def resolve_precision(cfg: DictConfig) -> None:
+    """``trainer.precision=auto`` becomes the value Lightning takes, here, before the run's config is recorded
+    and handed to DDP ranks (:func:`salvid.runtime.precision.trainer_precision`)."""
+    from salvid.models.families import family_of
+    from salvid.runtime.precision import trainer_precision
+
+    setting = cfg.trainer.get("precision", "32-true")
+    resolved = trainer_precision(setting, str(cfg.trainer.get("accelerator", "auto")),
+                                 family_of(OmegaConf.to_container(cfg.model, resolve=True)).training_isa_cap)
+    if resolved != setting:
+        log.info("trainer.precision=auto: %s here", resolved)
+        cfg.trainer.precision = resolved
 
 
 def _model_keys_given() -> set[str]:
