@@ -4,7 +4,10 @@
 
 Each RUNS is a folder holding the runs of one arm: a multirun folder (``python -m salvid.train -m
 +experiment=cv_fusion3d data.fold=0,1,2 paths.output_dir=RUNS``) or any folder with one run per fold below
-it. A run is a folder with ``metrics.json`` (written when a run finishes) and ``.hydra/config.yaml`` (its fold:
+it. A RUNS may also be an arm recorded earlier, ``FILE.json:ARM``: this script's ``--json`` summary or a model
+card with a ``cross_validation`` record (``salvid/pretrained/salvid-fusion3d-davis-duts.json:duts``, the
+adopted recipe), so that a new arm is compared with it without training it again (``:ARM`` may be left out
+when the file records one arm; per-sequence rows only where the record holds them). A run is a folder with ``metrics.json`` (written when a run finishes) and ``.hydra/config.yaml`` (its fold:
 ``data.fold`` of ``data.folds``); ``test_per_sequence.csv`` beside them (``+experiment=cv_*``) gives the
 per-sequence table. A fold's test set is its held-out fold, so ``test/*`` are the held-out metrics.
 
@@ -100,6 +103,48 @@ def load_arm(folder: Path) -> Arm:
     if len(folds) > 1:
         raise RunsError(f"{folder}: runs of different data.folds {sorted(folds)}; one arm uses one K")
     return Arm(folder.name if folder.name not in ("", ".") else str(folder), runs, unfinished)
+
+
+def load_recorded(spec: str) -> Arm:
+    """An arm as a ``--json`` summary or a model card's ``cross_validation`` recorded it: ``FILE.json:ARM``, or
+    ``FILE.json`` for a file that records one arm."""
+    path_text, name = spec.rsplit(":", 1) if ".json:" in spec else (spec, None)
+    path = Path(path_text)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RunsError(f"{path}: cannot be read as JSON ({error})") from None
+    record = data.get("cross_validation", data) if isinstance(data, dict) else None
+    arms = record.get("arms") if isinstance(record, dict) else None
+    if not isinstance(arms, dict) or not arms:
+        raise RunsError(f"{path}: records no arms; give a summary this script wrote with --json, or a model card "
+                        "with cross_validation")
+    if name is None:
+        if len(arms) != 1:
+            raise RunsError(f"{path}: records the arms {sorted(arms)}; name one as {path}:ARM")
+        name = next(iter(arms))
+    if name not in arms:
+        raise RunsError(f"{path}: records no arm {name!r} (it records {sorted(arms)})")
+    arm = arms[name]
+    runs: dict[int, Run] = {}
+    try:
+        held_out, sequences = arm.get("held_out") or {}, arm.get("per_sequence") or {}
+        for metric, stats in arm["metrics"].items():
+            for fold, value in stats["per_fold"].items():
+                run = runs.setdefault(int(fold), Run(path, int(fold), int(record["folds"]), {}, held_out.get(fold),
+                                                     sequences.get(fold) or {}))
+                run.test[metric] = float(value)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise RunsError(f"{path}: arm {name!r} is not a cross-validation record ({type(error).__name__}: "
+                        f"{error})") from None
+    if not runs:
+        raise RunsError(f"{path}: arm {name!r} records no fold")
+    return Arm(name, runs, [])
+
+
+def load_arm_or_record(spec: str) -> Arm:
+    """A folder of runs, or a recorded arm (``FILE.json[:ARM]``)."""
+    return load_recorded(spec) if spec.endswith(".json") or ".json:" in spec else load_arm(Path(spec))
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -228,24 +273,27 @@ def summary(arms: list[Arm]) -> dict[str, object]:
         "arms": {arm.name: {"folds_finished": sorted(arm.runs),
                             "held_out": {f: run.held_out if run.held_out is not None else
                                          sorted(run.sequences) or None for f, run in sorted(arm.runs.items())},
-                            "metrics": arm_stats(arm, metrics)} for arm in arms},
+                            "metrics": arm_stats(arm, metrics),
+                            "per_sequence": {f: run.sequences for f, run in sorted(arm.runs.items())
+                                             if run.sequences}} for arm in arms},
         "against_first": {other.name: paired_stats(arms[0], other, metrics) for other in arms[1:]},
     })
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="folders of runs, one per arm (the first is the base)")
+    parser.add_argument("runs", nargs="+", help="folders of runs, or recorded arms FILE.json[:ARM], one per arm "
+                        "(the first is the base)")
     parser.add_argument("--out", type=Path, help="also write the Markdown to this file")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON (for salvid.export "
                         "cross_validation=FILE)")
     args = parser.parse_args(argv)
     try:
-        arms = [load_arm(f) for f in args.runs]
+        arms = [load_arm_or_record(f) for f in args.runs]
         names = [arm.name for arm in arms]
         if len(set(names)) < len(names):
-            raise RunsError(f"{', '.join(str(f) for f in args.runs)}: arms are named by their folder's name, and "
-                            f"these repeat one ({names}); give each arm's folder its own name")
+            raise RunsError(f"{', '.join(str(f) for f in args.runs)}: arms are named by their folder's name (a "
+                            f"recorded arm by its own), and these repeat one ({names}); give each arm's folder its own name")
     except RunsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -196,6 +196,42 @@ def test_cross_validate_json_takes_the_held_out_videos_from_the_runs_record(tmp_
         "0": ["davis/bus", "davis/boat"], "1": ["seq1"], "2": None}
 
 
+def test_a_recorded_arm_compares_like_its_runs(tmp_path, capsys):
+    script = _load_script()
+    for k, plcc in enumerate((0.5, 0.6, 0.7)):
+        _fake_run(tmp_path / "base" / str(k), k, plcc, {f"seq{k}": plcc})
+        _fake_run(tmp_path / "new" / str(k), k, plcc + 0.05 * k, {f"seq{k}": plcc + 0.05 * k})
+    recorded = tmp_path / "recorded.json"
+    assert script.main([str(tmp_path / "base"), "--json", str(recorded)]) == 0
+    assert json.loads(recorded.read_text())["arms"]["base"]["per_sequence"]["2"] == {
+        "seq2": {"frames": 10.0, "excluded_frames": 0.0, "plcc": 0.7, "mae": 0.1}}
+    card = tmp_path / "card.json"  # a model card keeps the summary under cross_validation, beside other keys
+    card.write_text(json.dumps({"name": "m", "cross_validation": json.loads(recorded.read_text())}))
+    capsys.readouterr()
+    assert script.main([str(tmp_path / "base"), str(tmp_path / "new")]) == 0
+    from_runs = capsys.readouterr().out.split("## new - base")[1]
+    for spec in (str(recorded), f"{recorded}:base", f"{card}:base"):
+        assert script.main([spec, str(tmp_path / "new")]) == 0
+        assert capsys.readouterr().out.split("## new - base")[1] == from_runs  # paired and per sequence alike
+    assert "| plcc | 0.0500 | 0.0500 | 2/3 |" in from_runs and "| seq2 | 2 | 0.100 |" in from_runs
+
+
+@pytest.mark.parametrize(("content", "spec", "message"), [
+    ("{not json", "{f}", "cannot be read as JSON"),
+    ('{"name": "m"}', "{f}", "records no arms; give a summary this script wrote with --json"),
+    ('{"folds": 3, "arms": {"a": {}, "b": {}}}', "{f}", "records the arms ['a', 'b']; name one as"),
+    ('{"folds": 3, "arms": {"a": {}}}', "{f}:b", "records no arm 'b' (it records ['a'])"),
+    ('{"folds": 3, "arms": {"a": {"metrics": {"plcc": 0.5}}}}', "{f}:a", "arm 'a' is not a cross-validation record"),
+])
+def test_a_bad_recorded_arm_is_named_in_one_line(tmp_path, capsys, content, spec, message):
+    script = _load_script()
+    f = tmp_path / "cv.json"
+    f.write_text(content)
+    assert script.main([spec.format(f=f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {f}: ") and message in err and err.count("\n") == 1
+
+
 def test_cross_validate_script_refuses_two_arms_of_one_name(tmp_path, capsys):
     script = _load_script()
     for arm in ("a/cv", "b/cv"):
