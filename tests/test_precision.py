@@ -84,6 +84,7 @@ def test_an_unknown_precision_names_the_key():
 
 def test_trainer_precision_auto_is_bf16_mixed_only_where_bf16_pays(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     for faster in (False, True):
         monkeypatch.setattr(precision, "bf16_is_faster", lambda faster=faster: faster)
         expected = "bf16-mixed" if faster else "32-true"
@@ -98,9 +99,25 @@ def test_trainer_precision_auto_is_bf16_mixed_only_where_bf16_pays(monkeypatch):
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_trainer_precision_auto_on_a_gpu_follows_its_bf16_support(monkeypatch, bf16):
+def test_trainer_precision_auto_on_a_gpu_follows_its_native_bf16(monkeypatch, bf16):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(precision, "cuda_has_native_bf16", lambda: bf16)
     monkeypatch.setattr(precision, "bf16_is_faster", lambda: pytest.fail("a GPU run probes no CPU"))
-    assert precision.trainer_precision("auto", "gpu") == ("bf16-mixed" if bf16 else "32-true")
-    assert precision.trainer_precision("auto", "auto") == ("bf16-mixed" if bf16 else "32-true")
+    expected = "bf16-mixed" if bf16 else "32-true"
+    for accelerator in ("gpu", "cuda", "auto"):
+        assert precision.trainer_precision("auto", accelerator) == expected
+    assert precision.trainer_precision("auto", "gpu", cpu_bf16_capped=True) == expected  # the cap is the CPU's
+
+
+def test_trainer_precision_auto_elsewhere_is_fp32(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(precision, "bf16_is_faster", lambda: pytest.fail("not a CPU run"))
+    assert precision.trainer_precision("auto", "auto") == "32-true"
+    assert precision.trainer_precision("auto", "mps") == "32-true"
+
+
+def test_the_gpu_bf16_question_is_answered_without_cuda_here():
+    # asked in a child process (this one must not initialise CUDA before Lightning forks): no GPU here, so False
+    assert precision.cuda_has_native_bf16() is (torch.cuda.is_available()
+                                                and torch.cuda.is_bf16_supported(including_emulation=False))

@@ -77,6 +77,25 @@ def test_trainer_precision_auto_trains_in_bf16_only_where_bf16_pays(tmp_path, mo
     train(_compose(tmp_path, [*model, "trainer.max_epochs=1", "trainer.precision=auto"]))
     logged = OmegaConf.load(tmp_path / "run" / "csv" / "hparams.yaml")  # the config the run was given
     assert logged.trainer.precision == expected
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["run"]["precision"] == expected
+
+
+def test_a_run_records_the_precision_of_each_segment():
+    from types import SimpleNamespace
+
+    from salvid.training.run_records import RunRecord
+
+    first = RunRecord()
+    first.on_fit_start(SimpleNamespace(precision="32-true"), None)
+    assert first.precision() == "32-true"
+    resumed = RunRecord()  # Lightning restores the callback's state, then starts the new segment
+    resumed.load_state_dict(first.state_dict())
+    resumed.on_fit_start(SimpleNamespace(precision="bf16-mixed"), None)
+    assert resumed.precision() == "32-true, then bf16-mixed"
+    again = RunRecord()
+    again.load_state_dict(first.state_dict())
+    again.on_fit_start(SimpleNamespace(precision="32-true"), None)
+    assert again.precision() == "32-true"
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

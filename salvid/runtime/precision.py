@@ -106,24 +106,46 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         raise ConfigError(f"precision={precision!r}: must be one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         if device.type == "cuda":
-            native = torch.cuda.is_bf16_supported()
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
         else:
             native = device.type == "cpu" and bf16_is_faster()
         precision = "bf16" if native else "fp32"
     return torch.bfloat16 if precision == "bf16" else None
 
 
+def cuda_has_native_bf16() -> bool:
+    """Whether the first CUDA GPU computes bf16 natively (not by emulation, as pre-Ampere GPUs do), asked in a
+    child process so that this one does not initialise CUDA before Lightning forks or assigns devices."""
+    import subprocess
+    import sys
+
+    query = "import torch; print(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))"
+    try:
+        out = subprocess.run([sys.executable, "-c", query], capture_output=True, text=True, timeout=120, check=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        log.warning("could not ask the GPU whether it has bf16 (%s): training in fp32", e)
+        return False
+    return out.stdout.strip() == "True"
+
+
 def trainer_precision(setting: str | int, accelerator: str, cpu_bf16_capped: bool = False) -> str | int:
     """Lightning's ``Trainer(precision=...)`` for ``trainer.precision``: any value but ``"auto"`` as given;
-    ``"auto"``: ``"bf16-mixed"`` on CUDA GPUs that have bf16 and on a CPU where :func:`bf16_is_faster` measured it
-    faster, else ``"32-true"``. ``accelerator`` is ``trainer.accelerator`` (``"auto"``: a GPU when torch sees
-    one). ``cpu_bf16_capped``: the network's family trains bf16 on CPUs only under the oneDNN ISA cap, which makes
-    it slower than fp32 there, so ``auto`` trains it in fp32 on a CPU."""
+    ``"auto"``: ``"bf16-mixed"`` on CUDA GPUs with native bf16 and on a CPU where :func:`bf16_is_faster` measured
+    it faster, else ``"32-true"``. ``accelerator`` is ``trainer.accelerator`` (``"auto"``: a CUDA GPU when torch
+    sees one, else the CPU unless another accelerator is there). ``cpu_bf16_capped``: the network's family trains
+    bf16 on CPUs only under the oneDNN ISA cap, which makes it slower than fp32 there, so ``auto`` trains it in
+    fp32 on a CPU."""
     if setting != "auto":
         return setting
-    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if gpu:
-        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if accelerator == "auto":
+        if torch.cuda.is_available():  # asks the driver, does not initialise CUDA
+            accelerator = "cuda"
+        elif torch.backends.mps.is_available():
+            accelerator = "mps"
+        else:
+            accelerator = "cpu"
+    if accelerator in ("gpu", "cuda"):
+        native = cuda_has_native_bf16()
     else:
-        native = accelerator in ("cpu", "auto") and not cpu_bf16_capped and bf16_is_faster()
+        native = accelerator == "cpu" and not cpu_bf16_capped and bf16_is_faster()
     return "bf16-mixed" if native else "32-true"

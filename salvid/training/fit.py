@@ -40,13 +40,13 @@ def train(cfg: DictConfig) -> float | None:
     use_job_output_dir(cfg)
     adopt_initial_network(cfg)
     check_config(cfg)
-    resolve_precision(cfg)
     output_dir = Path(cfg.paths.output_dir)
     finished = run_folder.finished_run(output_dir)
     if finished is not None:
         log.warning("%s: this run has finished (its metrics.json exists); nothing was changed. For a new run "
                     "choose another paths.output_dir", output_dir)
         return sweep.metric_value(finished, cfg.get("optimized_metric") or "")
+    resolve_precision(cfg)
     start = run_folder.plan_resume(cfg, output_dir)
     cfg.ckpt_path = start.ckpt_path
     if start.ckpt_path:
@@ -69,8 +69,10 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def resolve_precision(cfg: DictConfig) -> None:
-    """``trainer.precision=auto`` becomes the value Lightning takes, here, before the run's config is recorded
-    and handed to DDP ranks (:func:`salvid.runtime.precision.trainer_precision`)."""
+    """``trainer.precision=auto`` becomes the value Lightning takes
+    (:func:`salvid.runtime.precision.trainer_precision`), before the config is logged and handed to DDP ranks;
+    ``metrics.json`` records what each segment trained in (``run.precision``), ``.hydra/config.yaml`` keeps the
+    setting as given."""
     from salvid.models.families import family_of
     from salvid.runtime.precision import trainer_precision
 
@@ -197,6 +199,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> flo
     # what a model card needs (salvid.export reads it): how long (all segments), how many steps, on what
     results["run"] = {"fit_wall_time_s": round(record.fit_seconds(), 1), "segments": record.segments,
                       "steps": trainer.global_step, "epochs": trainer.current_epoch,
+                      "precision": record.precision(),
                       "hardware": hardware_description()}
     # which sequences trained, selected and tested: how a model card shows that the test ones were kept out
     results["data"] = datamodule.split_record()

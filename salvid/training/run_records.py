@@ -95,10 +95,18 @@ class RunRecord(L.Callback):
         self.val: dict[str, float] = {}
         self.previous_seconds = 0.0
         self.segments = 1
+        self.precisions: list[str] = []  # Lightning's precision of each segment
         self._started: float | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
+        self.precisions.append(str(trainer.precision))
+
+    def precision(self) -> str:
+        """The run's training precision, e.g. ``bf16-mixed``; ``32-true, then bf16-mixed`` when a resumed segment
+        trained in another (``trainer.precision=auto`` resumed on another machine)."""
+        distinct = list(dict.fromkeys(self.precisions))
+        return ", then ".join(distinct)
 
     def fit_seconds(self) -> float:
         current = time.perf_counter() - self._started if self._started is not None else 0.0
@@ -115,10 +123,11 @@ class RunRecord(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"config": self.config, "untrained": self.untrained, "val": self.val,
-                "fit_seconds": self.fit_seconds(), "segments": self.segments}
+                "fit_seconds": self.fit_seconds(), "segments": self.segments, "precisions": self.precisions}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.untrained = state_dict.get("untrained")
         self.val = dict(state_dict.get("val") or {})
         self.previous_seconds = float(state_dict.get("fit_seconds", 0.0))
         self.segments = int(state_dict.get("segments", 1)) + 1
+        self.precisions = [str(p) for p in state_dict.get("precisions") or []] + self.precisions
