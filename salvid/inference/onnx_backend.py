@@ -1,8 +1,9 @@
 """The network run by ONNX Runtime instead of PyTorch: the inference backend ``backend=onnxruntime``.
 
 The graphs are exported from the loaded network itself (``torch.onnx.export``, opset 18, fp32, batch dimension
-dynamic) the first time a network is run this way, and kept in ``<cache>/onnx/<key>/`` beside the downloaded
-checkpoints (``$SALVID_CACHE``, else ``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``). ``<key>`` hashes
+dynamic, then simplified exactly by :mod:`salvid.inference.onnx_rewrite`) the first time a network is run this
+way, and kept in ``<cache>/onnx/<key>/`` beside the downloaded checkpoints (``$SALVID_CACHE``, else
+``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``). ``<key>`` hashes
 the weights, the model config, the input size and the export format: any change to them gives a new key, so a
 stale graph is never used. Files are written atomically, the manifest last, so a graph is used only once it is
 complete. salvid reads ONNX files only from this cache; ``python -m salvid.export format=onnx`` writes the same
@@ -45,6 +46,7 @@ from torch import nn
 
 from salvid.checkpoints import cache_dir
 from salvid.errors import ConfigError
+from salvid.inference.onnx_rewrite import simplified
 from salvid.models import channels_last_enabled
 from salvid.runtime.environment import cpu_model
 from salvid.runtime.files import atomic_write_bytes, atomic_write_json, read_json_mapping
@@ -54,7 +56,7 @@ from salvid.runtime.schema import BACKENDS
 log = logging.getLogger(__name__)
 
 OPSET = 18
-FORMAT_VERSION = 1  # bump when what is exported changes: older cached graphs are then exported again
+FORMAT_VERSION = 2  # bump when what is exported changes: older cached graphs are then exported again
 MANIFEST = "manifest.json"
 PROBE_VERSION = 1  # bump when the backend probe changes: older timings are then measured again
 
@@ -257,9 +259,11 @@ def _to_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...], input_names: l
     with warnings.catch_warnings():
         # shapes read in Python become constants of the graph: right here, where only the batch size varies
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # the reversed slice of a constant pad is left unfolded here; onnx_rewrite.simplified folds it
+        warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
         torch.onnx.export(module, inputs, buffer, opset_version=OPSET, dynamo=False, input_names=input_names,
                           output_names=output_names, dynamic_axes=axes)
-    return buffer.getvalue()
+    return simplified(buffer.getvalue())
 
 
 def export_graphs(net: nn.Module) -> dict[str, tuple[bytes, dict[str, Any]]]:

@@ -64,7 +64,8 @@ class SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride[0] > 1:
             pads = []
-            for size in (x.shape[-1], x.shape[-2]):
+            # plain ints: an exported graph then holds constant amounts (salvid.inference.onnx_rewrite folds them)
+            for size in (int(x.shape[-1]), int(x.shape[-2])):
                 total = max((math.ceil(size / self.stride[0]) - 1) * self.stride[0] + self.kernel_size[0] - size, 0)
                 pads += [total // 2, total - total // 2]
             x = F.pad(x, pads)

@@ -12,11 +12,14 @@ from conftest import TINY, calibrated
 from salvid.errors import ConfigError
 from salvid.inference import onnx_backend
 from salvid.inference.core import NetworkSaliency
+from salvid.inference.onnx_rewrite import fold_pads_into_convs
 from salvid.models import FusionNet3D, SaliencyNet3D
+from salvid.models.efficientnet_lite import SameConv2d
 from tests.eval.test_inference_core import NoiseSource
 from tests.helpers.networks import assert_varied
 
 pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +53,53 @@ def test_onnx_maps_equal_torch_fp32_maps(build, own_cache):
     assert np.abs(onnx_maps - torch_maps).max() <= 1e-4
     graphs = {p.name for p in own_cache.glob("onnx/*/*.onnx")}
     assert graphs == ({"encoder.onnx", "decoder.onnx"} if build is fusion_net else {"network.onnx"})
+
+
+def test_the_cached_encoder_keeps_no_pad_of_its_same_padding(own_cache):
+    net = fusion_net()
+    assert any(m.stride[0] > 1 for m in net.modules() if isinstance(m, SameConv2d))  # it pads before them
+    folder = onnx_backend.cached_graphs(net)
+    ops = [n.op_type for n in onnx.load(str(folder / "encoder.onnx")).graph.node]
+    assert "Conv" in ops and "Pad" not in ops and "Shape" not in ops
+
+
+def _pad_conv_model(pad_value: float, second_consumer: bool):
+    """x -> Pad (bottom/right by one) -> Conv 3x3 stride 2, optionally with the pad also feeding an output."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64), "pads"),
+             numpy_helper.from_array(np.array(pad_value, np.float32), "value"),
+             numpy_helper.from_array(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "w")]
+    nodes = [helper.make_node("Pad", ["x", "pads", "value"], ["padded"]),
+             helper.make_node("Conv", ["padded", "w"], ["y"], strides=[2, 2], pads=[1, 0, 0, 1])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if second_consumer:
+        nodes.append(helper.make_node("Relu", ["padded"], ["r"]))
+        outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 10])],
+                              outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize(("pad_value", "second_consumer", "folded"), [(0.0, False, 1), (0.5, False, 0),
+                                                                     (0.0, True, 0)])
+def test_a_zero_pad_folds_into_its_convolution_and_the_outputs_stay_the_same(pad_value, second_consumer, folded):
+    import onnxruntime as ort
+
+    model = _pad_conv_model(pad_value, second_consumer)
+    x = np.random.default_rng(1).standard_normal((1, 2, 8, 10)).astype(np.float32)
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert fold_pads_into_convs(model) == folded
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Pad") == 1 - folded
+    if folded:
+        conv = next(n for n in model.graph.node if n.op_type == "Conv")
+        assert list(next(a for a in conv.attribute if a.name == "pads").ints) == [1, 0, 1, 2]  # H, W begin; end
+        assert {t.name for t in model.graph.initializer} == {"w"}
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_graphs_are_exported_once_and_a_changed_weight_gets_new_ones(own_cache, monkeypatch):
