@@ -49,9 +49,11 @@ def fold_pads_into_convs(model) -> int:
     graph = model.graph
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     uses = Counter(name for node in graph.node for name in node.input)
+    uses.update(o.name for o in graph.output)  # a graph output is one more use
     foldable = {}
     for node in graph.node:
-        if node.op_type != "Pad" or len(node.input) < 2 or uses[node.output[0]] != 1:
+        if (node.op_type != "Pad" or len(node.input) < 2 or uses[node.output[0]] != 1
+                or (len(node.input) > 3 and node.input[3])):  # amounts for chosen axes only: left alone
             continue
         mode = next((a.s.decode() for a in node.attribute if a.name == "mode"), "constant")
         amounts = constants.get(node.input[1])

@@ -63,31 +63,36 @@ def test_the_cached_encoder_keeps_no_pad_of_its_same_padding(own_cache):
     assert "Conv" in ops and "Pad" not in ops and "Shape" not in ops
 
 
-def _pad_conv_model(pad_value: float, second_consumer: bool):
-    """x -> Pad (bottom/right by one) -> Conv 3x3 stride 2, optionally with the pad also feeding an output."""
+def _pad_conv_model(pad_value: float, also: str | None):
+    """x -> Pad (bottom/right by one) -> Conv 3x3 stride 2; ``also``: the padded tensor also feeds a Relu
+    (``"relu"``), is also a graph output (``"output"``), or the Pad names its axes (``"axes"``)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64), "pads"),
              numpy_helper.from_array(np.array(pad_value, np.float32), "value"),
+             numpy_helper.from_array(np.array([0, 1, 2, 3], np.int64), "axes"),
              numpy_helper.from_array(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "w")]
-    nodes = [helper.make_node("Pad", ["x", "pads", "value"], ["padded"]),
+    pad_inputs = ["x", "pads", "value", "axes"] if also == "axes" else ["x", "pads", "value"]
+    nodes = [helper.make_node("Pad", pad_inputs, ["padded"]),
              helper.make_node("Conv", ["padded", "w"], ["y"], strides=[2, 2], pads=[1, 0, 0, 1])]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
-    if second_consumer:
+    if also == "relu":
         nodes.append(helper.make_node("Relu", ["padded"], ["r"]))
         outputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
+    if also == "output":
+        outputs.append(helper.make_tensor_value_info("padded", TensorProto.FLOAT, None))
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 10])],
                               outputs, inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
-@pytest.mark.parametrize(("pad_value", "second_consumer", "folded"), [(0.0, False, 1), (0.5, False, 0),
-                                                                     (0.0, True, 0)])
-def test_a_zero_pad_folds_into_its_convolution_and_the_outputs_stay_the_same(pad_value, second_consumer, folded):
+@pytest.mark.parametrize(("pad_value", "also", "folded"), [(0.0, None, 1), (0.5, None, 0), (0.0, "relu", 0),
+                                                           (0.0, "output", 0), (0.0, "axes", 0)])
+def test_a_zero_pad_folds_into_its_convolution_and_the_outputs_stay_the_same(pad_value, also, folded):
     import onnxruntime as ort
 
-    model = _pad_conv_model(pad_value, second_consumer)
+    model = _pad_conv_model(pad_value, also)
     x = np.random.default_rng(1).standard_normal((1, 2, 8, 10)).astype(np.float32)
     before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     assert fold_pads_into_convs(model) == folded
@@ -96,7 +101,7 @@ def test_a_zero_pad_folds_into_its_convolution_and_the_outputs_stay_the_same(pad
     if folded:
         conv = next(n for n in model.graph.node if n.op_type == "Conv")
         assert list(next(a for a in conv.attribute if a.name == "pads").ints) == [1, 0, 1, 2]  # H, W begin; end
-        assert {t.name for t in model.graph.initializer} == {"w"}
+        assert {t.name for t in model.graph.initializer} == {"w"}  # the pad's amounts and value went with it
     after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     for b, a in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
