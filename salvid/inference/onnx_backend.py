@@ -1,8 +1,8 @@
 """The network run by ONNX Runtime instead of PyTorch: the inference backend ``backend=onnxruntime``.
 
 The graphs are exported from the loaded network itself (``torch.onnx.export``, opset 18, fp32, batch dimension
-dynamic, then simplified exactly by :mod:`salvid.inference.onnx_rewrite`) the first time a network is run this
-way, and kept in ``<cache>/onnx/<key>/`` beside the downloaded checkpoints (``$SALVID_CACHE``, else
+dynamic, then simplified by :mod:`salvid.inference.onnx_rewrite`, same function) the first time a network is run
+this way, and kept in ``<cache>/onnx/<key>/`` beside the downloaded checkpoints (``$SALVID_CACHE``, else
 ``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``). ``<key>`` hashes
 the weights, the model config, the input size and the export format: any change to them gives a new key, so a
 stale graph is never used. Files are written atomically, the manifest last, so a graph is used only once it is
