@@ -165,11 +165,16 @@ def test_cross_validate_script_reports_mean_spread_and_sequences(tmp_path, capsy
     assert f"Unfinished runs left out: {tmp_path / 'duts' / 'killed'}" in text
 
 
+def _two_arms(root: Path, other: str) -> None:
+    """``root/base`` (PLCC 0.5, 0.6, 0.7 on folds 0-2) and ``root/<other>`` (+0, +0.05, +0.1), one sequence each."""
+    for k, plcc in enumerate((0.5, 0.6, 0.7)):
+        _fake_run(root / "base" / str(k), k, plcc, {f"seq{k}": plcc})
+        _fake_run(root / other / str(k), k, plcc + 0.05 * k, {f"seq{k}": plcc + 0.05 * k})
+
+
 def test_cross_validate_script_writes_the_same_numbers_as_json(tmp_path, capsys):
     script = _load_script()
-    for k, plcc in enumerate((0.5, 0.6, 0.7)):
-        _fake_run(tmp_path / "base" / str(k), k, plcc, {f"seq{k}": plcc})
-        _fake_run(tmp_path / "duts" / str(k), k, plcc + 0.05 * k, {f"seq{k}": plcc + 0.05 * k})
+    _two_arms(tmp_path, "duts")
     out = tmp_path / "cv.json"
     assert script.main([str(tmp_path / "base"), str(tmp_path / "duts"), "--json", str(out)]) == 0
     summary = json.loads(out.read_text())
@@ -198,9 +203,7 @@ def test_cross_validate_json_takes_the_held_out_videos_from_the_runs_record(tmp_
 
 def test_a_recorded_arm_compares_like_its_runs(tmp_path, capsys):
     script = _load_script()
-    for k, plcc in enumerate((0.5, 0.6, 0.7)):
-        _fake_run(tmp_path / "base" / str(k), k, plcc, {f"seq{k}": plcc})
-        _fake_run(tmp_path / "new" / str(k), k, plcc + 0.05 * k, {f"seq{k}": plcc + 0.05 * k})
+    _two_arms(tmp_path, "new")
     recorded = tmp_path / "recorded.json"
     assert script.main([str(tmp_path / "base"), "--json", str(recorded)]) == 0
     assert json.loads(recorded.read_text())["arms"]["base"]["per_sequence"]["2"] == {
