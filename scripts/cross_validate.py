@@ -7,9 +7,10 @@ Each RUNS is a folder holding the runs of one arm: a multirun folder (``python -
 it. A RUNS may also be an arm recorded earlier, ``FILE.json:ARM``: this script's ``--json`` summary or a model
 card with a ``cross_validation`` record (``salvid/pretrained/salvid-fusion3d-davis-duts.json:duts``, the
 adopted recipe), so that a new arm is compared with it without training it again (``:ARM`` may be left out
-when the file records one arm; per-sequence rows only where the record holds them). A run is a folder with ``metrics.json`` (written when a run finishes) and ``.hydra/config.yaml`` (its fold:
-``data.fold`` of ``data.folds``); ``test_per_sequence.csv`` beside them (``+experiment=cv_*``) gives the
-per-sequence table. A fold's test set is its held-out fold, so ``test/*`` are the held-out metrics.
+when the file records one arm; per-sequence rows only where the record holds them). A run is a folder with
+``metrics.json`` (written when a run finishes) and ``.hydra/config.yaml`` (its fold: ``data.fold`` of
+``data.folds``); ``test_per_sequence.csv`` beside them (``+experiment=cv_*``) gives the per-sequence table. A
+fold's test set is its held-out fold, so ``test/*`` are the held-out metrics.
 
 Printed per arm: each metric's mean and standard deviation over folds (sample std, n - 1) and its value per
 fold, then one row per held-out sequence. With two or more arms, also each arm against the first: the mean and
@@ -293,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         names = [arm.name for arm in arms]
         if len(set(names)) < len(names):
             raise RunsError(f"{', '.join(str(f) for f in args.runs)}: arms are named by their folder's name (a "
-                            f"recorded arm by its own), and these repeat one ({names}); give each arm's folder its own name")
+                            f"recorded arm by its own), and these repeat one ({names}); give each arm's folder "
+                            "its own name")
     except RunsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

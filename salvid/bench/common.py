@@ -63,7 +63,10 @@ def precisions(device: str) -> list[str]:
 
     from salvid.runtime.precision import cpu_has_native_bf16
 
-    native = torch.cuda.is_bf16_supported(including_emulation=False) if device.startswith("cuda") else cpu_has_native_bf16()
+    if device.startswith("cuda"):
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    else:
+        native = cpu_has_native_bf16()
     return ["fp32", "bf16"] if native else ["fp32"]
 
 

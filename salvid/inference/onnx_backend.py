@@ -3,11 +3,11 @@
 The graphs are exported from the loaded network itself (``torch.onnx.export``, opset 18, fp32, batch dimension
 dynamic, then simplified by :mod:`salvid.inference.onnx_rewrite`, same function) the first time a network is run
 this way, and kept in ``<cache>/onnx/<key>/`` beside the downloaded checkpoints (``$SALVID_CACHE``, else
-``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``). ``<key>`` hashes
-the weights, the model config, the input size and the export format: any change to them gives a new key, so a
-stale graph is never used. Files are written atomically, the manifest last, so a graph is used only once it is
-complete. salvid reads ONNX files only from this cache; ``python -m salvid.export format=onnx`` writes the same
-graphs beside an exported model for deployment.
+``$XDG_CACHE_HOME/salvid``, else ``~/.cache/salvid``). ``<key>`` hashes the weights, the model config, the input
+size and the export format: any change to them gives a new key, so a stale graph is never used. Files are
+written atomically, the manifest last, so a graph is used only once it is complete. salvid reads ONNX files only
+from this cache; ``python -m salvid.export format=onnx`` writes the same graphs beside an exported model for
+deployment.
 
 A network that encodes frames one by one (``fusion3d``) gets two graphs, ``encoder.onnx`` (single frames to
 their feature pyramid) and ``decoder.onnx`` (per-level clip features to logits), so that inference still encodes

@@ -42,8 +42,8 @@ def simplified(data: bytes) -> bytes:
         model = onnx.load(str(path))
     fold_pads_into_convs(model)
     # the saved model lists every operator set ONNX Runtime knows; other runtimes may refuse unknown ones
-    used = {node.domain for node in model.graph.node} | {""}
-    kept = [o for o in model.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    used = {node.domain for node in model.graph.node} | set(STANDARD)
+    kept = [o for o in model.opset_import if o.domain in used]
     del model.opset_import[:]
     model.opset_import.extend(kept)
     return model.SerializeToString()

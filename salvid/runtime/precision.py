@@ -119,7 +119,8 @@ def cuda_has_native_bf16() -> bool:
     import subprocess
     import sys
 
-    query = "import torch; print(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))"
+    query = ("import torch; "
+             "print(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))")
     try:
         out = subprocess.run([sys.executable, "-c", query], capture_output=True, text=True, timeout=120, check=True)
     except (OSError, subprocess.SubprocessError) as e:

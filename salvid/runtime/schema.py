@@ -30,8 +30,8 @@ EXPORT_FORMATS = ("safetensors", "onnx")
 EXPORT_WEIGHTS = ("float32", "float16")
 # Lightning's Trainer(precision=...) values, and salvid's "auto" (bf16-mixed where bf16 pays here, see
 # salvid.runtime.precision.trainer_precision)
-TRAINER_PRECISIONS = ("auto", "16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true", "transformer-engine",
-                      "transformer-engine-float16", "16", "32", "64", "bf16", 16, 32, 64)
+TRAINER_PRECISIONS = ("auto", "16-mixed", "bf16-mixed", "32-true", "64-true", "16-true", "bf16-true",
+                      "transformer-engine", "transformer-engine-float16", "16", "32", "64", "bf16", 16, 32, 64)
 # Frames of one batch at inference: beyond this the batch costs memory (several GB at 480p) and gains no speed.
 MAX_INFERENCE_BATCH = 256
 MIN_FPS, MAX_FPS = 0.001, 1000  # a frame every 1000 s to 1000 frames a second
