@@ -20,12 +20,19 @@ from torch.nn import functional as F
 
 from salvid.errors import ConfigError
 from salvid.models.backbones import DEFAULT_BACKBONE, build_backbone
-from salvid.models.config import MAX_WIDTH, check_counts, check_in_frames, check_input_size, shown
+from salvid.models.config import MAX_WIDTH, check_counts, check_in_frames, check_input_size, shown, whole
 
 FREEZE_CHOICES = "none, all, or the number of pyramid levels to freeze from the stem (0-5)"
+CONVS = ("full", "separable")
+DECODER_STRIDES = {2: 0, 4: 1}  # the decoder's finest stride -> the first backbone level it fuses
 
 
-def conv2d_bn_relu(cin: int, cout: int) -> nn.Sequential:
+def conv2d_bn_relu(cin: int, cout: int, convs: str = "full") -> nn.Sequential:
+    """A 3x3 convolution + BatchNorm + ReLU; ``separable``: a depthwise 3x3 then a pointwise 1x1 (MobileNet's
+    factorisation), about 1/7 of the operations at the fusion and decoder widths."""
+    if convs == "separable":
+        return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                             nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
@@ -34,12 +41,13 @@ class TemporalFusion(nn.Module):
 
     Computed as a 2D convolution over the T frames' channels stacked in time order: the same function as
     ``nn.Conv3d(C, width, (T, 3, 3), padding=(0, 1, 1))`` on ``(N, C, T, h, w)``, with 2D kernels that run
-    (and train, in bf16) fast on CPUs.
+    (and train, in bf16) fast on CPUs. ``separable`` factorises it: each frame's channels are filtered in space
+    one by one, then a 1x1 convolution mixes channels and frames.
     """
 
-    def __init__(self, channels: int, frames: int, width: int):
+    def __init__(self, channels: int, frames: int, width: int, convs: str = "full"):
         super().__init__()
-        self.block = conv2d_bn_relu(channels * frames, width)
+        self.block = conv2d_bn_relu(channels * frames, width, convs)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.block(features.flatten(1, 2))
@@ -58,6 +66,9 @@ class FusionNet3D(nn.Module):
         freeze_backbone: ``none``, ``all``, or ``k``: the stem and the first ``k`` pyramid levels stay fixed
             (weights and BatchNorm statistics).
         widths: channels of the fused features and of the decoder at each level, finest first.
+        convs: the fusion's and decoder's 3x3 convolutions: ``full`` or ``separable`` (depthwise + pointwise).
+        decoder_stride: the finest level the decoder fuses and climbs to: 2 (every backbone level) or 4 (the
+            stride-2 level is left out, and with it its width; the map is resized from a quarter of the input).
     """
 
     family = "fusion3d"
@@ -70,9 +81,12 @@ class FusionNet3D(nn.Module):
         pretrained: str = "imagenet",
         freeze_backbone: str | int = "none",
         widths: Sequence[int] = (24, 32, 48, 96, 160),
+        convs: str = "full",
+        decoder_stride: int = 2,
     ):
         super().__init__()
-        check_settings(in_frames=in_frames, input_size=input_size, freeze_backbone=freeze_backbone, widths=widths)
+        check_settings(in_frames=in_frames, input_size=input_size, freeze_backbone=freeze_backbone, widths=widths,
+                       convs=convs, decoder_stride=decoder_stride)
         self.in_frames = int(in_frames)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_activation = "sigmoid"
@@ -80,10 +94,12 @@ class FusionNet3D(nn.Module):
         channels = self.backbone.feature_channels
         if len(widths) != len(channels):
             raise ConfigError(f"model.widths={list(widths)}: needs one width per backbone level ({len(channels)})")
-        self.fusion = nn.ModuleList(TemporalFusion(c, self.in_frames, w) for c, w in zip(channels, widths,
-                                                                                         strict=True))
-        self.decoder = nn.ModuleList(nn.Sequential(conv2d_bn_relu(widths[i + 1] + widths[i], widths[i]),
-                                                   conv2d_bn_relu(widths[i], widths[i]))
+        self.first_level = DECODER_STRIDES[int(decoder_stride)]
+        channels, widths = channels[self.first_level:], widths[self.first_level:]
+        self.fusion = nn.ModuleList(TemporalFusion(c, self.in_frames, w, convs)
+                                    for c, w in zip(channels, widths, strict=True))
+        self.decoder = nn.ModuleList(nn.Sequential(conv2d_bn_relu(widths[i + 1] + widths[i], widths[i], convs),
+                                                   conv2d_bn_relu(widths[i], widths[i], convs))
                                      for i in range(len(widths) - 1))
         self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
         self.frozen = self._freeze(freeze_backbone)
@@ -109,10 +125,11 @@ class FusionNet3D(nn.Module):
         self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
 
     def encode_frames(self, frames: torch.Tensor) -> list[torch.Tensor]:
-        """Backbone features of single frames ``(M, 3, H, W)``: computed once per frame, shared by clips."""
+        """Backbone features of single frames ``(M, 3, H, W)``, the levels the decoder fuses: computed once per
+        frame, shared by clips."""
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
-        return self.backbone(frames)
+        return self.backbone(frames)[self.first_level:]
 
     def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Logits ``(N, 1, H, W)`` from per-level clip features ``(N, T, C, h, w)``."""
@@ -138,7 +155,7 @@ class FusionNet3D(nn.Module):
         return self.activate(self.logits(x))
 
 
-def check_settings(*, in_frames, input_size, freeze_backbone, widths, **_) -> None:
+def check_settings(*, in_frames, input_size, freeze_backbone, widths, convs, decoder_stride, **_) -> None:
     """What construction checks, without building: a ConfigError naming the first setting that does not fit.
     (That ``widths`` has one entry per backbone level is checked once the backbone is built.)"""
     check_in_frames(in_frames)
@@ -146,3 +163,7 @@ def check_settings(*, in_frames, input_size, freeze_backbone, widths, **_) -> No
     if str(freeze_backbone) not in ("none", "all", *map(str, range(6))):
         raise ConfigError(f"model.freeze_backbone={shown(freeze_backbone)}: must be {FREEZE_CHOICES}")
     check_counts("widths", widths, 1, MAX_WIDTH, "a number of channels")
+    if convs not in CONVS:
+        raise ConfigError(f"model.convs={shown(convs)}: must be one of {', '.join(CONVS)}")
+    if not whole(decoder_stride) or int(decoder_stride) not in DECODER_STRIDES:
+        raise ConfigError(f"model.decoder_stride={shown(decoder_stride)}: must be 2 or 4")
