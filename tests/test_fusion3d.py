@@ -65,6 +65,33 @@ def test_fusion_collapses_time_at_every_level(frames):
     assert net(x).shape == (2, 1, 64, 96)
 
 
+def test_separable_convolutions_keep_every_shape_at_a_fifth_of_the_decoding_operations():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2, 3, 3, 64, 96)
+    flops = {}
+    for convs in ("full", "separable"):
+        net = FusionNet3D(input_size=(64, 96), pretrained="none", convs=convs).eval()
+        with torch.no_grad():
+            clip_features = [f.unflatten(0, (2, 3)) for f in net.encode_frames(x.transpose(1, 2).flatten(0, 1))]
+            with FlopCounterMode(display=False) as counter:
+                assert net.decode(clip_features).shape == (2, 1, 64, 96)
+        flops[convs] = counter.get_total_flops()
+        depthwise = [m for m in net.fusion.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+        assert len(depthwise) == (5 if convs == "separable" else 0)  # one per level's fusion
+        assert [f.block[-3].out_channels for f in net.fusion] == [24, 32, 48, 96, 160]
+    assert flops["separable"] < flops["full"] / 5
+
+
+def test_decoder_stride_4_leaves_the_finest_level_out():
+    net = FusionNet3D(input_size=(64, 96), pretrained="none", decoder_stride=4).eval()
+    x = torch.randn(2, 3, 3, 64, 96)
+    per_frame = net.encode_frames(x.transpose(1, 2).flatten(0, 1))
+    assert [tuple(f.shape[2:]) for f in per_frame] == [(16, 24), (8, 12), (4, 6), (2, 3)]  # from stride 4
+    assert [f.block[0].out_channels for f in net.fusion] == [32, 48, 96, 160] and net.head.in_channels == 32
+    assert net(x).shape == (2, 1, 64, 96)
+
+
 def test_temporal_fusion_is_a_3d_convolution_with_kernel_t33():
     torch.manual_seed(0)
     fusion = TemporalFusion(channels=4, frames=3, width=5)
@@ -76,9 +103,10 @@ def test_temporal_fusion_is_a_3d_convolution_with_kernel_t33():
     torch.testing.assert_close(conv2d(x.flatten(1, 2)), conv3d(x.transpose(1, 2))[:, :, 0])
 
 
-def test_frame_feature_cache_gives_the_uncached_maps_with_one_backbone_pass_per_frame(monkeypatch):
+@pytest.mark.parametrize("decoder_stride", [2, 4])
+def test_frame_feature_cache_gives_the_uncached_maps_with_one_backbone_pass_per_frame(monkeypatch, decoder_stride):
     torch.manual_seed(0)
-    net = FusionNet3D(input_size=(64, 96), pretrained="none")
+    net = FusionNet3D(input_size=(64, 96), pretrained="none", decoder_stride=decoder_stride)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (50, 70, 3), dtype=np.uint8) for _ in range(11)]
     for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
@@ -128,6 +156,8 @@ def test_family_is_rebuilt_from_plain_config():
     ({"freeze_backbone": "some"}, "model.freeze_backbone='some'"),
     ({"pretrained": "yes"}, "model.pretrained='yes'"),
     ({"widths": [8, 8]}, "model.widths=.*one width per backbone level"),
+    ({"convs": "depthwise"}, "model.convs='depthwise': must be one of full, separable"),
+    ({"decoder_stride": 8}, "model.decoder_stride=8: must be 2 or 4"),
 ])
 def test_bad_model_config_names_the_key(kwargs, match):
     with pytest.raises(ValueError, match=match):
