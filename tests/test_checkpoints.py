@@ -231,6 +231,9 @@ HOSTILE = [  # a model card's own config, the setting it overrides, what the ref
      r"model: the network would hold 1023 million weights \(4\.1 GB as float32\), more than the 500 million"),
     (FUSION_TINY, {"input_size": [60000, 60000]}, r"model\.input_size=\[60000, 60000\]: .*multiples of 32"),
     (FUSION_TINY, {"widths": [10**6, 32, 48, 96, 160]}, r"model\.widths=\[1000000, 32, 48, 96, 160\]: "),
+    (FUSION_TINY, {"convs": "x" * 500}, r"model\.convs='x+\.\.\.x+': must be one of full, separable"),
+    (FUSION_TINY, {"decoder_stride": 2**40}, r"model\.decoder_stride=1099511627776: must be 2 or 4"),
+    (FUSION_TINY, {"decoder_stride": True}, r"model config decoder_stride=True: must be a number"),
 ]
 
 

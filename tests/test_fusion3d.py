@@ -77,19 +77,31 @@ def test_separable_convolutions_keep_every_shape_at_a_fifth_of_the_decoding_oper
             with FlopCounterMode(display=False) as counter:
                 assert net.decode(clip_features).shape == (2, 1, 64, 96)
         flops[convs] = counter.get_total_flops()
-        depthwise = [m for m in net.fusion.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
-        assert len(depthwise) == (5 if convs == "separable" else 0)  # one per level's fusion
+        depthwise = [[m for m in part.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+                     for part in (net.fusion, net.decoder)]
+        # one per level's fusion, two per decoder step
+        assert [len(d) for d in depthwise] == ([5, 8] if convs == "separable" else [0, 0])
         assert [f.block[-3].out_channels for f in net.fusion] == [24, 32, 48, 96, 160]
     assert flops["separable"] < flops["full"] / 5
 
 
-def test_decoder_stride_4_leaves_the_finest_level_out():
-    net = FusionNet3D(input_size=(64, 96), pretrained="none", decoder_stride=4).eval()
+@pytest.mark.parametrize("convs", ["full", "separable"])
+def test_decoder_stride_4_leaves_the_finest_level_out(convs):
+    net = FusionNet3D(input_size=(64, 96), pretrained="none", decoder_stride=4, convs=convs).eval()
     x = torch.randn(2, 3, 3, 64, 96)
     per_frame = net.encode_frames(x.transpose(1, 2).flatten(0, 1))
     assert [tuple(f.shape[2:]) for f in per_frame] == [(16, 24), (8, 12), (4, 6), (2, 3)]  # from stride 4
-    assert [f.block[0].out_channels for f in net.fusion] == [32, 48, 96, 160] and net.head.in_channels == 32
+    assert [f.block[-3].out_channels for f in net.fusion] == [32, 48, 96, 160] and net.head.in_channels == 32
     assert net(x).shape == (2, 1, 64, 96)
+
+
+def test_the_fast_model_config_builds_the_light_decoder():
+    from salvid.bench.common import model_config
+
+    config = model_config("fusion3d_fast")  # conf/model/fusion3d_fast.yaml over fusion3d.yaml
+    assert (config["convs"], config["decoder_stride"], config["backbone"]) == ("separable", 4, "efficientnet_lite0")
+    net = build_network({**config, "input_size": [64, 96]})
+    assert len(net.fusion) == 4 and net.fusion[0].block[0].groups == net.fusion[0].block[0].in_channels
 
 
 def test_temporal_fusion_is_a_3d_convolution_with_kernel_t33():

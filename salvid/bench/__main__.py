@@ -12,9 +12,9 @@ Sections (default ``all``):
   size of DAVIS-2016 val): seconds, frames/s, peak RSS (:mod:`salvid.bench.evaluate`);
 - ``metrics``: the full metric set against sklearn + pysodmetrics (:mod:`salvid.bench.metrics`).
 
-Models are model config names (``conf/model/``: ``fusion3d``, ``paper``, ``small``, ``tiny``; random weights)
-or pretrained models (``salvid-small-davis``, a ``.safetensors`` or ``.ckpt`` file; their own weights), given
-with ``--models`` for the model and e2e sections; ``evaluate`` runs the first of them. By default ``model`` and
+Models are model config names (``conf/model/``: ``fusion3d``, ``fusion3d_fast``, ``paper``, ``small``, ``tiny``;
+random weights) or pretrained models (``salvid-small-davis``, a ``.safetensors`` or ``.ckpt`` file; their own
+weights), given with ``--models`` for the model and e2e sections; ``evaluate`` runs the first of them. By default ``model`` and
 ``e2e`` compare the pretrained-encoder model (the shipped default ``salvid-fusion3d-davis-duts`` when installed,
 else ``fusion3d``) with the paper network ``salvid-small-davis``; ``model`` adds ``paper``; ``evaluate`` runs
 the pretrained-encoder model.

@@ -3,9 +3,10 @@
 The paper's idea, moved to the feature level: Conv3DNet lets motion and appearance meet in 3D convolutions
 over frames t-1, t, t+1. Here each frame goes through a pretrained 2D backbone (shared weights), and at each
 of the five pyramid levels a (T, 3, 3) convolution over the T frames' features collapses time, exactly as a
-3D convolution with temporal kernel T and no temporal padding does. A decoder in the spirit of Deconv3DNet
-(upsampling groups of convolutions) climbs back from the coarsest fused level, taking a skip connection from
-every finer one, to the map of frame t at the input resolution.
+3D convolution with temporal kernel T and no temporal padding does (``convs=separable`` factorises it). A
+decoder in the spirit of Deconv3DNet (upsampling groups of convolutions) climbs back from the coarsest fused
+level, taking a skip connection from every finer one, to the map of frame t at the input resolution
+(``decoder_stride=4`` leaves the finest level out of the fusion and the decoder).
 
 ``in_frames=1`` is the image-only ablation of the same network.
 """
@@ -28,8 +29,8 @@ DECODER_STRIDES = {2: 0, 4: 1}  # the decoder's finest stride -> the first backb
 
 
 def conv2d_bn_relu(cin: int, cout: int, convs: str = "full") -> nn.Sequential:
-    """A 3x3 convolution + BatchNorm + ReLU; ``separable``: a depthwise 3x3 then a pointwise 1x1 (MobileNet's
-    factorisation), about 1/7 of the operations at the fusion and decoder widths."""
+    """A 3x3 convolution + BatchNorm + ReLU; ``separable``: a depthwise 3x3 + BatchNorm, then a pointwise 1x1 +
+    BatchNorm + ReLU (MobileNet's factorisation, with one ReLU), about 1/7 of the operations at these widths."""
     if convs == "separable":
         return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin),
                              nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
