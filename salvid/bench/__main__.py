@@ -14,10 +14,10 @@ Sections (default ``all``):
 
 Models are model config names (``conf/model/``: ``fusion3d``, ``fusion3d_fast``, ``paper``, ``small``, ``tiny``;
 random weights) or pretrained models (``salvid-small-davis``, a ``.safetensors`` or ``.ckpt`` file; their own
-weights), given with ``--models`` for the model and e2e sections; ``evaluate`` runs the first of them. By default ``model`` and
-``e2e`` compare the pretrained-encoder model (the shipped default ``salvid-fusion3d-davis-duts`` when installed,
-else ``fusion3d``) with the paper network ``salvid-small-davis``; ``model`` adds ``paper``; ``evaluate`` runs
-the pretrained-encoder model.
+weights), given with ``--models`` for the model and e2e sections; ``evaluate`` runs the first of them. By default
+``model`` and ``e2e`` compare the pretrained-encoder model (the shipped default ``salvid-fusion3d-davis-duts`` when
+installed, else ``fusion3d``) with the paper network ``salvid-small-davis``; ``model`` adds ``paper``; ``evaluate``
+runs the pretrained-encoder model.
 
 Examples::
 
