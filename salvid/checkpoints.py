@@ -29,13 +29,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from salvid.errors import CheckpointError
 from salvid.models.config import validate_model_config
 from salvid.models.families import build_network, network_arguments
-from salvid.runtime.files import atomic_write_text, safe_name, user_cache
+from salvid.runtime.files import atomic_open, atomic_write_text, safe_name, user_cache
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
@@ -361,7 +361,7 @@ def save_folder(net: nn.Module, config: dict[str, Any], folder: str | Path, card
     folder = Path(folder)
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(folder / HUB_WEIGHTS))
+    _write_safetensors(state, folder / HUB_WEIGHTS)
     atomic_write_text(folder / HUB_CONFIG, json.dumps({"model": config, **card}, indent=2) + "\n")
     return folder
 
@@ -381,6 +381,13 @@ def hub_download(repo_id: str) -> Path:
                               f"{_first_line(e)})") from e
 
 
+def _write_safetensors(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Atomically, with the mode a plain open() gives (safetensors' own save_file leaves 0600 files, which a
+    shared group cannot read)."""
+    with atomic_open(path) as f:
+        f.write(save(state))
+
+
 def save_pretrained(net: nn.Module, config: dict[str, Any], path: str | Path, card: dict[str, Any],
                     half: bool = False) -> None:
     """Write ``<path>.safetensors`` + ``<path>.json`` (model config and how it was trained).
@@ -390,5 +397,5 @@ def save_pretrained(net: nn.Module, config: dict[str, Any], path: str | Path, ca
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(path))
-    path.with_suffix(".json").write_text(json.dumps({"model": config, **card}, indent=2) + "\n", encoding="utf-8")
+    _write_safetensors(state, path)
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"model": config, **card}, indent=2) + "\n")

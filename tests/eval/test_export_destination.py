@@ -63,6 +63,10 @@ def test_default_export_goes_to_the_user_models_folder_and_loads_by_name(trained
     assert target.with_suffix(".json").is_file()
     assert sorted(p.name for p in target.parent.iterdir()) == ["export-dest-test.json",
                                                               "export-dest-test.safetensors"]  # no temporaries
+    umask = os.umask(0)
+    os.umask(umask)
+    for written in target.parent.iterdir():  # what a plain open() gives: readable where the user's umask allows
+        assert written.stat().st_mode & 0o777 == 0o666 & ~umask, written
     assert not list(PACKAGE.rglob("export-dest-test*"))
     assert digests(PRETRAINED_DIR) == package_kept
 
