@@ -39,7 +39,7 @@ from salvid.runtime.files import atomic_open, atomic_write_text, safe_name, user
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"
-DEFAULT_PRETRAINED = "salvid-fusion3d-davis-duts"
+DEFAULT_PRETRAINED = "salvid-fusion3d-fast-davis-duts"
 
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -15,8 +15,8 @@ Sections (default ``all``):
 Models are model config names (``conf/model/``: ``fusion3d``, ``fusion3d_fast``, ``paper``, ``small``, ``tiny``;
 random weights) or pretrained models (``salvid-small-davis``, a ``.safetensors`` or ``.ckpt`` file; their own
 weights), given with ``--models`` for the model and e2e sections; ``evaluate`` runs the first of them. By default
-``model`` and ``e2e`` compare the pretrained-encoder model (the shipped default ``salvid-fusion3d-davis-duts`` when
-installed, else ``fusion3d``) with the paper network ``salvid-small-davis``; ``model`` adds ``paper``; ``evaluate``
+``model`` and ``e2e`` compare the pretrained-encoder model (the shipped default ``salvid-fusion3d-fast-davis-duts`` when
+installed, else its config ``fusion3d_fast``) with the paper network ``salvid-small-davis``; ``model`` adds ``paper``; ``evaluate``
 runs the pretrained-encoder model.
 
 Examples::
@@ -55,7 +55,7 @@ def default_fusion_model() -> str:
     """The shipped pretrained-encoder model when this installation has it, else its model config."""
     from salvid.checkpoints import DEFAULT_PRETRAINED, PRETRAINED_DIR
 
-    return DEFAULT_PRETRAINED if (PRETRAINED_DIR / f"{DEFAULT_PRETRAINED}.safetensors").is_file() else "fusion3d"
+    return DEFAULT_PRETRAINED if (PRETRAINED_DIR / f"{DEFAULT_PRETRAINED}.safetensors").is_file() else "fusion3d_fast"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
