@@ -218,6 +218,29 @@ def test_truncated_jpeg_names_the_file_when_read(tmp_path):
         folder.read([1])
 
 
+def _pillow_rgb(path):
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def test_jpeg_frames_decode_to_pillows_pixels_whatever_the_decoder(tmp_path, monkeypatch):
+    """Whole colour and grey JPEGs are decoded by OpenCV, others by Pillow; a frame is the same either way."""
+    frames, _ = render_sequence(5, 4, (48, 64))
+    paths = write_images(tmp_path / "seq", frames, suffix=".jpg")
+    Image.fromarray(frames[1][..., 0]).save(paths[1])  # grey
+    Image.fromarray(frames[2]).convert("CMYK").save(paths[2])  # CMYK: Pillow's conversion to RGB
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90": ignored by both decoders, as in training
+    Image.fromarray(frames[3]).save(paths[3], exif=exif)
+    used = []
+    monkeypatch.setattr(sources, "_load_jpeg", lambda path, real=sources._load_jpeg: used.append(path.name)
+                        or real(path))
+    read = ImageFolder(paths).read(range(4))
+    assert used == ["00000.jpg", "00001.jpg", "00003.jpg"]
+    for frame, path in zip(read, paths, strict=True):
+        assert frame.shape == (48, 64, 3) and np.array_equal(frame, _pillow_rgb(path))
+
+
 def test_unreadable_or_missing_images_name_the_file(tmp_path):
     frames, _ = render_sequence(3, 2, (32, 48))
     paths = write_images(tmp_path / "seq", frames)
