@@ -132,9 +132,9 @@ class NetworkSaliency(SaliencyMethod):
     per frame: :meth:`predict` keeps the features of the previous call's frames, so consecutive batches of
     one stream (whose clips overlap by ``in_frames - 1`` frames) cost one backbone pass per frame.
 
-    ``seconds`` adds up where the time goes: ``decode`` (frames read by :meth:`stream` with ``prefetch``),
-    ``resize`` (frames to the input size, normalised), ``forward`` (the network) and ``upsample`` (maps back to
-    the frames' size).
+    ``seconds`` adds up where the time goes: ``decode`` (frames read by :meth:`stream`), ``resize`` (frames to
+    the input size, normalised: by :meth:`stream` on its prefetching thread, ahead of the network),
+    ``forward`` (the network) and ``upsample`` (maps back to the frames' size).
     """
 
     def __init__(self, net: nn.Module, name: str = "salvid", device: str = "auto", precision: str = "auto",
@@ -154,34 +154,46 @@ class NetworkSaliency(SaliencyMethod):
         # id(frame) -> (frame, its features): holding the frame keeps its id from being reused
         self._features: dict[int, tuple[np.ndarray, list[torch.Tensor]]] = {}
         self.seconds = {"decode": 0.0, "resize": 0.0, "forward": 0.0, "upsample": 0.0}
+        self._input_seconds = 0.0  # of the current predict call: resizing and normalising its frames
         log.info("%s: %s, %s, %s", name, self.device, self.backend, "bf16 autocast" if self.dtype else "fp32")
 
     @property
     def precision(self) -> str:
         return "fp32" if self.dtype is None else "bf16"
 
-    def _normalised(self, frames: list[np.ndarray]) -> torch.Tensor:
-        """``(M, 3, h, w)`` network input of single frames."""
+    def _inputs(self, frames: Iterable[np.ndarray]) -> dict[int, torch.Tensor]:
+        """id(frame) -> the frame resized to the input size and normalised, ``(3, h, w)`` on the CPU."""
+        frames = list(frames)
+        if not frames:
+            return {}
+        x = normalise(torch.from_numpy(np.stack([resize_frame(f, self.input_size) for f in frames])))
+        return {id(f): x[i] for i, f in enumerate(frames)}
+
+    def _normalised(self, frames: list[np.ndarray], inputs: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """``(M, 3, h, w)`` network input of single frames; those in ``inputs`` are not prepared again."""
         start = time.perf_counter()
-        x = np.stack([resize_frame(f, self.input_size) for f in frames])
-        x = normalise(torch.from_numpy(x).to(self.device))
-        self.seconds["resize"] += time.perf_counter() - start
+        inputs = inputs or {}
+        missing = self._inputs(f for f in frames if id(f) not in inputs)
+        # stacked channels-last in memory, as normalise() lays out a batch
+        x = torch.stack([(inputs[id(f)] if id(f) in inputs else missing[id(f)]).movedim(0, -1) for f in frames])
+        x = x.movedim(-1, 1).to(self.device)
+        self._input_seconds += time.perf_counter() - start
         return x
 
-    def _clip_logits(self, clips: list[Clip]) -> torch.Tensor:
+    def _clip_logits(self, clips: list[Clip], inputs: dict[int, torch.Tensor] | None) -> torch.Tensor:
         """Every frame once through the whole network input: ``(N, 3, T, h, w)``."""
         unique = list({id(f): f for clip in clips for f in clip}.values())
         index = {id(f): i for i, f in enumerate(unique)}
-        x = self._normalised(unique)
+        x = self._normalised(unique, inputs)
         order = torch.tensor([[index[id(f)] for f in clip] for clip in clips], device=self.device)
         return self.compute.logits(x[order].transpose(1, 2))
 
-    def _cached_logits(self, clips: list[Clip]) -> torch.Tensor:
+    def _cached_logits(self, clips: list[Clip], inputs: dict[int, torch.Tensor] | None) -> torch.Tensor:
         """Backbone features of frames not seen in the previous call, reused ones from it, then decoding."""
         frames = {id(f): f for clip in clips for f in clip}
         new = [f for key, f in frames.items() if key not in self._features]
         if new:
-            levels = self.compute.encode_frames(self._normalised(new))
+            levels = self.compute.encode_frames(self._normalised(new, inputs))
             for i, f in enumerate(new):
                 self._features[id(f)] = (f, [level[i] for level in levels])
         self._features = {key: self._features[key] for key in frames}  # what the next batch can share
@@ -191,14 +203,19 @@ class NetworkSaliency(SaliencyMethod):
         return self.compute.decode(features)
 
     @torch.inference_mode()
-    def predict(self, clips: list[Clip], frame_ids: list[int] | None = None) -> np.ndarray:
+    def predict(self, clips: list[Clip], frame_ids: list[int] | None = None,
+                inputs: dict[int, torch.Tensor] | None = None) -> np.ndarray:
+        """Maps of ``clips`` at their frames' size; ``inputs`` (id(frame) -> its network input, as :meth:`stream`
+        prepares them ahead) spares preparing those frames here."""
         start = time.perf_counter()
-        resized = self.seconds["resize"]
+        self._input_seconds = 0.0
         with torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
-            logits = self._cached_logits(clips) if self.encodes_frames else self._clip_logits(clips)
+            logits = (self._cached_logits(clips, inputs) if self.encodes_frames
+                      else self._clip_logits(clips, inputs))
             maps = self.net.activate(logits)
         middle = time.perf_counter()
-        self.seconds["forward"] += middle - start - (self.seconds["resize"] - resized)
+        self.seconds["resize"] += self._input_seconds
+        self.seconds["forward"] += middle - start - self._input_seconds
         size = clips[0][len(clips[0]) // 2].shape[:2]
         maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
         out = maps[:, 0].cpu().numpy()
@@ -209,15 +226,34 @@ class NetworkSaliency(SaliencyMethod):
                                   "weights are damaged or do not suit this input; no map was written for them")
         return out
 
+    def _prepared(self, batches: Iterator[tuple[list[int], list[Clip]]]
+                  ) -> Iterator[tuple[list[int], list[Clip], dict[int, torch.Tensor]]]:
+        """Batches with their frames' network inputs, each frame prepared once (a frame shared with the previous
+        batch was prepared there); the seconds add up in ``self.seconds["decode"]`` and ``["resize"]``."""
+        previous: dict[int, np.ndarray] = {}  # holding the frames keeps their ids from being reused
+        while True:
+            start = time.perf_counter()
+            batch = next(batches, None)
+            self.seconds["decode"] += time.perf_counter() - start
+            if batch is None:
+                return
+            start = time.perf_counter()
+            ids, clips = batch
+            frames = {id(f): f for clip in clips for f in clip}
+            inputs = self._inputs(f for key, f in frames.items() if key not in previous)
+            previous = frames
+            self.seconds["resize"] += time.perf_counter() - start
+            yield ids, clips, inputs
+
     def stream(self, source: FrameSource, batch_size: int = 8, targets: Iterable[int] | None = None,
                chunk_len: int = 32, prefetch: int = 0) -> Iterator[Prediction]:
         """Maps of a whole source (or its ``targets``), in frame order, in constant memory. ``prefetch``: decode
-        up to that many batches ahead on a background thread while the network runs (``self.seconds["decode"]``
-        adds up the decoding time there)."""
-        batches = iter_batches(source, self.in_frames, batch_size, targets, chunk_len)
+        and prepare the network's input up to that many batches ahead on a background thread while the network
+        runs."""
+        batches = self._prepared(iter_batches(source, self.in_frames, batch_size, targets, chunk_len))
         if prefetch:
-            batches = prefetched(batches, prefetch, self.seconds, "decode")
-        for ids, clips in batches:
-            maps = self.predict(clips, ids)
+            batches = prefetched(batches, prefetch)
+        for ids, clips, inputs in batches:
+            maps = self.predict(clips, ids, inputs)
             for t, clip, saliency in zip(ids, clips, maps, strict=True):
                 yield Prediction(t, saliency, clip[len(clip) // 2])

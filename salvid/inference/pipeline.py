@@ -2,7 +2,7 @@
 while the network runs.
 
 Two threads beside the caller's, each behind a bounded queue, so at most a few batches are held whatever the
-video's length: :func:`prefetched` runs an iterator (decoding) ahead of its consumer, :class:`BackgroundWriter`
+video's length: :func:`prefetched` runs an iterator (decoding, resizing) ahead of its consumer, :class:`BackgroundWriter`
 runs write calls (PNG encoding, video frames) behind their producer. Decoders, OpenCV, Pillow's encoders and the
 network release the GIL while they work, so the stages share the cores. An error in a thread is raised again in
 the caller's thread, at its next call.
@@ -25,10 +25,9 @@ class _Failed:
         self.error = error
 
 
-def prefetched(items: Iterable[T], depth: int = 2, timing: dict[str, float] | None = None,
-               key: str = "decode") -> Iterator[T]:
-    """``items``, produced by a background thread up to ``depth`` ahead. ``timing[key]`` adds up the seconds
-    spent producing them. Closing the generator (or leaving its loop) stops the thread at its next item."""
+def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """``items``, produced by a background thread up to ``depth`` ahead. Closing the generator (or leaving its
+    loop) stops the thread at its next item."""
     q: queue.Queue = queue.Queue(maxsize=max(depth, 1))
     stop = threading.Event()
 
@@ -45,14 +44,10 @@ def prefetched(items: Iterable[T], depth: int = 2, timing: dict[str, float] | No
         try:
             iterator = iter(items)
             while not stop.is_set():
-                start = time.perf_counter()
                 try:
                     item = next(iterator)
                 except StopIteration:
                     break
-                finally:
-                    if timing is not None:
-                        timing[key] = timing.get(key, 0.0) + time.perf_counter() - start
                 if not put(item):
                     return
             put(_DONE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from salvid.errors import ConfigError
@@ -41,8 +42,9 @@ class FlipAveraged(NetworkSaliency):
         self._mirrors = mirrors
         return [[mirrors[id(f)][1] for f in clip] for clip in clips]
 
-    def predict(self, clips: list[Clip], frame_ids: list[int] | None = None) -> np.ndarray:
-        maps = super().predict(clips + self._mirrored(clips), frame_ids)
+    def predict(self, clips: list[Clip], frame_ids: list[int] | None = None,
+                inputs: dict[int, torch.Tensor] | None = None) -> np.ndarray:
+        maps = super().predict(clips + self._mirrored(clips), frame_ids, inputs)
         n = len(clips)
         return (maps[:n] + maps[n:, :, ::-1]) * np.float32(0.5)
 
