@@ -227,23 +227,24 @@ class NetworkSaliency(SaliencyMethod):
         return out
 
     def _prepared(self, batches: Iterator[tuple[list[int], list[Clip]]]
-                  ) -> Iterator[tuple[list[int], list[Clip], dict[int, torch.Tensor]]]:
-        """Batches with their frames' network inputs, each frame prepared once (a frame shared with the previous
-        batch was prepared there); the seconds add up in ``self.seconds["decode"]`` and ``["resize"]``."""
+                  ) -> Iterator[tuple[list[int], list[Clip], dict[int, torch.Tensor], float, float]]:
+        """Batches with their frames' network inputs and the seconds spent decoding and preparing them (added up
+        by the consuming thread, so that two threads never update ``self.seconds``). With the frame-feature
+        cache, a frame shared with the previous batch was prepared there and is skipped."""
         previous: dict[int, np.ndarray] = {}  # holding the frames keeps their ids from being reused
         while True:
             start = time.perf_counter()
             batch = next(batches, None)
-            self.seconds["decode"] += time.perf_counter() - start
+            decode_seconds = time.perf_counter() - start
             if batch is None:
                 return
             start = time.perf_counter()
             ids, clips = batch
             frames = {id(f): f for clip in clips for f in clip}
             inputs = self._inputs(f for key, f in frames.items() if key not in previous)
-            previous = frames
-            self.seconds["resize"] += time.perf_counter() - start
-            yield ids, clips, inputs
+            if self.encodes_frames:
+                previous = frames
+            yield ids, clips, inputs, decode_seconds, time.perf_counter() - start
 
     def stream(self, source: FrameSource, batch_size: int = 8, targets: Iterable[int] | None = None,
                chunk_len: int = 32, prefetch: int = 0) -> Iterator[Prediction]:
@@ -253,7 +254,9 @@ class NetworkSaliency(SaliencyMethod):
         batches = self._prepared(iter_batches(source, self.in_frames, batch_size, targets, chunk_len))
         if prefetch:
             batches = prefetched(batches, prefetch)
-        for ids, clips, inputs in batches:
+        for ids, clips, inputs, decode_seconds, input_seconds in batches:
+            self.seconds["decode"] += decode_seconds
+            self.seconds["resize"] += input_seconds
             maps = self.predict(clips, ids, inputs)
             for t, clip, saliency in zip(ids, clips, maps, strict=True):
                 yield Prediction(t, saliency, clip[len(clip) // 2])

@@ -33,6 +33,7 @@ def encode_png(image: np.ndarray, compression: int = 1) -> bytes:
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     strategy = cv2.IMWRITE_PNG_STRATEGY_RLE if compression == 1 else cv2.IMWRITE_PNG_STRATEGY_DEFAULT
+    # the level first: OpenCV resets the strategy when it reads the level
     ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression,
                                             cv2.IMWRITE_PNG_STRATEGY, strategy,
                                             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
