@@ -219,6 +219,38 @@ def test_failure_during_checkpoint_write_keeps_the_previous_file(tmp_path, monke
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
 
 
+def test_metrics_csv_survives_a_kill_while_new_columns_are_written_and_drops_a_half_written_row(tmp_path,
+                                                                                                  monkeypatch):
+    """New columns rewrite metrics.csv (Lightning truncates it and writes it again in place); a run killed in
+    between kept only a header. On resume, a last row without its line end (the kill came while it was being
+    appended) is left out."""
+    from salvid.training.loggers import ResumableCSVLogger
+
+    logger = ResumableCSVLogger(tmp_path, name="csv", version="")
+    logger.log_metrics({"test/plcc": 0.25}, step=0)
+    logger.save()
+    path = Path(logger.experiment.metrics_file_path)
+    before = path.read_text()
+
+    def write_half_then_die(self, rows):
+        raise OSError("killed mid-write")
+
+    logger.log_metrics({"train/loss": 0.5}, step=1)
+    monkeypatch.setattr(csv.DictWriter, "writerows", write_half_then_die)
+    with pytest.raises(OSError, match="mid-write"):
+        logger.save()
+    monkeypatch.undo()
+    assert path.read_text() == before
+
+    path.write_text(before + "0,3,0.2")  # a row cut short by the kill
+    resumed = ResumableCSVLogger(tmp_path, name="csv", version="")
+    resumed.resume_step = 5
+    resumed.log_metrics({"train/loss": 0.4}, step=5)
+    resumed.save()
+    assert [(r["step"], r.get("test/plcc"), r.get("train/loss")) for r in read_csv(path)] == [
+        ("0", "0.25", None), ("5", None, "0.4")]
+
+
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     callback = RngState()
     torch.save({"rng": callback.state_dict()}, tmp_path / "state.pt")

@@ -49,6 +49,9 @@ class ResumableCSVLogger(CSVLogger):
 
 
 class _KeepingWriter(ExperimentWriter):
+    """Keeps the rows before ``keep_before_step``, and rewrites the file atomically when new columns arrive:
+    Lightning truncates and rewrites it in place, so a run killed in between would lose its history."""
+
     def __init__(self, log_dir: str, keep_before_step: int) -> None:
         self._keep_before_step = keep_before_step
         super().__init__(log_dir)
@@ -57,19 +60,34 @@ class _KeepingWriter(ExperimentWriter):
         path = Path(self.metrics_file_path)
         if not path.is_file():
             return
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            fields = list(reader.fieldnames or [])
-            rows = [r for r in reader if _step(r) < self._keep_before_step]
+        fields, rows = _read_rows(path)
+        rows = [r for r in rows if _step(r) < self._keep_before_step]
         if not rows:
             path.unlink()
             return
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(path, buffer.getvalue())
-        self.metrics_keys = fields  # new keys extend this header (Lightning rewrites the file then)
+        _write_rows(path, fields, rows)
+        self.metrics_keys = fields  # new keys extend this header (the file is rewritten then)
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        _write_rows(Path(self.metrics_file_path), fieldnames, _read_rows(Path(self.metrics_file_path))[1])
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and the whole rows of a metrics file; a last line without its line end, which a killed run
+    was writing, is left out."""
+    text = path.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    return list(reader.fieldnames or []), list(reader)
+
+
+def _write_rows(path: Path, fields: list[str], rows: list[dict[str, str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _step(row: dict[str, str]) -> float:
