@@ -9,7 +9,7 @@ from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
 from salvid.errors import ConfigError
 from salvid.inference.core import NetworkSaliency, autocast_dtype, iter_batches, iter_clips
-from salvid.models import SaliencyNet3D
+from salvid.models import FusionNet3D, SaliencyNet3D
 from tests.helpers.networks import assert_varied
 
 
@@ -73,6 +73,24 @@ def test_network_maps_are_the_networks_own_upsampled_to_the_frame_resolution():
         assert_varied(own[None])
         np.testing.assert_allclose(p.saliency, own, atol=1e-4, rtol=0)  # batch size changes kernels
         np.testing.assert_array_equal(p.frame, frames[p.index])
+
+
+def test_frames_sent_as_uint8_and_normalised_on_the_device_give_the_same_maps():
+    """On a GPU the prefetching thread leaves frames uint8 and the device normalises them; the same operations
+    in the same order as on the CPU, so the maps are the same (here both ways on the CPU, through stream's
+    prepared inputs and predict's own)."""
+    torch.manual_seed(0)
+    net = calibrated(FusionNet3D(input_size=(64, 96), pretrained="none", widths=(8, 8, 8, 16, 16)))
+    source = NoiseSource(7, size=(45, 70))
+    runs = {}
+    for on_device in (False, True):
+        runner = NetworkSaliency(net, precision="fp32", backend="torch")
+        runner.normalise_on_device = on_device
+        prepared = runner._inputs(source._decode(np.arange(2)))
+        assert {x.dtype for x in prepared.values()} == {torch.uint8 if on_device else torch.float32}
+        runs[on_device] = np.stack([p.saliency for p in runner.stream(source, batch_size=3)])
+    assert_varied(runs[False])
+    np.testing.assert_array_equal(runs[True], runs[False])
 
 
 def test_bf16_maps_match_fp32_within_the_documented_tolerance():
