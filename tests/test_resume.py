@@ -219,36 +219,66 @@ def test_failure_during_checkpoint_write_keeps_the_previous_file(tmp_path, monke
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
 
 
-def test_metrics_csv_survives_a_kill_while_new_columns_are_written_and_drops_a_half_written_row(tmp_path,
-                                                                                                  monkeypatch):
-    """New columns rewrite metrics.csv (Lightning truncates it and writes it again in place); a run killed in
-    between kept only a header. On resume, a last row without its line end (the kill came while it was being
-    appended) is left out."""
+def _csv_logger(root, resume_step=0):
     from salvid.training.loggers import ResumableCSVLogger
 
-    logger = ResumableCSVLogger(tmp_path, name="csv", version="")
+    logger = ResumableCSVLogger(root, name="csv", version="")
+    logger.resume_step = resume_step
+    return logger
+
+
+def test_a_failed_metrics_csv_write_leaves_whole_rows_and_the_next_save_writes_them_once(tmp_path, monkeypatch):
+    """A new column rewrites metrics.csv (Lightning truncates it and writes it again in place, so a run killed
+    in between kept only a header); an append that fails is cut back. Either way the rows stay pending and the
+    save of Lightning's finalize("failed") writes them once."""
+    logger = _csv_logger(tmp_path)
     logger.log_metrics({"test/plcc": 0.25}, step=0)
     logger.save()
     path = Path(logger.experiment.metrics_file_path)
-    before = path.read_text()
+    before = path.read_bytes()
+    write = csv.DictWriter.writerows
 
-    def write_half_then_die(self, rows):
+    def write_then_die(self, rows):
+        write(self, rows)
         raise OSError("killed mid-write")
 
-    logger.log_metrics({"train/loss": 0.5}, step=1)
-    monkeypatch.setattr(csv.DictWriter, "writerows", write_half_then_die)
+    monkeypatch.setattr(csv.DictWriter, "writerows", write_then_die)
+    logger.log_metrics({"train/loss": 0.5}, step=1)  # a new column
     with pytest.raises(OSError, match="mid-write"):
         logger.save()
+    assert path.read_bytes() == before
     monkeypatch.undo()
-    assert path.read_text() == before
+    logger.finalize("failed")
+    before = path.read_bytes()
+    assert before.endswith(b"\r\n1,,0.5\r\n")  # Lightning's line ends
 
-    path.write_text(before + "0,3,0.2")  # a row cut short by the kill
-    resumed = ResumableCSVLogger(tmp_path, name="csv", version="")
-    resumed.resume_step = 5
-    resumed.log_metrics({"train/loss": 0.4}, step=5)
-    resumed.save()
+    monkeypatch.setattr(csv.DictWriter, "writerows", write_then_die)
+    logger.log_metrics({"train/loss": 0.4}, step=2)  # an append
+    with pytest.raises(OSError, match="mid-write"):
+        logger.save()
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    logger.finalize("failed")
     assert [(r["step"], r.get("test/plcc"), r.get("train/loss")) for r in read_csv(path)] == [
-        ("0", "0.25", None), ("5", None, "0.4")]
+        ("0", "0.25", None), ("1", None, "0.5"), ("2", None, "0.4")]
+
+
+def test_a_resumed_metrics_csv_drops_a_row_cut_short_and_a_killed_rewrites_temporary_file(tmp_path):
+    logger = _csv_logger(tmp_path)
+    for step, loss in enumerate([0.5, 0.4, 0.3]):
+        logger.log_metrics({"train/loss": loss}, step=step)
+        logger.save()
+    path = Path(logger.experiment.metrics_file_path)
+    # killed in mid-append of "3,0.25\r\n", and in mid-rewrite
+    path.write_bytes(path.read_bytes() + b"3,0.2")
+    leftover = path.parent / ".metrics.csv.x1y2.tmp"
+    leftover.write_bytes(b"step,train/loss\r\n0,")
+    resumed = _csv_logger(tmp_path, resume_step=5)
+    resumed.log_metrics({"train/loss": 0.1}, step=5)
+    resumed.save()
+    assert [(r["step"], r["train/loss"]) for r in read_csv(path)] == [
+        ("0", "0.5"), ("1", "0.4"), ("2", "0.3"), ("5", "0.1")]
+    assert not leftover.exists()
 
 
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
