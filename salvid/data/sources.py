@@ -352,8 +352,8 @@ _JPEG_END = b"\xff\xd9"
 def _load_jpeg(path: Path) -> np.ndarray | None:
     """A whole JPEG (one that ends with its end-of-image marker) decoded by OpenCV: the same pixels as Pillow
     (both are libjpeg-turbo; EXIF orientation ignored by both) in under half the time. None for a truncated
-    file, which OpenCV would fill with grey, one with other bytes after the marker, or one OpenCV cannot
-    decode: Pillow then decodes it or names the damage."""
+    file, which OpenCV would fill with grey, one with bytes other than zero padding after the marker, or one
+    OpenCV cannot decode: Pillow then decodes it or names the damage."""
     try:
         data = path.read_bytes()
     except OSError:
