@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> float | None:
     cap_cpu_isa_for_training(cfg.model)
-    from salvid.training import ddp, run_folder, run_records
-
     use_job_output_dir(cfg)
     adopt_initial_network(cfg)
     check_config(cfg)
+    from salvid.training import ddp, run_folder, run_records  # Lightning: only once the config holds
+
     output_dir = Path(cfg.paths.output_dir)
     finished = run_folder.finished_run(output_dir)
     if finished is not None:

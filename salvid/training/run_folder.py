@@ -107,11 +107,11 @@ def plan_resume(cfg: DictConfig, output_dir: Path) -> Resume:
     model, module or data config: resuming it would fail on mismatched weights, or silently train something
     else. Nothing is written here, so a refused resume leaves the run directory as it was.
     """
-    from salvid.checkpoints import local_copy, read_checkpoint
-
     spec = checkpoint_to_resume(cfg.get("ckpt_path"), output_dir)
     if spec is None:
         return Resume()
+    from salvid.checkpoints import local_copy, read_checkpoint
+
     path = str(local_copy(spec))
     checkpoint = read_checkpoint(path, trusted=bool(cfg.get("trusted_checkpoint", False)))
     try:
