@@ -3,6 +3,7 @@
     prepare <name> --root DIR [--from-archive FILE ...]   download (or take) the archives, verify, extract, check
     prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
     prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
+    prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
 
 ``<name>`` is an entry of :mod:`salvid.data.acquire.registry`. Downloads go to ``--download-dir`` (default
 ``<root>/../downloads``) and resume there. Archives are verified before extraction (see
@@ -28,6 +29,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from salvid.data.acquire.download import DownloadError, download, progress_bar, verify
+from salvid.data.acquire.downscale import downscale
 from salvid.data.acquire.extract import extract_dataset
 from salvid.data.acquire.pack import pack
 from salvid.data.acquire.registry import DATASETS, DatasetSource
@@ -152,6 +154,8 @@ HELP = """Prepare datasets: download (or take) their archives, verify, extract s
   prepare <name> --root DIR [--from-archive FILE ...]   download (or take) the archives, verify, extract, check
   prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
   prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
+  prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
+                                                       (the 427x240 copy the shipped models trained on)
 
 Downloads go to --download-dir (default: downloads/ beside --root) and resume there. Nothing is written
 outside the dataset, and a run that stops half-way leaves no folder that looks prepared. More:
@@ -163,7 +167,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m salvid.prepare", description=HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    if argv[:1] in (["check"], ["pack"]):
+    if argv[:1] == ["downscale"]:
+        parser.add_argument("command")
+        parser.add_argument("--root", type=Path, required=True)
+        parser.add_argument("--out", type=Path, required=True)
+        parser.add_argument("--height", type=int, default=240, help="rows of the copy (default 240)")
+        parser.add_argument("--option", action="append", default=[], help="resolution=FOLDER of the source")
+    elif argv[:1] in (["check"], ["pack"]):
         parser.add_argument("command")
         parser.add_argument("layout")
         parser.add_argument("--root", type=Path, required=True)
@@ -173,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument("--gop", type=int, default=16)
         parser.add_argument("--crf", type=int, default=18)
     else:
-        parser.add_argument("name", help=f"one of {sorted(DATASETS)}, or the commands check / pack")
+        parser.add_argument("name", help=f"one of {sorted(DATASETS)}, or the commands check / pack / downscale")
         parser.add_argument("--root", type=Path, required=True)
         parser.add_argument("--from-archive", type=Path, action="append", default=[])
         parser.add_argument("--download-dir", type=Path)
@@ -187,6 +197,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                              on_sequence=lambda n: console.print(f"packed {n}"), **_options(args.option))
         console.print(f"{args.root}: {before / 1e6:.1f} MB -> {args.out}: {after / 1e6:.1f} MB "
                       f"({after / max(before, 1):.0%})")
+    elif getattr(args, "command", None) == "downscale":
+        options = _options(args.option)
+        unknown = sorted(set(options) - {"resolution"})
+        if unknown:
+            raise ConfigError(f"--option {unknown[0]}: downscale takes only resolution=<the source's folder>")
+        count = downscale(args.root, args.out, args.height, **options,
+                          on_sequence=lambda name, n: console.print(f"downscaled {name} ({n} frames)"))
+        console.print(f"{args.out}: {count} sequences at {args.height}p; read it with data.root={args.out} "
+                      f"data.resolution={args.height}p", soft_wrap=True)
     else:
         console.print(prepare(args.name, args.root, args.download_dir, args.from_archive))
 

@@ -126,6 +126,10 @@ PROBES: list[tuple[str, list[str]]] = [
     ("export", ["name=mine"]),
     ("prepare", ["davis2016", "--root", f"{T}/to-nothing"]),
     ("prepare", ["nosuchdataset", "--root", f"{T}/prepared"]),
+    ("prepare", ["downscale", "--root", f"{T}/missing", "--out", f"{T}/small"]),
+    ("prepare", ["downscale", "--root", f"{T}/SegTrackv2-one", "--out", f"{T}/small"]),
+    ("prepare", ["downscale", "--root", f"{T}/SegTrackv2-one", "--out", f"{T}/frames"]),
+    ("prepare", ["downscale", "--root", f"{T}/SegTrackv2-one", "--out", f"{T}/small", "--option", "size=240"]),
 ]
 
 

@@ -14,7 +14,9 @@ import threading
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from salvid import prepare as prepare_module
 from salvid.data.acquire.download import DownloadError, download, verify
@@ -452,3 +454,54 @@ def test_pack_writes_the_videos_layout_and_reports_sizes(tmp_path):
         assert all((a.salient_mask(i) == b.salient_mask(i)).all() for i in a.annotated_frames)
     assert [s.name for s in list_sequences("videos", tmp_path / "packed", "val")] == ["cows"]
     assert not (tmp_path / "packed.partial").exists()
+
+
+def _davis_96x128(root: Path) -> Path:
+    """A DAVIS-2016 copy of 96x128 frames whose mask boxes have even edges, so halving them is exact."""
+    for name, n in {"bear": 3, "boat": 2}.items():
+        for i in range(n):
+            save(frame(i, (96, 128)), root / "JPEGImages" / "480p" / name / f"{i:05d}.jpg")
+            mask = np.zeros((96, 128), np.uint8)
+            mask[20:60, 30 + 4 * i : 90 + 4 * i] = 255
+            save(mask, root / "Annotations" / "480p" / name / f"{i:05d}.png")
+    (root / "ImageSets" / "480p").mkdir(parents=True)
+    for split, name in (("train", "bear"), ("val", "boat")):
+        (root / "ImageSets" / "480p" / f"{split}.txt").write_text(
+            f"/JPEGImages/480p/{name}/00000.jpg /Annotations/480p/{name}/00000.png\n")
+    (root / "Annotations" / "db_info.yml").write_text("sequences: []\n")
+    return root
+
+
+def test_downscale_writes_a_smaller_davis_copy_that_reads_like_the_original(tmp_path, capsys):
+    src = _davis_96x128(tmp_path / "DAVIS")
+    prepare_module.main(["downscale", "--root", str(src), "--out", str(tmp_path / "small"), "--height", "48"])
+    assert "2 sequences at 48p" in capsys.readouterr().out
+    small = tmp_path / "small"
+    (bear,) = list_sequences("davis2016", small, "train", resolution="48p")
+    (boat,) = list_sequences("davis2016", small, "val", resolution="48p")
+    assert (bear.name, boat.name, len(bear.masks), len(boat.masks)) == ("bear", "boat", 3, 2)
+    for i, image in enumerate(bear.open().read(range(3))):
+        assert image.shape == (48, 64, 3) and close(image, frame(i, (48, 64)))
+    for i in bear.annotated_frames:
+        expected = np.zeros((48, 64), np.uint8)
+        expected[10:30, 15 + 2 * i : 45 + 2 * i] = 1
+        np.testing.assert_array_equal(bear.salient_mask(i), expected)
+        assert set(np.unique(np.asarray(Image.open(small / "Annotations" / "48p" / "bear" / f"{i:05d}.png")))) == {0, 255}
+    assert (small / "ImageSets" / "48p" / "train.txt").read_text() == \
+        "/JPEGImages/48p/bear/00000.jpg /Annotations/48p/bear/00000.png\n"
+    assert (small / "Annotations" / "db_info.yml").read_text() == "sequences: []\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DAVIS", "small"]  # no partial folder left
+
+
+@pytest.mark.parametrize("case", ["exists", "inside", "height"])
+def test_downscale_refuses_in_one_line_and_writes_nothing(tmp_path, capsys, case):
+    src = _davis_96x128(tmp_path / "DAVIS")
+    out = {"exists": tmp_path / "small", "inside": src / "small", "height": tmp_path / "small"}[case]
+    if case == "exists":
+        out.mkdir()
+        (out / "mine.txt").write_text("kept")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    line = run_main(["downscale", "--root", str(src), "--out", str(out), "--height", "8" if case == "height" else "48"],
+                    capsys)
+    assert {"exists": "already exists", "inside": "inside the dataset", "height": "--height 8"}[case] in line
+    assert sorted(p for p in tmp_path.rglob("*")) == before
