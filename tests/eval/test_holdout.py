@@ -17,8 +17,8 @@ def three_sequences(tmp_path_factory):
 
 def test_holding_out_every_sequence_scores_all_of_them(three_sequences, tiny_pretrained, tmp_path):
     evaluate(compose_config("evaluate", [
-        f"ckpt_path={tiny_pretrained}", "data=videos", f"data.root={three_sequences}", "+data.val_holdout=0",
-        "+data.test_holdout=3", "data.splits={train: train, val: null, test: null}", "baselines=[center_prior]",
+        f"ckpt_path={tiny_pretrained}", "data=videos", f"data.root={three_sequences}", "data.val_holdout=0",
+        "data.test_holdout=3", "data.splits={train: train, val: null, test: null}", "baselines=[center_prior]",
         f"paths.output_dir={tmp_path / 'out'}", "batch_size=4", "qualitative_frames=0"]))
     table = (tmp_path / "out" / "table.md").read_text()
     assert "3 sequences, 15 annotated frames" in table
