@@ -173,3 +173,38 @@ def test_readme_python_runs_as_written(code, workdir):
     result = subprocess.run([sys.executable, "-c", code + check], cwd=workdir, env=env, capture_output=True, text=True,
                             timeout=TIMEOUT)
     assert result.returncode == 0, f"{code}\n{result.stderr[-4000:]}"
+
+
+# the README's results table: row label -> the key of ``evaluate``'s summary (and of a model card's heldout_metrics)
+TABLE_ROWS = {"PLCC": "plcc", "AUC": "auc", "NSS": "nss", "S-measure": "smeasure", "max F": "maxF", "mean F": "meanF",
+              "adaptive F": "adpF", "max E": "maxE", "MAE (lower is better)": "mae",
+              "frames excluded (undefined)": "excluded_frames"}
+
+
+def results_table(text: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The first Markdown table of the README's ``## Results``: its method columns and ``{row label: cells}``."""
+    section = text.split("\n## Results", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    return cells[0][1:], {row[0]: row[1:] for row in cells[2:]}
+
+
+def test_the_readme_results_table_is_the_default_models_card():
+    """Every number of the results table is the default model card's ``heldout_metrics`` (the one ``evaluate``
+    run that scored every column), to the digits shown, and the bold one is each metric's best."""
+    from salvid.checkpoints import DEFAULT_PRETRAINED, PRETRAINED_DIR
+
+    card = json.loads((PRETRAINED_DIR / f"{DEFAULT_PRETRAINED}.json").read_text(encoding="utf-8"))
+    summary = card["heldout_metrics"]
+    methods, rows = results_table(README.read_text(encoding="utf-8"))
+    assert methods[0] == DEFAULT_PRETRAINED and set(methods) <= set(summary), (methods, sorted(summary))
+    assert set(rows) == set(TABLE_ROWS), f"rows the test does not know: {set(rows) ^ set(TABLE_ROWS)}"
+    for label, cells in rows.items():
+        key = TABLE_ROWS[label]
+        shown = [cell.strip("*") for cell in cells]
+        recorded = [summary[method][key] for method in methods]
+        digits = [len(value.partition(".")[2]) for value in shown]
+        assert shown == [f"{value:.{d}f}" for value, d in zip(recorded, digits, strict=True)], (label, shown, recorded)
+        if key != "excluded_frames":
+            best = (min if key == "mae" else max)(float(value) for value in shown)
+            assert [cell.startswith("**") for cell in cells] == [float(value) == best for value in shown], (label, cells)
