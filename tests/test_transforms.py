@@ -46,9 +46,29 @@ def test_stronger_crops_zoom_in_further():
     assert kept[0.3] > 1.5 * kept[1.0]  # the object fills more of the crop on average
 
 
+def test_zoom_out_shrinks_frames_and_mask_together_onto_a_black_canvas():
+    frames, mask = _clip()
+    frames = [np.full((48, 64, 3), 200, np.uint8)] * 3  # a bright frame: the canvas shows as black
+    kept, shrunk = {}, 0
+    for zoom_out in (1.0, 3.0):
+        t = ClipTransform((48, 64), train=True,
+                          augment=Augmentation(min_scale=1.0, flip=0.0, colour=0.0, zoom_out=zoom_out))
+        outs = [t(frames, mask, seed=s) for s in range(40)]
+        kept[zoom_out] = np.mean([(m > 0).mean() for _, m in outs])
+        for out, out_mask in outs:
+            assert all(f.shape == (48, 64, 3) for f in out) and out_mask.shape == (48, 64)
+            assert all(np.array_equal(out[0], f) for f in out[1:])  # one placement for every frame
+            canvas = out[0].max(axis=2) == 0
+            assert not (out_mask > 0)[canvas].any()  # the mask moved with the frames: none of it on the canvas
+            shrunk += bool(canvas.any())
+    assert 5 <= shrunk <= 35  # about half the clips, and only with zoom_out > 1
+    assert kept[3.0] < 0.8 * kept[1.0]  # the object covers less of the input on average
+
+
 @pytest.mark.parametrize(("override", "expected"), [
     ("data.augment.min_scale=0", r"data\.augment\.min_scale=0(\.0)?: must be > 0"),
     ("data.augment.colour=1.5", r"data\.augment\.colour=1\.5: must be <= 1"),
+    ("data.augment.zoom_out=0.5", r"data\.augment\.zoom_out=0\.5: must be >= 1"),
     ("+data.augment.blur=1", r"data\.augment\.blur"),
 ])
 def test_bad_augmentation_keys_are_refused_naming_the_key(override, expected):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import albumentations as A  # salvid/__init__.py turns off its PyPI version check
+import cv2
 import numpy as np
 
 from salvid.data.preprocess import resize_frame, resize_mask
@@ -20,11 +21,15 @@ class Augmentation:
         flip: probability of a horizontal flip.
         colour: brightness, contrast and saturation jitter of up to this fraction (hue a tenth of it), applied to
             half the clips (0: none).
+        zoom_out: on half the clips, the cropped clip shrinks by a factor of up to this (its sides divided by
+            1..zoom_out) onto a black canvas of the input size, at a random place, so objects also appear small
+            (1: never).
     """
 
     min_scale: float = 0.6
     flip: float = 0.5
     colour: float = 0.2
+    zoom_out: float = 1.0
 
 
 class ClipTransform:
@@ -47,6 +52,9 @@ class ClipTransform:
                 # crops within 3/4..4/3 of the output's own aspect ratio, so wide video is not squashed
                 A.RandomResizedCrop(size=(h, w), scale=(a.min_scale, 1.0), ratio=(0.75 * w / h, 1.333 * w / h),
                                     p=1.0),
+                *([A.Sequential([A.RandomScale(scale_limit=(1 / a.zoom_out - 1, 0), p=1.0),
+                                 A.PadIfNeeded(h, w, position="random", border_mode=cv2.BORDER_CONSTANT, p=1.0)],
+                                p=0.5)] if a.zoom_out > 1 else []),
                 A.HorizontalFlip(p=a.flip),
                 A.ColorJitter(brightness=a.colour, contrast=a.colour, saturation=a.colour, hue=a.colour / 10,
                               p=0.5 if a.colour else 0.0),

@@ -127,6 +127,7 @@ class Augment(BaseModel):
     min_scale: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
     flip: Unit | None = None
     colour: Unit | None = None
+    zoom_out: Annotated[float, Field(ge=1, le=4, allow_inf_nan=False)] | None = None
 
 
 class Data(BaseModel):
