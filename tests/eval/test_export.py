@@ -57,12 +57,27 @@ def test_export_records_the_runs_splits_and_the_cross_validation(trained_ckpt, t
               "test": {"videos": ["davis/tennis"], "still_images": 0, "frames": 70}}
     (run / "metrics.json").write_text(json.dumps({"run": {"steps": 4}, "data": splits, "test": {}}))
     cv = tmp_path / "cv.json"
-    cv.write_text(json.dumps({"folds": 3, "arms": {"duts": {"metrics": {"plcc": {"mean": 0.7, "std": 0.01}}}}}))
+    cv.write_text(json.dumps({"folds": 3, "arms": {"duts": {"metrics": {"plcc": {"mean": 0.7, "std": 0.01}},
+                                                             "held_out": {"0": ["davis/bear"], "1": ["davis/boat"]}}}}))
     target = export(compose_config("export", [f"ckpt_path={ckpt}", "name=cv", f"output_dir={tmp_path / 'out'}",
                                               f"cross_validation={cv}"]))
     card = json.loads(target.with_suffix(".json").read_text())
     assert card["data_splits"] == splits
     assert card["cross_validation"]["arms"]["duts"]["metrics"]["plcc"]["std"] == 0.01
+    # how the test sequence was kept out, from the card's own lists
+    assert card["test_sequences_kept_out"] == {
+        "sequences": ["davis/tennis"], "in_training": [], "in_validation": [], "in_cross_validation_folds": [],
+        "weights": "the training run's last weights (no checkpoint selection)",
+        "summary": "1 test sequence: in no training batch, in no validation, in no cross-validation fold; the model "
+                   "is the training run's last weights (no checkpoint selection)"}
+    cv.write_text(json.dumps({"folds": 3, "arms": {"duts": {"held_out": {"0": ["davis/tennis"]}}}}))
+    splits["train"]["videos"].append("davis/tennis")
+    (run / "metrics.json").write_text(json.dumps({"run": {"steps": 4}, "data": splits, "test": {}}))
+    target = export(compose_config("export", [f"ckpt_path={ckpt}", "name=leak", f"output_dir={tmp_path / 'out'}",
+                                              f"cross_validation={cv}"]))
+    kept_out = json.loads(target.with_suffix(".json").read_text())["test_sequences_kept_out"]
+    assert kept_out["summary"] == ("1 test sequence, used in training: davis/tennis; cross validation folds: "
+                                   "davis/tennis")
     cv.write_text(json.dumps({"plcc": 0.7}))  # not what the script writes
     with pytest.raises(DataError, match=r"cross_validation=.*cv\.json: not the JSON of scripts/cross_validate\.py"):
         export(compose_config("export", [f"ckpt_path={ckpt}", "name=cv2", f"output_dir={tmp_path / 'out'}",
