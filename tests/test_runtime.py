@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,17 @@ def test_inference_entry_points_load_no_lightning():
 def test_an_explicit_isa_setting_wins_over_the_training_cap():
     call = "from salvid.runtime.environment import cap_cpu_isa_for_training; cap_cpu_isa_for_training({'family': 'paper'})"
     assert _isa_after(call, **{ISA_ENV: "ALL"}) == "ALL"
+
+
+def test_the_hardware_description_names_the_vector_instructions_that_decide_speed():
+    from salvid.runtime.environment import hardware_description, vector_isa
+
+    assert vector_isa({"avx2", "avx512f", "avx512_bf16", "amx_tile"}) == "AMX"
+    assert vector_isa({"avx2", "avx512f", "avx512_bf16"}) == "AVX-512 with bf16, no AMX"
+    assert vector_isa({"avx2", "avx512f"}) == "AVX-512, no bf16 instructions"
+    assert vector_isa({"avx2", "fma"}) == "AVX2, no AVX-512"
+    assert vector_isa({"neon"}) is None
+    described = hardware_description()
+    assert f"{os.cpu_count()} cores" in described
+    if Path("/proc/cpuinfo").is_file() and "avx2" in Path("/proc/cpuinfo").read_text():
+        assert "AVX" in described or "AMX" in described

@@ -33,20 +33,38 @@ def cap_cpu_isa_for_training(model_config) -> None:
     os.environ.setdefault(ISA_ENV, CPU_ISA_CAP)
 
 
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    fields = (line.split(":", 1) for line in text.split("\n\n", 1)[0].splitlines() if ":" in line)
+    return {key.strip().lower(): value.strip() for key, value in fields}
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def vector_isa(flags: set[str]) -> str | None:
+    """The widest vector instructions among the CPU's flags, as speed depends on them (bf16 pays only with
+    native bf16 instructions or AMX)."""
+    if "amx_tile" in flags:
+        return "AMX"
+    if "avx512f" in flags:
+        return "AVX-512 with bf16, no AMX" if "avx512_bf16" in flags else "AVX-512, no bf16 instructions"
+    return "AVX2, no AVX-512" if "avx2" in flags else None
 
 
 def hardware_description() -> str:
-    """The CPU model and core count, plus the GPUs torch sees: what a model card records about training."""
-    parts = [f"{cpu_model()} ({os.cpu_count()} cores)"]
+    """The CPU model, core count, family and vector instructions, plus the GPUs torch sees: what a model card
+    and a benchmark record about the machine (CPUs sold under one name differ in all of these)."""
+    info = _cpuinfo()
+    cpu = [f"{os.cpu_count()} cores", *([f"CPU family {info['cpu family']}"] if "cpu family" in info else []),
+           *filter(None, [vector_isa(set(info.get("flags", "").split()))])]
+    parts = [f"{cpu_model()} ({'; '.join(cpu)})"]
     import torch
 
     if torch.cuda.is_available():
