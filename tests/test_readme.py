@@ -184,7 +184,8 @@ TABLE_ROWS = {"PLCC": "plcc", "AUC": "auc", "NSS": "nss", "S-measure": "smeasure
 def results_table(text: str) -> tuple[list[str], dict[str, list[str]]]:
     """The first Markdown table of the README's ``## Results``: its method columns and ``{row label: cells}``."""
     section = text.split("\n## Results", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in section.splitlines() if line.startswith("|")]
+    table = section[section.index("\n|") + 1:]
+    lines = [line for line in table.split("\n\n", 1)[0].splitlines() if line.startswith("|")]
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     return cells[0][1:], {row[0]: row[1:] for row in cells[2:]}
 

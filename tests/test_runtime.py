@@ -46,13 +46,20 @@ def test_an_explicit_isa_setting_wins_over_the_training_cap():
 
 
 def test_the_hardware_description_names_the_vector_instructions_that_decide_speed():
-    from salvid.runtime.environment import hardware_description, vector_isa
+    from salvid.runtime.environment import cpu_model, hardware_description, parse_cpuinfo, vector_isa
 
     assert vector_isa({"avx2", "avx512f", "avx512_bf16", "amx_tile"}) == "AMX"
     assert vector_isa({"avx2", "avx512f", "avx512_bf16"}) == "AVX-512 with bf16, no AMX"
     assert vector_isa({"avx2", "avx512f"}) == "AVX-512, no bf16 instructions"
     assert vector_isa({"avx2", "fma"}) == "AVX2, no AVX-512"
     assert vector_isa({"neon"}) is None
+    x86 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel name\t: AMD EPYC 7B13\n"
+           "flags\t\t: fpu avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: another\n")
+    info = parse_cpuinfo(x86)
+    assert (info["model name"], info["cpu family"], cpu_model(info)) == ("AMD EPYC 7B13", "25", "AMD EPYC 7B13")
+    assert vector_isa(set(info["flags"].split())) == "AVX2, no AVX-512"
+    arm = parse_cpuinfo("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\n")
+    assert "model name" not in arm and cpu_model(arm)  # the platform's name instead
     described = hardware_description()
     assert f"{os.cpu_count()} cores" in described
     if Path("/proc/cpuinfo").is_file() and "avx2" in Path("/proc/cpuinfo").read_text():

@@ -47,21 +47,25 @@ def test_stronger_crops_zoom_in_further():
 
 
 def test_zoom_out_shrinks_frames_and_mask_together_onto_a_black_canvas():
-    frames, mask = _clip()
+    _, mask = _clip()
     frames = [np.full((48, 64, 3), 200, np.uint8)] * 3  # a bright frame: the canvas shows as black
-    kept, shrunk = {}, 0
+    kept, shrunk = {}, {}
     for zoom_out in (1.0, 3.0):
         t = ClipTransform((48, 64), train=True,
                           augment=Augmentation(min_scale=1.0, flip=0.0, colour=0.0, zoom_out=zoom_out))
         outs = [t(frames, mask, seed=s) for s in range(40)]
         kept[zoom_out] = np.mean([(m > 0).mean() for _, m in outs])
+        shrunk[zoom_out] = 0
         for out, out_mask in outs:
             assert all(f.shape == (48, 64, 3) for f in out) and out_mask.shape == (48, 64)
             assert all(np.array_equal(out[0], f) for f in out[1:])  # one placement for every frame
             canvas = out[0].max(axis=2) == 0
             assert not (out_mask > 0)[canvas].any()  # the mask moved with the frames: none of it on the canvas
-            shrunk += bool(canvas.any())
-    assert 5 <= shrunk <= 35  # about half the clips, and only with zoom_out > 1
+            shrunk[zoom_out] += bool(canvas.any())
+    assert shrunk[1.0] == 0 and 10 <= shrunk[3.0] <= 30  # about half the clips, and only with zoom_out > 1
+    places = {(t(frames, mask, seed=s)[0][0].max(axis=2) > 0).tobytes() for s in range(40)}
+    assert len(places) > 5  # shrunk by different factors to different places
+    assert all(np.array_equal(a, b) for a, b in zip(t(frames, mask, seed=7)[0], t(frames, mask, seed=7)[0], strict=True))
     assert kept[3.0] < 0.8 * kept[1.0]  # the object covers less of the input on average
 
 

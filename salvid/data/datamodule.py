@@ -95,7 +95,7 @@ class SaliencyDataModule(L.LightningDataModule):
         self.fold = fold
         self.mask_resize = mask_resize
         self.max_frame_step = max_frame_step
-        self.augment = Augmentation(**(augment or {}))
+        self.augment = Augmentation(**{k: v for k, v in (augment or {}).items() if v is not None})  # null: default
         self.synthetic = synthetic
         self.layout_options = layout_options
         self.seed = seed

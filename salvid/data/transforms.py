@@ -21,9 +21,9 @@ class Augmentation:
         flip: probability of a horizontal flip.
         colour: brightness, contrast and saturation jitter of up to this fraction (hue a tenth of it), applied to
             half the clips (0: none).
-        zoom_out: on half the clips, the cropped clip shrinks by a factor of up to this (its sides divided by
-            1..zoom_out) onto a black canvas of the input size, at a random place, so objects also appear small
-            (1: never).
+        zoom_out: on half the clips, the cropped clip shrinks onto a black canvas of the input size, at a random
+            place, its sides scaled by a factor drawn uniformly from [1/zoom_out, 1], so objects also appear small
+            (1: never). The colour jitter that follows applies to the canvas too.
     """
 
     min_scale: float = 0.6

@@ -33,19 +33,24 @@ def cap_cpu_isa_for_training(model_config) -> None:
     os.environ.setdefault(ISA_ENV, CPU_ISA_CAP)
 
 
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    fields = (line.split(":", 1) for line in text.split("\n\n", 1)[0].splitlines() if ":" in line)
+def parse_cpuinfo(text: str) -> dict[str, str]:
+    """The first processor's fields of a ``/proc/cpuinfo`` text, keys lower-case."""
+    fields = (line.split(":", 1) for line in text.strip().split("\n\n", 1)[0].splitlines() if ":" in line)
     return {key.strip().lower(): value.strip() for key, value in fields}
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
-    return _cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown"
+def _cpuinfo() -> dict[str, str]:
+    """:func:`parse_cpuinfo` of this machine (empty where there is no ``/proc/cpuinfo``)."""
+    try:
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return {}
+
+
+def cpu_model(info: dict[str, str] | None = None) -> str:
+    """The CPU's model name (``/proc/cpuinfo``, or ``info`` read from it), else what the platform says."""
+    info = _cpuinfo() if info is None else info
+    return info.get("model name") or platform.processor() or platform.machine() or "unknown"
 
 
 def vector_isa(flags: set[str]) -> str | None:
@@ -64,7 +69,7 @@ def hardware_description() -> str:
     info = _cpuinfo()
     cpu = [f"{os.cpu_count()} cores", *([f"CPU family {info['cpu family']}"] if "cpu family" in info else []),
            *filter(None, [vector_isa(set(info.get("flags", "").split()))])]
-    parts = [f"{cpu_model()} ({'; '.join(cpu)})"]
+    parts = [f"{cpu_model(info)} ({'; '.join(cpu)})"]
     import torch
 
     if torch.cuda.is_available():

@@ -67,43 +67,53 @@ def model_card(ckpt_path: Path, trusted: bool, metrics: str | None, hardware: st
             raise DataError(f"cross_validation={cross_validation}: not the JSON of scripts/cross_validate.py "
                             "--json (no \"arms\"); write it with that script")
         card["cross_validation"] = summary
-    kept_out = test_sequences_kept_out(card)
+    kept_out = holdout_record(card)
     if kept_out:
         card["test_sequences_kept_out"] = kept_out
     return card
 
 
-def test_sequences_kept_out(card: dict[str, Any]) -> dict[str, Any] | None:
+# per record key: (said when none of the test sequences is there, said of those that are, said when not recorded)
+PLACES = {"in_training": ("in no training batch", "used in training", "training sequences not recorded"),
+          "in_validation": ("in no validation", "used in validation", "validation sequences not recorded"),
+          "in_cross_validation_folds": ("in no cross-validation fold", "held out by a cross-validation fold",
+                                        "no cross-validation folds recorded")}
+
+
+def holdout_record(card: dict[str, Any]) -> dict[str, Any] | None:
     """Where the card's test sequences were used, found from the card's own lists so anyone can check it: in
     training, in validation (which selects checkpoints), in a fold of the recorded cross-validation (which
-    decided the recipe); and which weights are the model. None when the card names no test sequences."""
+    decided the recipe); and which weights are the model. A place is None where the card records no list for
+    it. None when the card names no test sequences."""
     splits = card.get("data_splits") or {}
     test = sorted((splits.get("test") or {}).get("videos") or [])
     if not test:
         return None
 
-    def used(videos: object) -> list[str]:
-        return sorted(set(test) & set(videos or []))
+    def used(videos: list[str]) -> list[str]:
+        return sorted(set(test) & set(videos))
 
     arms = ((card.get("cross_validation") or {}).get("arms") or {}).values()
     folds = [s for arm in arms for held_out in (arm.get("held_out") or {}).values() for s in held_out]
+    ran = "train" in splits  # a run records every split it had: then no validation list means no validation
     record: dict[str, Any] = {
         "sequences": test,
-        "in_training": used((splits.get("train") or {}).get("videos")),
-        "in_validation": used((splits.get("val") or {}).get("videos")),
-        "in_cross_validation_folds": used(folds) if folds else None,  # None: no fold lists recorded
+        "in_training": used(splits["train"].get("videos") or []) if ran else None,
+        "in_validation": used((splits.get("val") or {}).get("videos") or []) if ran else None,
+        "in_cross_validation_folds": used(folds) if folds else None,
+        "weights": _weights(card),
     }
-    if card.get("source_checkpoint") == "last.ckpt":
-        record["weights"] = "the training run's last weights (no checkpoint selection)"
-    elif card.get("selection"):
-        record["weights"] = f"the checkpoint of the best {card['selection']['monitor']} on the validation sequences"
-    else:
-        record["weights"] = f"the checkpoint {card.get('source_checkpoint')}"
-    where = [f"{key[3:].replace('_', ' ')}: {', '.join(found)}" for key, found in record.items()
-             if key.startswith("in_") and found]
-    folds_said = ", in no cross-validation fold" if folds else " (no cross-validation folds recorded)"
+    said = [none if record[key] == [] else unknown if record[key] is None else f"{some} ({', '.join(record[key])})"
+            for key, (none, some, unknown) in PLACES.items()]
     named = f"{len(test)} test sequence{'s' if len(test) > 1 else ''}"
-    record["summary"] = (f"{named}, used in {'; '.join(where)}" if where else
-                         f"{named}: in no training batch, in no validation{folds_said}; the model is "
-                         f"{record['weights']}")
+    record["summary"] = f"{named}: {', '.join(said)}; the model is {record['weights']}"
     return record
+
+
+def _weights(card: dict[str, Any]) -> str:
+    if card.get("source_checkpoint") == "last.ckpt":
+        return "the training run's last weights (no checkpoint selection)"
+    monitor = (card.get("selection") or {}).get("monitor")
+    if monitor:
+        return f"the checkpoint of the best {monitor} on the validation sequences"
+    return f"the checkpoint {card.get('source_checkpoint')}"

@@ -76,8 +76,10 @@ def test_export_records_the_runs_splits_and_the_cross_validation(trained_ckpt, t
     target = export(compose_config("export", [f"ckpt_path={ckpt}", "name=leak", f"output_dir={tmp_path / 'out'}",
                                               f"cross_validation={cv}"]))
     kept_out = json.loads(target.with_suffix(".json").read_text())["test_sequences_kept_out"]
-    assert kept_out["summary"] == ("1 test sequence, used in training: davis/tennis; cross validation folds: "
-                                   "davis/tennis")
+    assert kept_out["summary"] == ("1 test sequence: used in training (davis/tennis), in no validation, held out by a "
+                                   "cross-validation fold (davis/tennis); the model is the training run's last "
+                                   "weights (no checkpoint selection)")
+
     cv.write_text(json.dumps({"plcc": 0.7}))  # not what the script writes
     with pytest.raises(DataError, match=r"cross_validation=.*cv\.json: not the JSON of scripts/cross_validate\.py"):
         export(compose_config("export", [f"ckpt_path={ckpt}", "name=cv2", f"output_dir={tmp_path / 'out'}",
@@ -86,6 +88,23 @@ def test_export_records_the_runs_splits_and_the_cross_validation(trained_ckpt, t
     with pytest.raises(DataError, match=r"cross_validation=.*missing\.json: not a readable JSON file"):
         export(compose_config("export", [f"ckpt_path={ckpt}", "name=cv2", f"output_dir={tmp_path / 'out'}",
                                          f"cross_validation={tmp_path / 'missing.json'}"]))
+
+
+def test_the_holdout_record_says_what_the_card_does_not_record_and_which_checkpoint_was_chosen():
+    from salvid.training.model_card import holdout_record
+
+    splits = {"train": {"videos": ["davis/bear"]}, "val": {"videos": ["davis/boat", "davis/surf"]},
+              "test": {"videos": ["davis/surf", "davis/train"]}}
+    card = {"data_splits": splits, "source_checkpoint": "epoch003-plcc0.8.ckpt",
+            "selection": {"monitor": "val/plcc", "best_score": 0.8}}
+    assert holdout_record(card)["summary"] == (
+        "2 test sequences: in no training batch, used in validation (davis/surf), no cross-validation folds "
+        "recorded; the model is the checkpoint of the best val/plcc on the validation sequences")
+    older = {"data_splits": {"test": splits["test"]}, "source_checkpoint": "best.ckpt"}  # no training list
+    assert holdout_record(older)["summary"] == (
+        "2 test sequences: training sequences not recorded, validation sequences not recorded, no cross-validation "
+        "folds recorded; the model is the checkpoint best.ckpt")
+    assert holdout_record({"data_splits": {"train": {"videos": ["davis/bear"]}}}) is None
 
 
 def test_export_format_onnx_writes_graphs_that_give_the_networks_maps(trained_ckpt, tmp_path):

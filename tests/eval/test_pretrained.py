@@ -127,9 +127,8 @@ RECIPE_KEYS = ("model", "module", "seed", "trainer.max_epochs", "data.batch_size
 
 
 def recorded_preset(name: str) -> str | None:
-    """The ``+experiment`` preset a shipped model's card says trained it (its ``task_name``), where there is one."""
-    task = (card(name).get("train_config") or {}).get("task_name")
-    return task if task and (CONF_DATA.parent / "experiment" / f"{task}.yaml").is_file() else None
+    """The ``+experiment`` preset a shipped model's card says trained it (its ``task_name``), where it names one."""
+    return (card(name).get("train_config") or {}).get("task_name")
 
 
 def leaves(value: Any, key: str) -> dict[str, Any]:
@@ -145,6 +144,8 @@ def test_the_preset_a_shipped_model_names_is_still_its_recipe(name):
     every recipe setting the card records (network, optimiser, schedule length, augmentation) is what the
     preset gives now. Settings added since an older card was written are not in it, and are not compared;
     nor is where the module's class lives."""
+    preset = CONF_DATA.parent / "experiment" / f"{recorded_preset(name)}.yaml"
+    assert preset.is_file(), f"{name}: its card names +experiment={recorded_preset(name)}, and {preset} is gone"
     recorded = OmegaConf.create(card(name)["train_config"])
     composed = compose_config("train", [f"+experiment={recorded_preset(name)}"])
     drift = {}
