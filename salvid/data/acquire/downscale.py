@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from salvid.data.layouts import DatasetError, list_sequences
-from salvid.errors import ConfigError, UnsafeOutputError
+from salvid.data.acquire.copies import davis_frames_root, start_copy
+from salvid.data.layouts import list_sequences
+from salvid.errors import ConfigError
 
 READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
 MIN_HEIGHT = 16
@@ -39,20 +40,10 @@ def downscale(root: str | Path, out: str | Path, height: int = 240, resolution: 
     root, out = Path(root), Path(out)
     if height < MIN_HEIGHT:
         raise ConfigError(f"--height {height}: must be at least {MIN_HEIGHT}")
-    if out.exists():
-        raise UnsafeOutputError(f"{out}: already exists; choose another --out or remove it")
-    if out.resolve().is_relative_to(root.resolve()):
-        raise UnsafeOutputError(f"{out}: inside the dataset {root}; choose an --out outside it")
-    frames_root = root / "JPEGImages" / resolution
-    if not frames_root.is_dir():
-        found = sorted(p.name for p in (root / "JPEGImages").glob("*") if any(q.is_dir() for q in p.glob("*")))
-        hint = f"; this copy has {found}: give --option resolution=<one of them>" if found else \
-            ": --root must be a DAVIS-layout dataset (JPEGImages/<resolution>/<sequence>/)"
-        raise DatasetError(f"{frames_root}: no such frame folder{hint}")
+    partial = start_copy(root, out)
+    davis_frames_root(root, resolution)
     sequences = list_sequences("davis2016", root, "all", resolution=resolution)
     folder = f"{height}p"
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     for seq in sequences:
         frame_dir = partial / "JPEGImages" / folder / seq.name
         mask_dir = partial / "Annotations" / folder / seq.name

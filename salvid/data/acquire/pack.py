@@ -12,7 +12,6 @@ at the end. VideoSequence names containing ``/`` (concat) become ``__``.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +19,9 @@ import av
 import numpy as np
 from PIL import Image
 
+from salvid.data.acquire.copies import start_copy
 from salvid.data.layouts import list_sequences
 from salvid.data.layouts.base import VideoSequence
-from salvid.errors import UnsafeOutputError
 
 READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
 
@@ -62,11 +61,7 @@ def pack(
     **options,
 ) -> tuple[int, int]:
     """Write ``out`` from the dataset at ``root``; returns (bytes before, bytes after)."""
-    out = Path(out)
-    if out.exists():
-        raise UnsafeOutputError(f"{out}: already exists; choose another --out or remove it")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = start_copy(Path(root), Path(out))
     by_split = {s: list_sequences(layout, root, s, **options) for s in (splits or ["all"])}
     sequences = {seq.name: seq for seqs in by_split.values() for seq in seqs}
     before = 0
@@ -86,5 +81,5 @@ def pack(
         for split, seqs in by_split.items():
             (partial / "splits" / f"{split}.txt").write_text("".join(s.name.replace("/", "__") + "\n" for s in seqs))
     after = sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
-    partial.rename(out)
+    partial.rename(Path(out))
     return before, after
