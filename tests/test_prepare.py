@@ -505,3 +505,16 @@ def test_downscale_refuses_in_one_line_and_writes_nothing(tmp_path, capsys, case
                     capsys)
     assert {"exists": "already exists", "inside": "inside the dataset", "height": "--height 8"}[case] in line
     assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("case", ["exists", "inside"])
+def test_pack_refuses_an_existing_destination_or_one_inside_the_source(tmp_path, capsys, case):
+    src = davis(tmp_path / "DAVIS", {"bear": 3})
+    out = {"exists": tmp_path / "packed", "inside": src / "packed"}[case]
+    if case == "exists":
+        out.mkdir()
+        (out / "mine.txt").write_text("kept")
+    before = sorted(tmp_path.rglob("*"))
+    line = run_main(["pack", "davis2016", "--root", str(src), "--out", str(out)], capsys)
+    assert {"exists": "already exists", "inside": "inside the dataset"}[case] in line
+    assert sorted(tmp_path.rglob("*")) == before
