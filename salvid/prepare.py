@@ -4,6 +4,8 @@
     prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
     prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
     prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
+    prepare small-objects --root SRC --out DST [--scale 0.33] [--sequences A,B,...] [--option resolution=480p]
+                                                       clips of each sequence's objects shrunk onto the next one
 
 ``<name>`` is an entry of :mod:`salvid.data.acquire.registry`. Downloads go to ``--download-dir`` (default
 ``<root>/../downloads``) and resume there. Archives are verified before extraction (see
@@ -33,6 +35,7 @@ from salvid.data.acquire.downscale import downscale
 from salvid.data.acquire.extract import extract_dataset
 from salvid.data.acquire.pack import pack
 from salvid.data.acquire.registry import DATASETS, DatasetSource
+from salvid.data.acquire.small_objects import small_objects
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, list_sequences
 from salvid.errors import ConfigError, DataError
@@ -156,6 +159,9 @@ HELP = """Prepare datasets: download (or take) their archives, verify, extract s
   prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
   prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
                                                        (the 427x240 copy the shipped models trained on)
+  prepare small-objects --root SRC --out DST [--scale 0.33] [--sequences A,B,...] [--option resolution=480p]
+                                                       small-object clips: each DAVIS-layout sequence's
+                                                       objects, shrunk, over the next sequence's frames
 
 Downloads go to --download-dir (default: downloads/ beside --root) and resume there. Nothing is written
 outside the dataset, and a run that stops half-way leaves no folder that looks prepared. More:
@@ -173,6 +179,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument("--out", type=Path, required=True)
         parser.add_argument("--height", type=int, default=240, help="rows of the copy (default 240)")
         parser.add_argument("--option", action="append", default=[], help="resolution=FOLDER of the source")
+    elif argv[:1] == ["small-objects"]:
+        parser.add_argument("command")
+        parser.add_argument("--root", type=Path, required=True)
+        parser.add_argument("--out", type=Path, required=True)
+        parser.add_argument("--scale", type=float, default=1 / 3, help="side of the pasted frame, a fraction of "
+                            "the background's (default 1/3)")
+        parser.add_argument("--sequences", help="comma-separated names, each pasted onto the next (default: all, "
+                            "sorted by name)")
+        parser.add_argument("--option", action="append", default=[], help="resolution=FOLDER of the source")
     elif argv[:1] in (["check"], ["pack"]):
         parser.add_argument("command")
         parser.add_argument("layout")
@@ -183,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument("--gop", type=int, default=16)
         parser.add_argument("--crf", type=int, default=18)
     else:
-        parser.add_argument("name", help=f"one of {sorted(DATASETS)}, or the commands check / pack / downscale")
+        parser.add_argument("name", help=f"one of {sorted(DATASETS)}, or the commands check / pack / downscale / "
+                            "small-objects")
         parser.add_argument("--root", type=Path, required=True)
         parser.add_argument("--from-archive", type=Path, action="append", default=[])
         parser.add_argument("--download-dir", type=Path)
@@ -206,6 +222,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                           on_sequence=lambda name, n: console.print(f"downscaled {name} ({n} frames)"))
         console.print(f"{args.out}: {count} sequences at {args.height}p; read it with data.root={args.out} "
                       f"data.resolution={args.height}p", soft_wrap=True)
+    elif getattr(args, "command", None) == "small-objects":
+        options = _options(args.option)
+        unknown = sorted(set(options) - {"resolution"})
+        if unknown:
+            raise ConfigError(f"--option {unknown[0]}: small-objects takes only resolution=<the source's folder>")
+        resolution = options.get("resolution", "480p")
+        names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
+        count = small_objects(args.root, args.out, args.scale, resolution, names,
+                              on_sequence=lambda name, n: console.print(f"wrote {name} ({n} frames)"))
+        console.print(f"{args.out}: {count} small-object clips; score them with data=davis2016 "
+                      f"data.root={args.out} data.resolution={resolution} data.split=all", soft_wrap=True)
     else:
         console.print(prepare(args.name, args.root, args.download_dir, args.from_archive))
 
