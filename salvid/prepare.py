@@ -5,7 +5,7 @@
     prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
     prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
     prepare small-objects --root SRC --out DST [--scale 0.33] [--sequences A,B,...] [--option resolution=480p]
-                                                       clips of each sequence's objects shrunk onto the next one
+                                                       each sequence's object, shrunk, in the next one's scene
 
 ``<name>`` is an entry of :mod:`salvid.data.acquire.registry`. Downloads go to ``--download-dir`` (default
 ``<root>/../downloads``) and resume there. Archives are verified before extraction (see
@@ -66,7 +66,7 @@ def fetch(source: DatasetSource, name: str, download_dir: Path, from_archives: l
     """The verified local archives of a dataset, downloading what is missing."""
     if from_archives:
         if len(from_archives) != len(source.archives):
-            raise SystemExit(
+            raise ConfigError(
                 f"{name}: expects {len(source.archives)} archives ({[a.filename for a in source.archives]}), "
                 f"got {len(from_archives)} --from-archive"
             )
@@ -74,7 +74,7 @@ def fetch(source: DatasetSource, name: str, download_dir: Path, from_archives: l
     else:
         manual = [a.filename for a in source.archives if a.url is None]
         if manual:
-            raise SystemExit(
+            raise ConfigError(
                 f"{name}: its authors distribute it through {source.homepage}, not a direct URL. Download "
                 f"{manual} there, then run again with --from-archive FILE for each."
             )
@@ -121,7 +121,7 @@ def prepare(name: str, root: Path, download_dir: Path | None = None, from_archiv
         try:
             table = check(source.layout, root, **source.options)
         except (DatasetError, DataError) as error:
-            raise SystemExit(
+            raise DatasetError(
                 f"{root} exists but is not a complete {name} ({error}); remove it or choose another --root"
             ) from None
         console.print(f"{root}: {name} already prepared")
@@ -142,12 +142,21 @@ def prepare(name: str, root: Path, download_dir: Path | None = None, from_archiv
     return check(source.layout, root, **source.options)
 
 
+def _resolution_option(pairs: list[str], command: str) -> str:
+    """The source's resolution folder from ``--option resolution=...`` (default 480p), the only option taken."""
+    options = _options(pairs)
+    unknown = sorted(set(options) - {"resolution"})
+    if unknown:
+        raise ConfigError(f"--option {unknown[0]}: {command} takes only resolution=<the source's folder>")
+    return options.get("resolution", "480p")
+
+
 def _options(pairs: list[str]) -> dict[str, str]:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--option {pair!r}: expected KEY=VALUE")
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE")
         options[key] = value
     return options
 
@@ -161,7 +170,8 @@ HELP = """Prepare datasets: download (or take) their archives, verify, extract s
                                                        (the 427x240 copy the shipped models trained on)
   prepare small-objects --root SRC --out DST [--scale 0.33] [--sequences A,B,...] [--option resolution=480p]
                                                        small-object clips: each DAVIS-layout sequence's
-                                                       objects, shrunk, over the next sequence's frames
+                                                       object, shrunk, in a pan over the next one's first
+                                                       frame
 
 Downloads go to --download-dir (default: downloads/ beside --root) and resume there. Nothing is written
 outside the dataset, and a run that stops half-way leaves no folder that looks prepared. More:
@@ -208,29 +218,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         console.print(check(args.layout, args.root, (args.split or ["all"])[0], **_options(args.option)))
     elif getattr(args, "command", None) == "pack":
         if args.out is None:
-            raise SystemExit("pack: --out is required")
+            raise ConfigError("pack: --out is required")
         before, after = pack(args.layout, args.root, args.out, args.split, args.gop, args.crf,
                              on_sequence=lambda n: console.print(f"packed {n}"), **_options(args.option))
         console.print(f"{args.root}: {before / 1e6:.1f} MB -> {args.out}: {after / 1e6:.1f} MB "
                       f"({after / max(before, 1):.0%})")
     elif getattr(args, "command", None) == "downscale":
-        options = _options(args.option)
-        unknown = sorted(set(options) - {"resolution"})
-        if unknown:
-            raise ConfigError(f"--option {unknown[0]}: downscale takes only resolution=<the source's folder>")
-        count = downscale(args.root, args.out, args.height, **options,
+        resolution = _resolution_option(args.option, "downscale")
+        count = downscale(args.root, args.out, args.height, resolution,
                           on_sequence=lambda name, n: console.print(f"downscaled {name} ({n} frames)"))
         console.print(f"{args.out}: {count} sequences at {args.height}p; read it with data.root={args.out} "
                       f"data.resolution={args.height}p", soft_wrap=True)
     elif getattr(args, "command", None) == "small-objects":
-        options = _options(args.option)
-        unknown = sorted(set(options) - {"resolution"})
-        if unknown:
-            raise ConfigError(f"--option {unknown[0]}: small-objects takes only resolution=<the source's folder>")
-        resolution = options.get("resolution", "480p")
-        names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
-        count = small_objects(args.root, args.out, args.scale, resolution, names,
-                              on_sequence=lambda name, n: console.print(f"wrote {name} ({n} frames)"))
+        resolution = _resolution_option(args.option, "small-objects")
+        names = None if args.sequences is None else [n.strip() for n in args.sequences.split(",") if n.strip()]
+        count = small_objects(args.root, args.out, args.scale, resolution, names, on_clip=lambda name, n, empty:
+                              console.print(f"wrote {name} ({n} frames, {empty} with an empty mask)"))
         console.print(f"{args.out}: {count} small-object clips; score them with data=davis2016 "
                       f"data.root={args.out} data.resolution={resolution} data.split=all", soft_wrap=True)
     else:

@@ -25,6 +25,7 @@ from salvid.data.acquire.pack import pack
 from salvid.data.acquire.registry import DATASETS, Archive, DatasetSource
 from salvid.data.layouts import list_sequences
 from tests.helpers.layout_fixtures import box_mask, close, davis, frame, save
+from tests.helpers.prepare_cli import run_main
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -122,16 +123,6 @@ def test_prepare_downloads_verifies_extracts_and_checks(server, tmp_path, monkey
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["DAVIS", "downloads"]  # no partial folder
     prepare_module.main(["tiny", "--root", str(root)])
     assert "already prepared" in capsys.readouterr().out
-
-
-def run_main(argv, capsys) -> str:
-    """prepare's command line, expected to fail with one line and exit status 2; returns that line."""
-    with pytest.raises(SystemExit) as exit_info:
-        prepare_module.main(argv)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    return lines[0]
 
 
 def test_prepare_refuses_a_checksum_mismatch_before_extracting(server, tmp_path, monkeypatch, capsys):

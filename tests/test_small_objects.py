@@ -1,5 +1,5 @@
-"""``prepare small-objects``: each sequence's object, shrunk, over a camera panning across the next sequence's
-first frame, its own object removed."""
+"""``prepare small-objects``: each sequence's object, shrunk, in a camera view panning over the next sequence's
+first frame, whose own object is removed."""
 
 from __future__ import annotations
 
@@ -12,57 +12,66 @@ from salvid import prepare as prepare_module
 from salvid.data.acquire.small_objects import panned_views
 from salvid.data.layouts import list_sequences
 from tests.helpers.layout_fixtures import save
-from tests.test_prepare import run_main
+from tests.helpers.prepare_cli import run_main
 
-SIZE = (80, 120)  # the view: 64x96; at --scale 0.5 each frame is pasted at 32x48 (0.4 of its size)
-RED, GREEN = (230, 20, 20), (20, 230, 20)
-# per sequence: frames, flat background colour, object colour, object box (rows, cols); box edges are multiples
-# of 5 pixels, so that resampling them to 0.4 is exact
+SIZE = (80, 120)  # the view: 64x96 at rows 8:72; at --scale 0.625 a frame is pasted at 40x60 (half its size)
+RED, GREEN, YELLOW, BLUE = (230, 20, 20), (20, 230, 20), (230, 230, 20), (20, 20, 180)
+RAMP = np.repeat(np.repeat((2 * np.arange(SIZE[1]))[None, :, None], SIZE[0], 0), 3, 2).astype(np.uint8)
+# per sequence: first frame name, frame count, background of the first frame, object colour, object box (rows,
+# cols). apple's box has odd edges: its edge pixels at half size are half covered, its corners a quarter
+APPLE_BOX = (slice(21, 59), slice(31, 91))
 SEQUENCES = {
-    "apple": (3, (110, 110, 110), RED, (slice(20, 60), slice(30, 90))),
-    "grass": (2, (20, 20, 180), GREEN, (slice(10, 30), slice(10, 40))),
+    "apple": (10, 3, (110, 110, 110), RED, APPLE_BOX),
+    "grass": (0, 2, RAMP, GREEN, (slice(10, 30), slice(10, 40))),
+    "cherry": (0, 2, BLUE, YELLOW, (slice(40, 60), slice(60, 80))),
 }
 
 
 def _davis(root: Path) -> Path:
-    for name, (count, background, colour, box) in SEQUENCES.items():
+    for name, (first, count, background, colour, box) in SEQUENCES.items():
         for i in range(count):
             image = np.empty((*SIZE, 3), np.uint8)
-            image[:] = background
+            image[:] = background if i == 0 else (250, 250, 250)  # only the first frame is the scene
             image[box] = colour
             mask = np.zeros(SIZE, np.uint8)
             mask[box] = 255
-            save(image, root / "JPEGImages" / "480p" / name / f"{i:05d}.jpg", quality=98)
-            save(mask, root / "Annotations" / "480p" / name / f"{i:05d}.png")
+            save(image, root / "JPEGImages" / "480p" / name / f"{first + i:05d}.jpg", quality=98)
+            save(mask, root / "Annotations" / "480p" / name / f"{first + i:05d}.png")
     return root
 
 
-def test_small_objects_pastes_each_object_shrunk_over_the_next_sequence_without_its_own(tmp_path, capsys):
+def test_small_objects_pastes_each_object_shrunk_in_the_next_sequences_panned_scene(tmp_path, capsys):
     src = _davis(tmp_path / "DAVIS")
-    prepare_module.main(["small-objects", "--root", str(src), "--out", str(tmp_path / "small"), "--scale", "0.5"])
-    assert "2 small-object clips" in capsys.readouterr().out
+    prepare_module.main(["small-objects", "--root", str(src), "--out", str(tmp_path / "small"), "--scale", "0.625",
+                         "--sequences", "apple,grass,cherry"])
+    out = capsys.readouterr().out
+    assert "wrote apple-on-grass (3 frames, 0 with an empty mask)" in out and "3 small-object clips" in out
     clips = {seq.name: seq for seq in list_sequences("davis2016", tmp_path / "small", "all", resolution="480p")}
-    assert sorted(clips) == ["apple-on-grass", "grass-on-apple"]
-    assert [len(clips[name].masks) for name in sorted(clips)] == [3, 2]  # the pasted sequence's frames
-
-    # apple's red box, at 0.4 and centred in the 64x96 view: rows 20:60 -> 8:24 -> 24:40, cols 30:90 -> 12:36 -> 36:60
+    assert sorted(clips) == ["apple-on-grass", "cherry-on-apple", "grass-on-cherry"]  # the order given, wrapped
     clip = clips["apple-on-grass"]
+    assert [p.name for p in clip.frames] == ["00010.jpg", "00011.jpg", "00012.jpg"]  # the pasted sequence's
+
+    # apple's box rows 21:59, cols 31:91 at half size: rows 10:30, cols 15:46, whose edge pixels are half covered
+    # (kept) and corners a quarter (left out); centred in the 64x96 view at (12, 18)
     expected = np.zeros((64, 96), np.uint8)
-    expected[24:40, 36:60] = 1
-    for i, image in enumerate(clip.open().read(range(3))):
+    expected[22:42, 33:64] = 1
+    expected[[22, 22, 41, 41], [33, 63, 33, 63]] = 0
+    for i, (image, left) in enumerate(zip(clip.open().read(range(3)), (0, 12, 24), strict=True)):
         assert image.shape == (64, 96, 3)
         np.testing.assert_array_equal(clip.salient_mask(i), expected)
-        pasted = image[26:38, 38:58].reshape(-1, 3).astype(int)
-        assert np.abs(pasted - RED).max() < 20
+        assert np.abs(image[26:38, 37:60].reshape(-1, 3).astype(int) - RED).max() < 25
+        # the camera pans over grass's first frame: its ramp, 2 grey levels a column, moves 12 columns a frame
+        np.testing.assert_allclose(image[50, [5, 30, 90], 0], 2 * (np.array([5, 30, 90]) + left), atol=4)
+        # the half-covered left edge blends half of the shrunk edge (red and grey) with the scene
+        apple_background = 110 if i == 0 else 250
+        edge_red = (RED[0] + apple_background) / 2 / 2 + 2 * (33 + left) / 2
+        assert abs(int(image[31, 33, 0]) - edge_red) < 25  # a hard edge: 50 away
         rest = image[expected == 0].astype(int)
-        assert np.abs(rest - SEQUENCES["grass"][1]).mean() < 6  # grass's own green object is gone
-        assert (rest[:, 1] > 120).sum() == 0
+        assert (rest[:, 1] - rest[:, 0] > 30).sum() == 0  # grass's own green object is gone, rim and all
 
-    # grass's green box: rows 10:30 -> 4:12 -> 20:28, cols 10:40 -> 4:16 -> 28:40, over apple without its red box
-    clip = clips["grass-on-apple"]
-    image = clip.open().read([0])[0]
-    assert clip.salient_mask(0)[20:28, 28:40].all() and clip.salient_mask(0).sum() == 8 * 12
-    assert (image[..., 0].astype(int) - image[..., 1] > 60).sum() == 0  # no red left anywhere
+    # cherry's yellow box in apple's scene: apple's red box is gone everywhere
+    image = clips["cherry-on-apple"].open().read([0])[0]
+    assert (image[..., 0].astype(int) - image[..., 1] > 60).sum() == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["DAVIS", "small"]  # no partial folder left
 
 
@@ -73,17 +82,32 @@ def test_the_camera_pans_from_the_left_edge_to_the_right_edge_at_a_constant_spee
         np.testing.assert_array_equal(view, scene[8:72, left:left + 96])
 
 
-@pytest.mark.parametrize("case", ["scale", "unknown", "one", "exists"])
+REFUSALS = {
+    "scale": (["--scale", "1.5"], "--scale 1.5: must be between 0 and 1"),
+    "unknown": (["--sequences", "apple,pear"], "--sequences pear: not a sequence of"),
+    "repeated": (["--sequences", "apple,grass,apple"], "--sequences apple: named twice"),
+    "one": (["--sequences", "apple"], "needs at least two sequences"),
+    "empty": (["--sequences", ","], "--sequences: names no sequence"),
+    "option": (["--option", "height=3"], "--option height: small-objects takes only resolution="),
+    "resolution": (["--option", "resolution=240p"], "no such frame folder; this copy has ['480p']"),
+    "missing mask": ([], "apple/00011.jpg: has no mask"),
+    "exists": ([], "already exists"),
+    "inside": ([], "inside the dataset"),
+    "holds the source": ([], "would hold the dataset"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_small_objects_refuses_in_one_line_and_writes_nothing(tmp_path, capsys, case):
-    src = _davis(tmp_path / "DAVIS")
-    out = tmp_path / "small"
+    src = _davis(tmp_path / ("small.partial" if case == "holds the source" else "DAVIS"))
+    out = src / "small" if case == "inside" else tmp_path / "small"
     if case == "exists":
         out.mkdir()
         (out / "mine.txt").write_text("kept")
-    extra = {"scale": ["--scale", "1.5"], "unknown": ["--sequences", "apple,pear"],
-             "one": ["--sequences", "apple,apple"], "exists": []}[case]
+    if case == "missing mask":
+        (src / "Annotations" / "480p" / "apple" / "00011.png").unlink()
+    extra, message = REFUSALS[case]
     before = sorted(tmp_path.rglob("*"))
     line = run_main(["small-objects", "--root", str(src), "--out", str(out), *extra], capsys)
-    assert {"scale": "--scale 1.5: must be between 0 and 1", "unknown": "--sequences pear: not a sequence of",
-            "one": "at least two different sequences", "exists": "already exists"}[case] in line
+    assert message in line
     assert sorted(tmp_path.rglob("*")) == before

@@ -1,35 +1,50 @@
 """What every derived copy of a dataset (``pack``, ``downscale``, ``small-objects``) does with its destination.
 
 A copy is written into ``<out>.partial`` and renamed to ``<out>`` only when complete, so a run that stops
-half-way leaves no folder that looks finished; an existing ``<out>``, or one inside the source, is refused.
+half-way leaves no folder that looks finished, and one that fails removes its ``.partial``. An existing
+``<out>``, one inside the source, and a source inside ``<out>.partial`` (which a stale-copy cleanup would
+delete) are refused before anything is written.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from salvid.data.layouts import DatasetError
 from salvid.errors import UnsafeOutputError
 
+READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
 
-def start_copy(root: Path, out: Path) -> Path:
-    """The empty ``<out>.partial`` to write the copy of ``root`` into (a stale one from a stopped run removed)."""
+
+@contextmanager
+def new_copy(root: Path, out: Path) -> Iterator[Path]:
+    """The empty ``<out>.partial`` to write the copy of ``root`` into, renamed to ``out`` when the block ends."""
+    partial = out.with_name(out.name + ".partial")
     if out.exists():
         raise UnsafeOutputError(f"{out}: already exists; choose another --out or remove it")
     if out.resolve().is_relative_to(root.resolve()):
         raise UnsafeOutputError(f"{out}: inside the dataset {root}; choose an --out outside it")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    return partial
+    if root.resolve().is_relative_to(partial.resolve()):
+        raise UnsafeOutputError(f"{partial}: the copy's working folder would hold the dataset {root}; choose "
+                                "another --out")
+    shutil.rmtree(partial, ignore_errors=True)  # a stale one from a run that was killed
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    partial.rename(out)
 
 
-def davis_frames_root(root: Path, resolution: str) -> Path:
-    """``root/JPEGImages/<resolution>``, or one line saying which resolution folders the copy has."""
+def require_resolution_folder(root: Path, resolution: str) -> None:
+    """One line saying which resolution folders a DAVIS-layout copy has, when it lacks ``resolution``."""
     frames_root = root / "JPEGImages" / resolution
     if not frames_root.is_dir():
         found = sorted(p.name for p in (root / "JPEGImages").glob("*") if any(q.is_dir() for q in p.glob("*")))
         hint = f"; this copy has {found}: give --option resolution=<one of them>" if found else \
             ": --root must be a DAVIS-layout dataset (JPEGImages/<resolution>/<sequence>/)"
         raise DatasetError(f"{frames_root}: no such frame folder{hint}")
-    return frames_root

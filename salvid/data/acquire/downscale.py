@@ -6,7 +6,7 @@
     <out>/ImageSets/...                            the split files, paths renamed to the new resolution folder
 
 The width keeps the aspect ratio (854x480 -> 427x240). Other files at the top of ``Annotations/``
-(``db_info.yml``) are copied. Everything is written into ``<out>.partial`` and renamed to ``<out>`` at the end.
+(``db_info.yml``) are copied. Everything is written into ``<out>.partial`` and renamed to ``<out>`` at the end (:mod:`salvid.data.acquire.copies`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from salvid.data.acquire.copies import davis_frames_root, start_copy
+from salvid.data.acquire.copies import READ_BATCH, new_copy, require_resolution_folder
 from salvid.data.layouts import list_sequences
 from salvid.errors import ConfigError
 
-READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
 MIN_HEIGHT = 16
 JPEG_QUALITY = 80
 
@@ -40,32 +39,31 @@ def downscale(root: str | Path, out: str | Path, height: int = 240, resolution: 
     root, out = Path(root), Path(out)
     if height < MIN_HEIGHT:
         raise ConfigError(f"--height {height}: must be at least {MIN_HEIGHT}")
-    partial = start_copy(root, out)
-    davis_frames_root(root, resolution)
+    require_resolution_folder(root, resolution)
     sequences = list_sequences("davis2016", root, "all", resolution=resolution)
     folder = f"{height}p"
-    for seq in sequences:
-        frame_dir = partial / "JPEGImages" / folder / seq.name
-        mask_dir = partial / "Annotations" / folder / seq.name
-        frame_dir.mkdir(parents=True)
-        mask_dir.mkdir(parents=True)
-        source = seq.open()
-        for start in range(0, len(source), READ_BATCH):
-            indices = range(start, min(start + READ_BATCH, len(source)))
-            for i, frame in zip(indices, source.read(indices), strict=True):
-                image = resized(frame, height, Image.Resampling.LANCZOS)
-                image.save(frame_dir / f"{seq.frames[i].stem}.jpg", quality=JPEG_QUALITY)
-        for i in seq.annotated_frames:
-            mask = resized(seq.salient_mask(i) * np.uint8(255), height, Image.Resampling.BILINEAR)
-            binary = np.where(np.asarray(mask) >= 128, 255, 0).astype(np.uint8)
-            Image.fromarray(binary).save(mask_dir / f"{seq.frames[i].stem}.png")
-        if on_sequence is not None:
-            on_sequence(seq.name, len(source))
-    _copy_split_files(root, partial, resolution, folder)
-    for extra in (root / "Annotations").iterdir():
-        if extra.is_file():
-            shutil.copy2(extra, partial / "Annotations" / extra.name)
-    partial.rename(out)
+    with new_copy(root, out) as partial:
+        for seq in sequences:
+            frame_dir = partial / "JPEGImages" / folder / seq.name
+            mask_dir = partial / "Annotations" / folder / seq.name
+            frame_dir.mkdir(parents=True)
+            mask_dir.mkdir(parents=True)
+            source = seq.open()
+            for start in range(0, len(source), READ_BATCH):
+                indices = range(start, min(start + READ_BATCH, len(source)))
+                for i, frame in zip(indices, source.read(indices), strict=True):
+                    image = resized(frame, height, Image.Resampling.LANCZOS)
+                    image.save(frame_dir / f"{seq.frames[i].stem}.jpg", quality=JPEG_QUALITY)
+            for i in seq.annotated_frames:
+                mask = resized(seq.salient_mask(i) * np.uint8(255), height, Image.Resampling.BILINEAR)
+                binary = np.where(np.asarray(mask) >= 128, 255, 0).astype(np.uint8)
+                Image.fromarray(binary).save(mask_dir / f"{seq.frames[i].stem}.png")
+            if on_sequence is not None:
+                on_sequence(seq.name, len(source))
+        _copy_split_files(root, partial, resolution, folder)
+        for extra in (root / "Annotations").iterdir():
+            if extra.is_file():
+                shutil.copy2(extra, partial / "Annotations" / extra.name)
     return len(sequences)
 
 

@@ -7,7 +7,7 @@
 Masks are written after the layout's rule (palette/multi-object union, FBMS colours), so the packed copy
 reads with the plain ``videos`` layout. Frames with odd width or height are encoded as yuv444p (yuv420p needs
 even sizes; decord and PyAV read both). Everything is written into ``<out>.partial`` and renamed to ``<out>``
-at the end. VideoSequence names containing ``/`` (concat) become ``__``.
+at the end (:mod:`salvid.data.acquire.copies`). VideoSequence names containing ``/`` (concat) become ``__``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import av
 import numpy as np
 from PIL import Image
 
-from salvid.data.acquire.copies import start_copy
+from salvid.data.acquire.copies import READ_BATCH, new_copy
 from salvid.data.layouts import list_sequences
 from salvid.data.layouts.base import VideoSequence
-
-READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
 
 
 def encode_sequence(seq: VideoSequence, path: Path, fps: int = 25, gop: int = 16, crf: int = 18) -> None:
@@ -61,25 +59,24 @@ def pack(
     **options,
 ) -> tuple[int, int]:
     """Write ``out`` from the dataset at ``root``; returns (bytes before, bytes after)."""
-    partial = start_copy(Path(root), Path(out))
     by_split = {s: list_sequences(layout, root, s, **options) for s in (splits or ["all"])}
     sequences = {seq.name: seq for seqs in by_split.values() for seq in seqs}
-    before = 0
-    (partial / "videos").mkdir(parents=True)
-    for name, seq in sequences.items():
-        safe = name.replace("/", "__")
-        encode_sequence(seq, partial / "videos" / f"{safe}.mp4", fps, gop, crf)
-        mask_dir = partial / "masks" / safe
-        mask_dir.mkdir(parents=True)
-        for i in seq.annotated_frames:
-            Image.fromarray(seq.salient_mask(i) * np.uint8(255)).save(mask_dir / f"{i:05d}.png")
-        before += _files_size(seq)
-        if on_sequence is not None:
-            on_sequence(name)
-    if splits:
-        (partial / "splits").mkdir()
-        for split, seqs in by_split.items():
-            (partial / "splits" / f"{split}.txt").write_text("".join(s.name.replace("/", "__") + "\n" for s in seqs))
-    after = sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
-    partial.rename(Path(out))
+    with new_copy(Path(root), Path(out)) as partial:
+        before = 0
+        (partial / "videos").mkdir()
+        for name, seq in sequences.items():
+            safe = name.replace("/", "__")
+            encode_sequence(seq, partial / "videos" / f"{safe}.mp4", fps, gop, crf)
+            mask_dir = partial / "masks" / safe
+            mask_dir.mkdir(parents=True)
+            for i in seq.annotated_frames:
+                Image.fromarray(seq.salient_mask(i) * np.uint8(255)).save(mask_dir / f"{i:05d}.png")
+            before += _files_size(seq)
+            if on_sequence is not None:
+                on_sequence(name)
+        if splits:
+            (partial / "splits").mkdir()
+            for split, seqs in by_split.items():
+                (partial / "splits" / f"{split}.txt").write_text("".join(s.name.replace("/", "__") + "\n" for s in seqs))
+        after = sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
     return before, after

@@ -1,4 +1,4 @@
-"""A small-object copy of a DAVIS-layout dataset: each sequence's objects, shrunk, moving over another sequence.
+"""A small-object copy of a DAVIS-layout dataset: each sequence's object, shrunk, moving in another one's scene.
 
 Clips with a small object (a rider far away, a ball) are where video saliency models fail most, and few such
 clips carry a licence that allows sharing them. This makes them from a copy you have. For each sequence ``A``
@@ -8,16 +8,19 @@ clips carry a licence that allows sharing them. This makes them from a copy you 
   grown by 2% of the frame height);
 - a camera pans across it: a window of 80% of its width and height, vertically centred, moves at a constant
   speed from its left edge to its right edge over the clip;
-- into each view, ``A``'s frame and salient mask, area-resampled to ``scale`` times the view's size, are pasted
-  at the centre through the resampled mask, whose soft edge blends the two, for each of ``A``'s frames::
+- into each view, ``A``'s whole frame and its salient mask, area-resampled to ``scale`` times the view's size,
+  are pasted at the centre through the resampled mask (whose soft edge blends the two), so ``A``'s object
+  shrinks by ``scale`` and keeps its own motion::
 
     <out>/JPEGImages/<resolution>/<A>-on-<B>/<A's frame>.jpg   JPEG quality 95, 80% of B's width and height
     <out>/Annotations/<resolution>/<A>-on-<B>/<A's frame>.png  the shrunk mask: 255 where it covers half a pixel
 
-The object keeps its own motion, shrunk, over a scene that moves with the camera, so neither motion nor
-position alone gives it away. Two traces of the making remain, and a model may use either: the paste's seam,
-and the smooth patch where ``B``'s object was (still, like any part of the scene). Score the copy with
-``evaluate data=davis2016 data.root=OUT data.resolution=<resolution> data.split=all``.
+Every frame of ``A`` and the first frame of ``B`` must have a mask. The object moves against a scene that
+moves with the camera, but it always lies in the central ``scale`` of the view, so a centre bias finds much
+of it. Two traces of the making remain, and a model may use either: the paste's seam, and the smooth patch
+where ``B``'s object was (still, like any part of the scene, but as large as that object: 10% to 30% of the
+view for five DAVIS-2016 sequences). Score the copy with ``evaluate data=davis2016 data.root=OUT data.resolution=<resolution>
+data.split=all``.
 """
 
 from __future__ import annotations
@@ -29,16 +32,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from salvid.data.acquire.copies import davis_frames_root, start_copy
-from salvid.data.errors import DataError
+from salvid.data.acquire.copies import READ_BATCH, new_copy, require_resolution_folder
+from salvid.data.errors import MaskError
 from salvid.data.layouts import list_sequences
 from salvid.data.layouts.base import VideoSequence
 from salvid.errors import ConfigError
 
-READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
-JPEG_QUALITY = 95
+JPEG_QUALITY = 95  # near-lossless: the clips are for scoring, and compression would blur the small objects
 GROW = 0.02  # the removed object's mask grows by this share of the frame height, so no rim of it is left
-INPAINT_RADIUS = 5
+INPAINT_RADIUS = 5  # pixels around each inpainted point that fill it (OpenCV's suggestion is 3 to 5)
 VIEW = 0.8  # the panning camera's window, a share of the scene's width and height
 
 
@@ -47,6 +49,14 @@ def remove_object(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
     size = 2 * max(1, round(frame.shape[0] * GROW)) + 1
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((size, size), np.uint8))
     return cv2.inpaint(np.ascontiguousarray(frame), grown, INPAINT_RADIUS, cv2.INPAINT_TELEA)
+
+
+def panned_views(scene: np.ndarray, count: int) -> list[np.ndarray]:
+    """``count`` views of ``scene`` through a window of ``VIEW`` of its size panning from left to right."""
+    height, width = scene.shape[:2]
+    h, w = max(1, round(height * VIEW)), max(1, round(width * VIEW))
+    y = (height - h) // 2
+    return [scene[y:y + h, x:x + w] for x in np.rint(np.linspace(0, width - w, count)).astype(int)]
 
 
 def paste_small(background: np.ndarray, frame: np.ndarray, mask: np.ndarray, scale: float
@@ -66,59 +76,66 @@ def paste_small(background: np.ndarray, frame: np.ndarray, mask: np.ndarray, sca
     return composite, target
 
 
-def panned_views(scene: np.ndarray, count: int) -> list[np.ndarray]:
-    """``count`` views of ``scene`` through a window of ``VIEW`` of its size panning from left to right."""
-    height, width = scene.shape[:2]
-    h, w = max(1, round(height * VIEW)), max(1, round(width * VIEW))
-    y = (height - h) // 2
-    return [scene[y:y + h, x:x + w] for x in np.rint(np.linspace(0, width - w, count)).astype(int)]
+def _require_masks(seq: VideoSequence, indices: Sequence[int]) -> None:
+    for i in indices:
+        if seq.masks[i] is None:
+            raise MaskError(f"{seq.frame_name(i)}: has no mask; small-objects needs one on every frame of a "
+                            "pasted sequence and on the first frame of a scene: leave this sequence out of "
+                            "--sequences")
 
 
-def _write_pair(a: VideoSequence, b: VideoSequence, scale: float, frame_dir: Path, mask_dir: Path) -> int:
+def _write_clip(a: VideoSequence, b: VideoSequence, scale: float, frame_dir: Path, mask_dir: Path
+                ) -> tuple[int, int]:
+    """Writes ``A``'s object in ``B``'s scene; returns the frames written and how many have an empty mask."""
     source_a = a.open()
-    for seq, indices in ((a, range(len(source_a))), (b, [0])):
-        for i in indices:
-            if seq.masks[i] is None:
-                raise DataError(f"{seq.frame_name(i)}: has no mask; small-objects takes only sequences whose "
-                                "every frame is annotated: leave this one out of --sequences")
     scene = remove_object(b.open().read([0])[0], b.salient_mask(0))
     views = panned_views(scene, len(source_a))
+    empty = 0
     for start in range(0, len(source_a), READ_BATCH):
         indices = range(start, min(start + READ_BATCH, len(source_a)))
         for i, frame in zip(indices, source_a.read(indices), strict=True):
             composite, target = paste_small(views[i], frame, a.salient_mask(i), scale)
-            stem = a.frames[i].stem if not isinstance(a.frames, Path) else f"{i:05d}"
-            Image.fromarray(composite).save(frame_dir / f"{stem}.jpg", quality=JPEG_QUALITY)
-            Image.fromarray(target).save(mask_dir / f"{stem}.png")
-    return len(source_a)
+            empty += not target.any()
+            Image.fromarray(composite).save(frame_dir / f"{a.frames[i].stem}.jpg", quality=JPEG_QUALITY)
+            Image.fromarray(target).save(mask_dir / f"{a.frames[i].stem}.png")
+    return len(source_a), empty
 
 
 def small_objects(root: str | Path, out: str | Path, scale: float = 1 / 3, resolution: str = "480p",
                   sequences: Sequence[str] | None = None,
-                  on_sequence: Callable[[str, int], None] | None = None) -> int:
-    """Write ``out`` from the DAVIS-layout dataset at ``root``; returns the number of clips written."""
+                  on_clip: Callable[[str, int, int], None] | None = None) -> int:
+    """Write ``out`` from the DAVIS-layout dataset at ``root``; returns the number of clips written.
+    ``on_clip(name, frames, empty_masks)`` is called after each clip."""
     root, out = Path(root), Path(out)
     if not 0 < scale < 1:
         raise ConfigError(f"--scale {scale}: must be between 0 and 1 (0.33 shrinks each side to a third)")
-    partial = start_copy(root, out)
-    davis_frames_root(root, resolution)
+    require_resolution_folder(root, resolution)
     available = {seq.name: seq for seq in list_sequences("davis2016", root, "all", resolution=resolution)}
-    names = list(sequences) if sequences else sorted(available)
+    if sequences is not None and not sequences:
+        raise ConfigError("--sequences: names no sequence; give comma-separated names, or leave it out for all")
+    names = list(sequences) if sequences is not None else sorted(available)
     unknown = [name for name in names if name not in available]
     if unknown:
         raise ConfigError(f"--sequences {unknown[0]}: not a sequence of {root / 'JPEGImages' / resolution}; "
                           f"it has {', '.join(sorted(available))}")
-    if len(set(names)) < 2:
-        raise ConfigError("--sequences: give at least two different sequences (each one's objects move over the "
-                          "next one's frames)")
-    for a, b in zip(names, names[1:] + names[:1], strict=True):
-        clip = f"{a}-on-{b}"
-        frame_dir = partial / "JPEGImages" / resolution / clip
-        mask_dir = partial / "Annotations" / resolution / clip
-        frame_dir.mkdir(parents=True)
-        mask_dir.mkdir(parents=True)
-        count = _write_pair(available[a], available[b], scale, frame_dir, mask_dir)
-        if on_sequence is not None:
-            on_sequence(clip, count)
-    partial.rename(out)
-    return len(names)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"--sequences {repeated[0]}: named twice; name each sequence once")
+    if len(names) < 2:
+        raise ConfigError(f"{root / 'JPEGImages' / resolution}: small-objects needs at least two sequences (each "
+                          f"one's object moves in the next one's scene); it got {len(names)}")
+    pairs = list(zip(names, names[1:] + names[:1], strict=True))
+    for a, b in pairs:
+        _require_masks(available[a], range(len(available[a].masks)))
+        _require_masks(available[b], [0])
+    with new_copy(root, out) as partial:
+        for a, b in pairs:
+            clip = f"{a}-on-{b}"
+            frame_dir = partial / "JPEGImages" / resolution / clip
+            mask_dir = partial / "Annotations" / resolution / clip
+            frame_dir.mkdir(parents=True)
+            mask_dir.mkdir(parents=True)
+            count, empty = _write_clip(available[a], available[b], scale, frame_dir, mask_dir)
+            if on_clip is not None:
+                on_clip(clip, count, empty)
+    return len(pairs)
