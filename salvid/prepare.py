@@ -4,7 +4,7 @@
     prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
     prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
     prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
-    prepare small-objects --root SRC --out DST [--scale 0.33] [--sequences A,B,...] [--option resolution=480p]
+    prepare small-objects --root SRC --out DST [--scale 0.33] [--travel 0] [--sequences A,B,...] [--option resolution=480p]
                                                        each sequence's object, shrunk, in the next one's scene
 
 ``<name>`` is an entry of :mod:`salvid.data.acquire.registry`. Downloads go to ``--download-dir`` (default
@@ -168,10 +168,10 @@ HELP = """Prepare datasets: download (or take) their archives, verify, extract s
   prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
   prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
                                                        (the 427x240 copy the shipped models trained on)
-  prepare small-objects --root SRC --out DST [--scale 0.33] [--sequences A,B,...] [--option resolution=480p]
+  prepare small-objects --root SRC --out DST [--scale 0.33] [--travel 0] [--sequences A,B,...] [--option resolution=480p]
                                                        small-object clips: each DAVIS-layout sequence's
                                                        object, shrunk, in a pan over the next one's first
-                                                       frame
+                                                       frame, at the view's centre or crossing it
 
 Downloads go to --download-dir (default: downloads/ beside --root) and resume there. Nothing is written
 outside the dataset, and a run that stops half-way leaves no folder that looks prepared. More:
@@ -195,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument("--out", type=Path, required=True)
         parser.add_argument("--scale", type=float, default=1 / 3, help="side of the pasted frame, a fraction of "
                             "the background's (default 1/3)")
+        parser.add_argument("--travel", type=float, default=0.0, help="how far the pasted object crosses the view "
+                            "over the clip, left to right: 0 stays at the centre (default), 1 goes from edge to edge")
         parser.add_argument("--sequences", help="comma-separated names, each pasted onto the next (default: all, "
                             "sorted by name)")
         parser.add_argument("--option", action="append", default=[], help="resolution=FOLDER of the source")
@@ -232,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif getattr(args, "command", None) == "small-objects":
         resolution = _resolution_option(args.option, "small-objects")
         names = None if args.sequences is None else [n.strip() for n in args.sequences.split(",") if n.strip()]
-        count = small_objects(args.root, args.out, args.scale, resolution, names, on_clip=lambda name, n, empty:
+        count = small_objects(args.root, args.out, args.scale, resolution, names, args.travel, on_clip=lambda name, n, empty:
                               console.print(f"wrote {name} ({n} frames, {empty} with an empty mask)"))
         console.print(f"{args.out}: {count} small-object clips; score them with data=davis2016 "
                       f"data.root={args.out} data.resolution={resolution} data.split=all", soft_wrap=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from salvid import prepare as prepare_module
-from salvid.data.acquire.small_objects import panned_views
+from salvid.data.acquire.small_objects import panned_views, paste_places
 from salvid.data.layouts import list_sequences
 from tests.helpers.layout_fixtures import save
 from tests.helpers.prepare_cli import run_main
@@ -82,8 +82,31 @@ def test_the_camera_pans_from_the_left_edge_to_the_right_edge_at_a_constant_spee
         np.testing.assert_array_equal(view, scene[8:72, left:left + 96])
 
 
+def test_a_travelling_object_crosses_the_view_from_left_to_right_at_a_constant_speed(tmp_path):
+    src = _davis(tmp_path / "DAVIS")
+    prepare_module.main(["small-objects", "--root", str(src), "--out", str(tmp_path / "small"), "--scale", "0.625",
+                         "--sequences", "apple,grass", "--travel", "1"])
+    clip = {seq.name: seq for seq in list_sequences("davis2016", tmp_path / "small", "all", resolution="480p")}[
+        "apple-on-grass"]
+    # the 60-column paste has 36 columns of room in the 96-column view: at its left edge, centre, right edge
+    centred = np.zeros((64, 96), np.uint8)
+    centred[22:42, 33:64] = 1
+    centred[[22, 22, 41, 41], [33, 63, 33, 63]] = 0
+    for i, (image, shift) in enumerate(zip(clip.open().read(range(3)), (-18, 0, 18), strict=True)):
+        np.testing.assert_array_equal(clip.salient_mask(i), np.roll(centred, shift, axis=1))
+        assert np.abs(image[26:38, 37 + shift:60 + shift].reshape(-1, 3).astype(int) - RED).max() < 25
+
+
+def test_paste_places_cross_the_middle_of_the_room_at_a_constant_speed():
+    np.testing.assert_allclose(paste_places(0.0, 3), [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(paste_places(1.0, 3), [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(paste_places(0.5, 5), [0.25, 0.375, 0.5, 0.625, 0.75])
+    np.testing.assert_allclose(paste_places(1.0, 1), [0.5])
+
+
 REFUSALS = {
     "scale": (["--scale", "1.5"], "--scale 1.5: must be between 0 and 1"),
+    "travel": (["--travel", "-0.5"], "--travel -0.5: must be between 0 and 1"),
     "unknown": (["--sequences", "apple,pear"], "--sequences pear: not a sequence of"),
     "repeated": (["--sequences", "apple,grass,apple"], "--sequences apple: named twice"),
     "one": (["--sequences", "apple"], "needs at least two sequences"),

@@ -9,17 +9,20 @@ clips carry a licence that allows sharing them. This makes them from a copy you 
 - a camera pans across it: a window of 80% of its width and height, vertically centred, moves at a constant
   speed from its left edge to its right edge over the clip;
 - into each view, ``A``'s whole frame and its salient mask, area-resampled to ``scale`` times the view's size,
-  are pasted at the centre through the resampled mask (whose soft edge blends the two), so ``A``'s object
-  shrinks by ``scale`` and keeps its own motion::
+  are pasted through the resampled mask (whose soft edge blends the two), so ``A``'s object shrinks by
+  ``scale`` and keeps its own motion. The paste is vertically centred; with ``travel`` 0 it stays at the view's
+  centre, with ``travel`` t it moves at a constant speed over the clip across the middle t of the room the view
+  leaves it, from left to right (1: from the view's left edge to its right edge)::
 
     <out>/JPEGImages/<resolution>/<A>-on-<B>/<A's frame>.jpg   JPEG quality 95, 80% of B's width and height
     <out>/Annotations/<resolution>/<A>-on-<B>/<A's frame>.png  the shrunk mask: 255 where it covers half a pixel
 
 Every frame of ``A`` and the first frame of ``B`` must have a mask. The object moves against a scene that
-moves with the camera, but it always lies in the central ``scale`` of the view, so a centre bias finds much
-of it. Two traces of the making remain, and a model may use either: the paste's seam, and the smooth patch
-where ``B``'s object was (still, like any part of the scene, but as large as that object: 10% to 30% of the
-view for five DAVIS-2016 sequences). Score the copy with ``evaluate data=davis2016 data.root=OUT data.resolution=<resolution>
+moves with the camera; with ``travel`` 0 it always lies in the central ``scale`` of the view, where a centre
+bias finds much of it, while a travelling object crosses the view as a distant rider or ball would. Two
+traces of the making remain, and a model may use either: the paste's seam, and the smooth patch where ``B``'s
+object was (still, like any part of the scene, but as large as that object: 10% to 30% of the view for five
+DAVIS-2016 sequences). Score the copy with ``evaluate data=davis2016 data.root=OUT data.resolution=<resolution>
 data.split=all``.
 """
 
@@ -59,13 +62,14 @@ def panned_views(scene: np.ndarray, count: int) -> list[np.ndarray]:
     return [scene[y:y + h, x:x + w] for x in np.rint(np.linspace(0, width - w, count)).astype(int)]
 
 
-def paste_small(background: np.ndarray, frame: np.ndarray, mask: np.ndarray, scale: float
+def paste_small(background: np.ndarray, frame: np.ndarray, mask: np.ndarray, scale: float, place: float = 0.5
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``frame``'s masked object at ``scale`` times ``background``'s size, centred on it; returns the composite
-    (H, W, 3) uint8 and its mask (H, W) uint8 0/255."""
+    """``frame``'s masked object at ``scale`` times ``background``'s size, vertically centred on it, ``place``
+    (0 to 1) of the way from its left edge to its right; returns the composite (H, W, 3) uint8 and its mask
+    (H, W) uint8 0/255."""
     height, width = background.shape[:2]
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    y, x = (height - h) // 2, (width - w) // 2
+    y, x = (height - h) // 2, round((width - w) * place)
     small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
     alpha = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)[..., None]
     composite = background.copy()
@@ -84,17 +88,24 @@ def _require_masks(seq: VideoSequence, indices: Sequence[int]) -> None:
                             "--sequences")
 
 
-def _write_clip(a: VideoSequence, b: VideoSequence, scale: float, frame_dir: Path, mask_dir: Path
+def paste_places(travel: float, count: int) -> np.ndarray:
+    """Where the paste sits in each of ``count`` views (``paste_small``'s ``place``): ``travel`` of the room
+    crossed from left to right at a constant speed, centred on the middle."""
+    return np.linspace(0.5 - travel / 2, 0.5 + travel / 2, count) if count > 1 else np.full(count, 0.5)
+
+
+def _write_clip(a: VideoSequence, b: VideoSequence, scale: float, travel: float, frame_dir: Path, mask_dir: Path
                 ) -> tuple[int, int]:
     """Writes ``A``'s object in ``B``'s scene; returns the frames written and how many have an empty mask."""
     source_a = a.open()
     scene = remove_object(b.open().read([0])[0], b.salient_mask(0))
     views = panned_views(scene, len(source_a))
+    places = paste_places(travel, len(source_a))
     empty = 0
     for start in range(0, len(source_a), READ_BATCH):
         indices = range(start, min(start + READ_BATCH, len(source_a)))
         for i, frame in zip(indices, source_a.read(indices), strict=True):
-            composite, target = paste_small(views[i], frame, a.salient_mask(i), scale)
+            composite, target = paste_small(views[i], frame, a.salient_mask(i), scale, places[i])
             empty += not target.any()
             Image.fromarray(composite).save(frame_dir / f"{a.frames[i].stem}.jpg", quality=JPEG_QUALITY)
             Image.fromarray(target).save(mask_dir / f"{a.frames[i].stem}.png")
@@ -102,13 +113,16 @@ def _write_clip(a: VideoSequence, b: VideoSequence, scale: float, frame_dir: Pat
 
 
 def small_objects(root: str | Path, out: str | Path, scale: float = 1 / 3, resolution: str = "480p",
-                  sequences: Sequence[str] | None = None,
+                  sequences: Sequence[str] | None = None, travel: float = 0.0,
                   on_clip: Callable[[str, int, int], None] | None = None) -> int:
     """Write ``out`` from the DAVIS-layout dataset at ``root``; returns the number of clips written.
     ``on_clip(name, frames, empty_masks)`` is called after each clip."""
     root, out = Path(root), Path(out)
     if not 0 < scale < 1:
         raise ConfigError(f"--scale {scale}: must be between 0 and 1 (0.33 shrinks each side to a third)")
+    if not 0 <= travel <= 1:
+        raise ConfigError(f"--travel {travel}: must be between 0 and 1 (0 keeps the object at the view's centre, "
+                          "1 moves it from the view's left edge to its right edge)")
     require_resolution_folder(root, resolution)
     available = {seq.name: seq for seq in list_sequences("davis2016", root, "all", resolution=resolution)}
     if sequences is not None and not sequences:
@@ -135,7 +149,7 @@ def small_objects(root: str | Path, out: str | Path, scale: float = 1 / 3, resol
             mask_dir = partial / "Annotations" / resolution / clip
             frame_dir.mkdir(parents=True)
             mask_dir.mkdir(parents=True)
-            count, empty = _write_clip(available[a], available[b], scale, frame_dir, mask_dir)
+            count, empty = _write_clip(available[a], available[b], scale, travel, frame_dir, mask_dir)
             if on_clip is not None:
                 on_clip(clip, count, empty)
     return len(pairs)
