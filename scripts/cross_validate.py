@@ -4,7 +4,10 @@
 
 Each RUNS is a folder holding the runs of one arm: a multirun folder (``python -m salvid.train -m
 +experiment=cv_fusion3d data.fold=0,1,2 paths.output_dir=RUNS``) or any folder with one run per fold below
-it. A RUNS may also be an arm recorded earlier, ``FILE.json:ARM``: this script's ``--json`` summary or a model
+it. A RUNS may also be a folder of ``evaluate`` runs, one per fold in a subfolder named by the fold
+(``RUNS/0``, ``RUNS/1``, ...: ``python -m salvid.evaluate ... ckpt_path=<fold k's checkpoint> baselines=[]
+paths.output_dir=RUNS/k``), to compare arms on other data made from each fold's held-out sequences; their
+``summary.json`` must score that one model. A RUNS may also be an arm recorded earlier, ``FILE.json:ARM``: this script's ``--json`` summary or a model
 card with a ``cross_validation`` record (``salvid/pretrained/salvid-fusion3d-davis-duts.json:duts``, the
 adopted recipe), so that a new arm is compared with it without training it again (``:ARM`` may be left out
 when the file records one arm; per-sequence rows only where the record holds them). A run is a folder with
@@ -85,9 +88,38 @@ def _load_run(metrics_path: Path) -> Run:
     return run
 
 
+def _load_evaluated(summary_path: Path, folds: int) -> Run:
+    """Fold k's scores from ``evaluate`` of one model into ``<RUNS>/<k>/``."""
+    run_dir = summary_path.parent
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RunsError(f"{summary_path}: cannot be read as JSON ({error})") from None
+    methods = {name: scores for name, scores in summary.items() if isinstance(scores, dict)}
+    if len(methods) != 1:
+        raise RunsError(f"{summary_path}: scores {len(methods)} methods ({', '.join(sorted(methods))}); score each "
+                        "fold's model alone (evaluate ... ckpt_path=<its checkpoint> baselines=[])")
+    (method, scores), = methods.items()
+    run = Run(run_dir, int(run_dir.name), folds, {k: float(v) for k, v in scores.items()
+                                                    if isinstance(v, int | float) and not k.endswith("_frames")})
+    per_sequence = run_dir / "per_sequence.csv"
+    if per_sequence.is_file():
+        with per_sequence.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                if row.pop("method") == method:
+                    name = row.pop("sequence")
+                    run.sequences[name] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+        run.held_out = sorted(run.sequences)
+    return run
+
+
 def load_arm(folder: Path) -> Arm:
     if not folder.is_dir():
         raise RunsError(f"{folder}: not a folder of runs")
+    evaluated = sorted(p for p in folder.glob("*/summary.json") if p.parent.name.isdigit())
+    if evaluated and not any(folder.rglob("metrics.json")):
+        runs = {run.fold: run for run in (_load_evaluated(p, len(evaluated)) for p in evaluated)}
+        return Arm(folder.name if folder.name not in ("", ".") else str(folder), runs, [])
     runs: dict[int, Run] = {}
     for metrics_path in sorted(folder.rglob("metrics.json")):
         run = _load_run(metrics_path)

@@ -235,6 +235,37 @@ def test_a_bad_recorded_arm_is_named_in_one_line(tmp_path, capsys, content, spec
     assert err.startswith(f"error: {f}: ") and message in err and err.count("\n") == 1
 
 
+def _fake_evaluation(out: Path, plcc: float, sequences: dict[str, float], methods: tuple[str, ...] = ("last",)) -> None:
+    """What ``evaluate ... baselines=[] paths.output_dir=OUT`` writes: ``summary.json`` and ``per_sequence.csv``."""
+    out.mkdir(parents=True)
+    (out / "summary.json").write_text(json.dumps(
+        {m: {"plcc": plcc, "mae": 0.1, "excluded_frames": 2, "duplicate_frames": 0} for m in methods}))
+    rows = "".join(f"{m},{name},{value},0.1,10,2\n" for m in methods for name, value in sequences.items())
+    (out / "per_sequence.csv").write_text("method,sequence,plcc,mae,frames,excluded_frames\n" + rows)
+
+
+def test_cross_validate_compares_arms_scored_by_evaluate_on_each_folds_own_data(tmp_path, capsys):
+    script = _load_script()
+    for k, plcc in enumerate((0.4, 0.5, 0.3)):
+        _fake_evaluation(tmp_path / "small" / "base" / str(k), plcc, {f"clip{k}": plcc})
+        _fake_evaluation(tmp_path / "small" / "zoom" / str(k), plcc + 0.02 * (k + 1), {f"clip{k}": plcc + 0.1})
+    out = tmp_path / "small.json"
+    assert script.main([str(tmp_path / "small" / "base"), str(tmp_path / "small" / "zoom"), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| plcc | 0.4000 | 0.1000 | 0.4000 | 0.5000 | 0.3000 |" in text
+    assert "| plcc | 0.0400 | 0.0200 | 3/3 | 0.0200 | 0.0400 | 0.0600 |" in text  # paired by fold
+    assert "| clip2 | 2 | 0.100 |" in text and "excluded_frames" not in text.split("Per held-out")[0]
+    assert json.loads(out.read_text())["arms"]["zoom"]["held_out"] == {"0": ["clip0"], "1": ["clip1"], "2": ["clip2"]}
+
+
+def test_an_evaluation_of_several_methods_is_not_a_fold(tmp_path, capsys):
+    script = _load_script()
+    _fake_evaluation(tmp_path / "small" / "0", 0.4, {"clip0": 0.4}, methods=("last", "center_prior"))
+    assert script.main([str(tmp_path / "small")]) == 2
+    err = capsys.readouterr().err
+    assert "scores 2 methods (center_prior, last); score each fold's model alone" in err and err.count("\n") == 1
+
+
 def test_cross_validate_script_refuses_two_arms_of_one_name(tmp_path, capsys):
     script = _load_script()
     for arm in ("a/cv", "b/cv"):
