@@ -22,6 +22,7 @@ from conftest import compose_config
 from omegaconf import OmegaConf
 
 from salvid.checkpoints import PRETRAINED_DIR, load_network
+from salvid.data.transforms import Augmentation
 from salvid.data.sources import ImageFolder
 from salvid.inference.core import NetworkSaliency, iter_clips
 from salvid.inference.scoring import evaluate
@@ -124,6 +125,8 @@ def test_shipped_model_reproduces_its_cards_heldout_numbers(name, tmp_path, requ
 
 RECIPE_KEYS = ("model", "module", "seed", "trainer.max_epochs", "data.batch_size", "data.max_frame_step",
                "data.augment", "data.in_frames", "data.input_size")
+# an augmentation a card does not record did not exist when it trained: it trained as the setting's default does
+UNRECORDED_AUGMENT = {f"data.augment.{key}": value for key, value in vars(Augmentation()).items()}
 
 
 def recorded_preset(name: str) -> str | None:
@@ -142,8 +145,8 @@ def leaves(value: Any, key: str) -> dict[str, Any]:
 def test_the_preset_a_shipped_model_names_is_still_its_recipe(name):
     """``python -m salvid.train +experiment=<task_name> data.root=DIR`` retrains the model the card describes:
     every recipe setting the card records (network, optimiser, schedule length, augmentation) is what the
-    preset gives now. Settings added since an older card was written are not in it, and are not compared;
-    nor is where the module's class lives."""
+    preset gives now. Settings added since an older card was written are not in it: an augmentation must then be
+    off (its default), the others are not compared; nor is where the module's class lives."""
     preset = CONF_DATA.parent / "experiment" / f"{recorded_preset(name)}.yaml"
     assert preset.is_file(), f"{name}: its card names +experiment={recorded_preset(name)}, and {preset} is gone"
     recorded = OmegaConf.create(card(name)["train_config"])
@@ -154,4 +157,9 @@ def test_the_preset_a_shipped_model_names_is_still_its_recipe(name):
             now = OmegaConf.select(composed, leaf)
             if value is not None and leaf != "module._target_" and now != value:  # None: an older card's gap
                 drift[leaf] = (value, now)
+    if OmegaConf.select(recorded, "data.augment") is not None:
+        for leaf, default in UNRECORDED_AUGMENT.items():
+            now = OmegaConf.select(composed, leaf)
+            if OmegaConf.select(recorded, leaf) is None and now != default:
+                drift[leaf] = ("not recorded: the default " + repr(default), now)
     assert not drift, f"{name}: +experiment={recorded_preset(name)} no longer gives its recipe (card, preset): {drift}"
