@@ -22,8 +22,8 @@ from conftest import compose_config
 from omegaconf import OmegaConf
 
 from salvid.checkpoints import PRETRAINED_DIR, load_network
-from salvid.data.transforms import Augmentation
 from salvid.data.sources import ImageFolder
+from salvid.data.transforms import Augmentation
 from salvid.inference.core import NetworkSaliency, iter_clips
 from salvid.inference.scoring import evaluate
 from tests.helpers.networks import assert_varied
