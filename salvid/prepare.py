@@ -4,8 +4,8 @@
     prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
     prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
     prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
-    prepare small-objects --root SRC --out DST [--scale 0.33] [--travel 0] [--sequences A,B,...] [--option resolution=480p]
-                                                       each sequence's object, shrunk, in the next one's scene
+    prepare small-objects --root SRC --out DST [--scale 0.33] [--travel 0] [--sequences A,B,...]
+                          [--option resolution=480p]     each sequence's object, shrunk, in the next one's scene
 
 ``<name>`` is an entry of :mod:`salvid.data.acquire.registry`. Downloads go to ``--download-dir`` (default
 ``<root>/../downloads``) and resume there. Archives are verified before extraction (see
@@ -168,8 +168,8 @@ HELP = """Prepare datasets: download (or take) their archives, verify, extract s
   prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
   prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
                                                        (the 427x240 copy the shipped models trained on)
-  prepare small-objects --root SRC --out DST [--scale 0.33] [--travel 0] [--sequences A,B,...] [--option resolution=480p]
-                                                       small-object clips: each DAVIS-layout sequence's
+  prepare small-objects --root SRC --out DST [--scale 0.33] [--travel 0] [--sequences A,B,...]
+                        [--option resolution=480p]     small-object clips: each DAVIS-layout sequence's
                                                        object, shrunk, in a pan over the next one's first
                                                        frame, at the view's centre or crossing it
 
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument("--out", type=Path, required=True)
         parser.add_argument("--scale", type=float, default=1 / 3, help="side of the pasted frame, a fraction of "
                             "the background's (default 1/3)")
-        parser.add_argument("--travel", type=float, default=0.0, help="how far the pasted object crosses the view "
+        parser.add_argument("--travel", type=float, default=0.0, help="how far the pasted frame crosses the view "
                             "over the clip, left to right: 0 stays at the centre (default), 1 goes from edge to edge")
         parser.add_argument("--sequences", help="comma-separated names, each pasted onto the next (default: all, "
                             "sorted by name)")

@@ -58,6 +58,7 @@ class Arm:
     name: str
     runs: dict[int, Run]
     unfinished: list[Path]
+    scored_by_evaluate: bool = False  # scores on other data than the folds' own held-out videos
 
 
 def _load_run(metrics_path: Path) -> Run:
@@ -118,8 +119,11 @@ def load_arm(folder: Path) -> Arm:
         raise RunsError(f"{folder}: not a folder of runs")
     evaluated = sorted(p for p in folder.glob("*/summary.json") if p.parent.name.isdigit())
     if evaluated and not any(folder.rglob("metrics.json")):
-        runs = {run.fold: run for run in (_load_evaluated(p, len(evaluated)) for p in evaluated)}
-        return Arm(folder.name if folder.name not in ("", ".") else str(folder), runs, [])
+        numbered = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()]
+        folds = max(int(p.name) for p in numbered) + 1  # the highest fold present: a missing one shows as such
+        runs = {run.fold: run for run in (_load_evaluated(p, folds) for p in evaluated)}
+        unfinished = sorted(p for p in numbered if not (p / "summary.json").is_file())
+        return Arm(folder.name if folder.name not in ("", ".") else str(folder), runs, unfinished, True)
     runs: dict[int, Run] = {}
     for metrics_path in sorted(folder.rglob("metrics.json")):
         run = _load_run(metrics_path)
@@ -328,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
             raise RunsError(f"{', '.join(str(f) for f in args.runs)}: arms are named by their folder's name (a "
                             f"recorded arm by its own), and these repeat one ({names}); give each arm's folder "
                             "its own name")
+        kinds = {arm.scored_by_evaluate for arm in arms}
+        if len(kinds) > 1:
+            evaluated = [str(f) for f, arm in zip(args.runs, arms, strict=True) if arm.scored_by_evaluate]
+            raise RunsError(f"{', '.join(evaluated)}: scored by evaluate on other data, while the other arms are "
+                            "scored on their folds' held-out videos; compare arms scored on the same data")
     except RunsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -258,6 +258,19 @@ def test_cross_validate_compares_arms_scored_by_evaluate_on_each_folds_own_data(
     assert json.loads(out.read_text())["arms"]["zoom"]["held_out"] == {"0": ["clip0"], "1": ["clip1"], "2": ["clip2"]}
 
 
+def test_a_missing_evaluation_shows_as_a_missing_fold_and_other_data_is_not_paired_with_runs(tmp_path, capsys):
+    script = _load_script()
+    _fake_evaluation(tmp_path / "small" / "0", 0.4, {"clip0": 0.4})
+    (tmp_path / "small" / "2").mkdir()  # fold 2 not scored yet; fold 1 not even started
+    assert script.main([str(tmp_path / "small")]) == 0
+    text = capsys.readouterr().out
+    assert "small: 1 of 3 folds" in text and f"Unfinished runs left out: {tmp_path / 'small' / '2'}" in text
+    _fake_run(tmp_path / "runs" / "0", 0, 0.5, {"seq0": 0.5})
+    assert script.main([str(tmp_path / "runs"), str(tmp_path / "small")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'small'}: scored by evaluate on other data" in err and err.count("\n") == 1
+
+
 def test_an_evaluation_of_several_methods_is_not_a_fold(tmp_path, capsys):
     script = _load_script()
     _fake_evaluation(tmp_path / "small" / "0", 0.4, {"clip0": 0.4}, methods=("last", "center_prior"))

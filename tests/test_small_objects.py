@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from salvid import prepare as prepare_module
-from salvid.data.acquire.small_objects import panned_views, paste_places
+from salvid.data.acquire.small_objects import panned_views, paste_places, paste_small
 from salvid.data.layouts import list_sequences
 from tests.helpers.layout_fixtures import save
 from tests.helpers.prepare_cli import run_main
@@ -102,6 +102,16 @@ def test_paste_places_cross_the_middle_of_the_room_at_a_constant_speed():
     np.testing.assert_allclose(paste_places(1.0, 3), [0.0, 0.5, 1.0])
     np.testing.assert_allclose(paste_places(0.5, 5), [0.25, 0.375, 0.5, 0.625, 0.75])
     np.testing.assert_allclose(paste_places(1.0, 1), [0.5])
+
+
+def test_a_paste_with_an_odd_room_is_centred_rounding_down_and_reaches_both_edges():
+    background = np.zeros((6, 11, 3), np.uint8)  # a 4-column paste leaves 7 columns of room
+    frame, mask = np.full((30, 55, 3), 200, np.uint8), np.ones((30, 55), np.uint8)
+    for place, left in ((0.0, 0), (0.5, 3), (1.0, 7)):
+        composite, target = paste_small(background, frame, mask, 4 / 11, place)
+        columns = np.flatnonzero(target.any(0))
+        assert columns.tolist() == list(range(left, left + 4))
+        assert (composite[..., 0] > 0).any(0).nonzero()[0].tolist() == columns.tolist()
 
 
 REFUSALS = {

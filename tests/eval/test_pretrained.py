@@ -125,7 +125,8 @@ def test_shipped_model_reproduces_its_cards_heldout_numbers(name, tmp_path, requ
 
 RECIPE_KEYS = ("model", "module", "seed", "trainer.max_epochs", "data.batch_size", "data.max_frame_step",
                "data.augment", "data.in_frames", "data.input_size")
-# an augmentation a card does not record did not exist when it trained: it trained as the setting's default does
+# an augmentation a card does not record did not exist when it trained, so it trained as if the setting had its
+# default; this holds while every augmentation added later defaults to off (as zoom_out does: 1, never)
 UNRECORDED_AUGMENT = {f"data.augment.{key}": value for key, value in vars(Augmentation()).items()}
 
 

@@ -12,7 +12,7 @@ clips carry a licence that allows sharing them. This makes them from a copy you 
   are pasted through the resampled mask (whose soft edge blends the two), so ``A``'s object shrinks by
   ``scale`` and keeps its own motion. The paste is vertically centred; with ``travel`` 0 it stays at the view's
   centre, with ``travel`` t it moves at a constant speed over the clip across the middle t of the room the view
-  leaves it, from left to right (1: from the view's left edge to its right edge)::
+  leaves it, from left to right (1: the pasted frame goes from the view's left edge to its right edge)::
 
     <out>/JPEGImages/<resolution>/<A>-on-<B>/<A's frame>.jpg   JPEG quality 95, 80% of B's width and height
     <out>/Annotations/<resolution>/<A>-on-<B>/<A's frame>.png  the shrunk mask: 255 where it covers half a pixel
@@ -69,7 +69,7 @@ def paste_small(background: np.ndarray, frame: np.ndarray, mask: np.ndarray, sca
     (H, W) uint8 0/255."""
     height, width = background.shape[:2]
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    y, x = (height - h) // 2, round((width - w) * place)
+    y, x = (height - h) // 2, int((width - w) * place)  # floor: place 0.5 centres as (width - w) // 2
     small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
     alpha = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)[..., None]
     composite = background.copy()
@@ -90,7 +90,7 @@ def _require_masks(seq: VideoSequence, indices: Sequence[int]) -> None:
 
 def paste_places(travel: float, count: int) -> np.ndarray:
     """Where the paste sits in each of ``count`` views (``paste_small``'s ``place``): ``travel`` of the room
-    crossed from left to right at a constant speed, centred on the middle."""
+    crossed from left to right at a constant speed, centred on the middle; a one-frame clip stays centred."""
     return np.linspace(0.5 - travel / 2, 0.5 + travel / 2, count) if count > 1 else np.full(count, 0.5)
 
 
