@@ -7,10 +7,11 @@ Each RUNS is a folder holding the runs of one arm: a multirun folder (``python -
 it. A RUNS may also be a folder of ``evaluate`` runs, one per fold in a subfolder named by the fold
 (``RUNS/0``, ``RUNS/1``, ...: ``python -m salvid.evaluate ... ckpt_path=<fold k's checkpoint> baselines=[]
 paths.output_dir=RUNS/k``), to compare arms on other data made from each fold's held-out sequences; their
-``summary.json`` must score that one model. A RUNS may also be an arm recorded earlier, ``FILE.json:ARM``: this script's ``--json`` summary or a model
-card with a ``cross_validation`` record (``salvid/pretrained/salvid-fusion3d-davis-duts.json:duts``, the
-adopted recipe), so that a new arm is compared with it without training it again (``:ARM`` may be left out
-when the file records one arm; per-sequence rows only where the record holds them). A run is a folder with
+``summary.json`` must score that one model. A RUNS may also be an arm recorded earlier, ``FILE.json:ARM``: this
+script's ``--json`` summary or a model card with a ``cross_validation`` record
+(``salvid/pretrained/salvid-fusion3d-davis-duts.json:duts``, the adopted recipe), so that a new arm is compared
+with it without training it again (``:ARM`` may be left out when the file records one arm; per-sequence rows
+only where the record holds them). A run is a folder with
 ``metrics.json`` (written when a run finishes) and ``.hydra/config.yaml`` (its fold: ``data.fold`` of
 ``data.folds``); ``test_per_sequence.csv`` beside them (``+experiment=cv_*``) gives the per-sequence table. A
 fold's test set is its held-out fold, so ``test/*`` are the held-out metrics.
@@ -80,13 +81,20 @@ def _load_run(metrics_path: Path) -> Run:
     # the held-out videos as the run recorded them; older runs' only record is test_per_sequence.csv
     held_out = ((metrics.get("data") or {}).get("test") or {}).get("videos")
     run = Run(run_dir, fold, folds, {k: v for k, v in test.items() if not k.endswith("_frames")}, held_out)
-    per_sequence = run_dir / "test_per_sequence.csv"
-    if per_sequence.is_file():
-        with per_sequence.open(encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                name = row.pop("sequence")
-                run.sequences[name] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+    run.sequences = _read_sequences(run_dir / "test_per_sequence.csv")
     return run
+
+
+def _read_sequences(path: Path, method: str | None = None) -> dict[str, dict[str, float]]:
+    """``{sequence: {metric: value}}`` from a per-sequence CSV (only ``method``'s rows, where it names methods)."""
+    sequences: dict[str, dict[str, float]] = {}
+    if path.is_file():
+        with path.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                if row.pop("method", None) == method:
+                    name = row.pop("sequence")
+                    sequences[name] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+    return sequences
 
 
 def _load_evaluated(summary_path: Path, folds: int) -> Run:
@@ -103,14 +111,8 @@ def _load_evaluated(summary_path: Path, folds: int) -> Run:
     (method, scores), = methods.items()
     run = Run(run_dir, int(run_dir.name), folds, {k: float(v) for k, v in scores.items()
                                                     if isinstance(v, int | float) and not k.endswith("_frames")})
-    per_sequence = run_dir / "per_sequence.csv"
-    if per_sequence.is_file():
-        with per_sequence.open(encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                if row.pop("method") == method:
-                    name = row.pop("sequence")
-                    run.sequences[name] = {k: float(v) for k, v in row.items() if v not in ("", None)}
-        run.held_out = sorted(run.sequences)
+    run.sequences = _read_sequences(run_dir / "per_sequence.csv", method)
+    run.held_out = sorted(run.sequences) or None
     return run
 
 

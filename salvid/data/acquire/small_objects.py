@@ -122,7 +122,7 @@ def small_objects(root: str | Path, out: str | Path, scale: float = 1 / 3, resol
         raise ConfigError(f"--scale {scale}: must be between 0 and 1 (0.33 shrinks each side to a third)")
     if not 0 <= travel <= 1:
         raise ConfigError(f"--travel {travel}: must be between 0 and 1 (0 keeps the object at the view's centre, "
-                          "1 moves it from the view's left edge to its right edge)")
+                          "1 moves the pasted frame from the view's left edge to its right edge)")
     require_resolution_folder(root, resolution)
     available = {seq.name: seq for seq in list_sequences("davis2016", root, "all", resolution=resolution)}
     if sequences is not None and not sequences:
