@@ -28,28 +28,22 @@ multiprocessing.set_forkserver_preload(["torch", "salvid.data.stream"])
 multiprocessing.set_start_method("forkserver", force=True)
 
 
-def _test_data() -> Path:
-    """Real datasets for the tests that need them: ``$SALVID_TEST_DATA``, else the data folder the test
-    machines keep beside the checkout (docs/development.md lists what it holds)."""
-    if os.environ.get("SALVID_TEST_DATA"):
-        return Path(os.environ["SALVID_TEST_DATA"])
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-TEST_DATA = _test_data()
-DAVIS_240P = TEST_DATA / "DAVIS-2016-train-240p"
-DUTS_SAMPLE = TEST_DATA / "DUTS-TR-sample"
+def _test_data(name: str, marker: str) -> Path:
+    """``$SALVID_TEST_DATA/<name>``, the real dataset some tests read (docs/development.md lists them); the test
+    skips, saying why, when it is not there."""
+    if not os.environ.get("SALVID_TEST_DATA"):
+        pytest.skip(f"{name} test data: SALVID_TEST_DATA is not set (set it to the folder that holds {name})")
+    root = Path(os.environ["SALVID_TEST_DATA"]) / name
+    if not (root / marker).is_dir():
+        pytest.skip(f"{name} test data not found at {root} (set SALVID_TEST_DATA to the folder that holds it)")
+    return root
 
 
 @pytest.fixture(scope="session")
 def davis_root() -> Path:
-    if not (DAVIS_240P / "JPEGImages").is_dir():
-        pytest.skip(f"DAVIS-2016 test data not found at {DAVIS_240P} (set SALVID_TEST_DATA to the folder that holds it)")
-    return DAVIS_240P
+    return _test_data("DAVIS-2016-train-240p", "JPEGImages")
 
 
 @pytest.fixture(scope="session")
 def duts_root() -> Path:
-    if not (DUTS_SAMPLE / "DUTS-TR-Image").is_dir():
-        pytest.skip(f"DUTS-TR sample not found at {DUTS_SAMPLE} (set SALVID_TEST_DATA to the folder that holds it)")
-    return DUTS_SAMPLE
+    return _test_data("DUTS-TR-sample", "DUTS-TR-Image")
