@@ -95,6 +95,25 @@ def test_decoder_stride_4_leaves_the_finest_level_out(convs):
     assert net(x).shape == (2, 1, 64, 96)
 
 
+@pytest.mark.parametrize("decoder_stride", [2, 4])
+def test_pixel_skip_hands_the_finest_fused_level_each_frames_pooled_pixels(decoder_stride):
+    torch.manual_seed(0)
+    plain = FusionNet3D(input_size=(64, 96), pretrained="none", decoder_stride=decoder_stride).eval()
+    net = FusionNet3D(input_size=(64, 96), pretrained="none", decoder_stride=decoder_stride, pixel_skip=True).eval()
+    net.backbone.load_state_dict(plain.backbone.state_dict())
+    frames = torch.randn(6, 3, 64, 96)
+    with torch.no_grad():
+        features, without = net.encode_frames(frames), plain.encode_frames(frames)
+    c = without[0].shape[1]
+    assert features[0].shape[1] == c + 3 and net.fusion[0].block[0].in_channels == 3 * (c + 3)
+    torch.testing.assert_close(features[0][:, :c], without[0])
+    # the frame's mean colour over each cell of the level's stride, so a pixel that changes reaches the fusion
+    cell = decoder_stride
+    torch.testing.assert_close(features[0][:, c:, 1, 2], frames[:, :, cell:2 * cell, 2 * cell:3 * cell].mean((2, 3)))
+    assert [torch.equal(a, b) for a, b in zip(features[1:], without[1:], strict=True)] == [True] * len(without[1:])
+    assert net(torch.randn(2, 3, 3, 64, 96)).shape == (2, 1, 64, 96)
+
+
 def test_the_fast_model_config_builds_the_light_decoder():
     from salvid.bench.common import model_config
 
@@ -115,10 +134,11 @@ def test_temporal_fusion_is_a_3d_convolution_with_kernel_t33():
     torch.testing.assert_close(conv2d(x.flatten(1, 2)), conv3d(x.transpose(1, 2))[:, :, 0])
 
 
-@pytest.mark.parametrize("decoder_stride", [2, 4])
-def test_frame_feature_cache_gives_the_uncached_maps_with_one_backbone_pass_per_frame(monkeypatch, decoder_stride):
+@pytest.mark.parametrize(("decoder_stride", "pixel_skip"), [(2, False), (4, False), (4, True)])
+def test_frame_feature_cache_gives_the_uncached_maps_with_one_backbone_pass_per_frame(monkeypatch, decoder_stride,
+                                                                                     pixel_skip):
     torch.manual_seed(0)
-    net = FusionNet3D(input_size=(64, 96), pretrained="none", decoder_stride=decoder_stride)
+    net = FusionNet3D(input_size=(64, 96), pretrained="none", decoder_stride=decoder_stride, pixel_skip=pixel_skip)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (50, 70, 3), dtype=np.uint8) for _ in range(11)]
     for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
@@ -170,6 +190,7 @@ def test_family_is_rebuilt_from_plain_config():
     ({"widths": [8, 8]}, "model.widths=.*one width per backbone level"),
     ({"convs": "depthwise"}, "model.convs='depthwise': must be one of full, separable"),
     ({"decoder_stride": 8}, "model.decoder_stride=8: must be 2 or 4"),
+    ({"pixel_skip": "yes"}, "model.pixel_skip='yes': must be true or false"),
 ])
 def test_bad_model_config_names_the_key(kwargs, match):
     with pytest.raises(ValueError, match=match):

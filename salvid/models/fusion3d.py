@@ -6,7 +6,9 @@ of the five pyramid levels a (T, 3, 3) convolution over the T frames' features c
 3D convolution with temporal kernel T and no temporal padding does (``convs=separable`` factorises it). A
 decoder in the spirit of Deconv3DNet (upsampling groups of convolutions) climbs back from the coarsest fused
 level, taking a skip connection from every finer one, to the map of frame t at the input resolution
-(``decoder_stride=4`` leaves the finest level out of the fusion and the decoder).
+(``decoder_stride=4`` leaves the finest level out of the fusion and the decoder). ``pixel_skip`` hands the
+fusion the frames' own pixels too, at its finest level: a backbone's features blur the few pixels a small
+object moves, the pixels of three frames do not.
 
 ``in_frames=1`` is the image-only ablation of the same network.
 """
@@ -70,6 +72,8 @@ class FusionNet3D(nn.Module):
         convs: the fusion's and decoder's 3x3 convolutions: ``full`` or ``separable`` (depthwise + pointwise).
         decoder_stride: the finest level the decoder fuses and climbs to: 2 (every backbone level) or 4 (the
             stride-2 level is left out, and with it its width; the map is resized from a quarter of the input).
+        pixel_skip: each frame's RGB, averaged over cells of the finest fused level's stride, joins that level's
+            backbone features (3 more channels), so the fusion over the frames sees pixel-level change.
     """
 
     family = "fusion3d"
@@ -84,10 +88,11 @@ class FusionNet3D(nn.Module):
         widths: Sequence[int] = (24, 32, 48, 96, 160),
         convs: str = "full",
         decoder_stride: int = 2,
+        pixel_skip: bool = False,
     ):
         super().__init__()
         check_settings(in_frames=in_frames, input_size=input_size, freeze_backbone=freeze_backbone, widths=widths,
-                       convs=convs, decoder_stride=decoder_stride)
+                       convs=convs, decoder_stride=decoder_stride, pixel_skip=pixel_skip)
         self.in_frames = int(in_frames)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_activation = "sigmoid"
@@ -96,7 +101,10 @@ class FusionNet3D(nn.Module):
         if len(widths) != len(channels):
             raise ConfigError(f"model.widths={list(widths)}: needs one width per backbone level ({len(channels)})")
         self.first_level = DECODER_STRIDES[int(decoder_stride)]
-        channels, widths = channels[self.first_level:], widths[self.first_level:]
+        channels, widths = list(channels[self.first_level:]), widths[self.first_level:]
+        self.pixel_skip = bool(pixel_skip)
+        if self.pixel_skip:
+            channels[0] += 3
         self.fusion = nn.ModuleList(TemporalFusion(c, self.in_frames, w, convs)
                                     for c, w in zip(channels, widths, strict=True))
         self.decoder = nn.ModuleList(nn.Sequential(conv2d_bn_relu(widths[i + 1] + widths[i], widths[i], convs),
@@ -130,7 +138,11 @@ class FusionNet3D(nn.Module):
         frame, shared by clips."""
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
-        return self.backbone(frames)[self.first_level:]
+        features = list(self.backbone(frames)[self.first_level:])
+        if self.pixel_skip:
+            stride = 2 ** (self.first_level + 1)
+            features[0] = torch.cat([features[0], F.avg_pool2d(frames, stride)], dim=1)
+        return features
 
     def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Logits ``(N, 1, H, W)`` from per-level clip features ``(N, T, C, h, w)``."""
@@ -156,7 +168,8 @@ class FusionNet3D(nn.Module):
         return self.activate(self.logits(x))
 
 
-def check_settings(*, in_frames, input_size, freeze_backbone, widths, convs, decoder_stride, **_) -> None:
+def check_settings(*, in_frames, input_size, freeze_backbone, widths, convs, decoder_stride, pixel_skip=False,
+                   **_) -> None:
     """What construction checks, without building: a ConfigError naming the first setting that does not fit.
     (That ``widths`` has one entry per backbone level is checked once the backbone is built.)"""
     check_in_frames(in_frames)
@@ -168,3 +181,5 @@ def check_settings(*, in_frames, input_size, freeze_backbone, widths, convs, dec
         raise ConfigError(f"model.convs={shown(convs)}: must be one of {', '.join(CONVS)}")
     if not whole(decoder_stride) or int(decoder_stride) not in DECODER_STRIDES:
         raise ConfigError(f"model.decoder_stride={shown(decoder_stride)}: must be 2 or 4")
+    if not isinstance(pixel_skip, bool):
+        raise ConfigError(f"model.pixel_skip={shown(pixel_skip)}: must be true or false")

@@ -44,12 +44,18 @@ def light_fusion_net():
                                   convs="separable", decoder_stride=4))
 
 
+def light_fusion_net_with_pixels():
+    torch.manual_seed(0)
+    return calibrated(FusionNet3D(input_size=(64, 96), pretrained="none", widths=(8, 8, 8, 16, 16),
+                                  convs="separable", decoder_stride=4, pixel_skip=True))
+
+
 def maps(runner, frames=7, size=(45, 70)):
     return np.stack([p.saliency for p in runner.stream(NoiseSource(frames, size=size), batch_size=3)])
 
 
-@pytest.mark.parametrize("build", [paper_net, fusion_net, light_fusion_net],
-                         ids=["paper", "fusion3d", "fusion3d-separable-stride4"])
+@pytest.mark.parametrize("build", [paper_net, fusion_net, light_fusion_net, light_fusion_net_with_pixels],
+                         ids=["paper", "fusion3d", "fusion3d-separable-stride4", "fusion3d-pixel-skip"])
 def test_onnx_maps_equal_torch_fp32_maps(build, own_cache):
     net = build()
     torch_maps = maps(NetworkSaliency(net, precision="fp32", backend="torch"))
