@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+import torch
 
+from salvid.data.preprocess import normalise, normalise_frame
 from salvid.data.transforms import Augmentation, ClipTransform
 from salvid.errors import ConfigError
 from tests.helpers.train_cli import compose_config
@@ -80,3 +82,14 @@ def test_bad_augmentation_keys_are_refused_naming_the_key(override, expected):
 
     with pytest.raises(ConfigError, match=expected):
         check_config(compose_config(["+experiment=pretrain_fusion3d", "data.root=somewhere", override]))
+
+
+def test_the_inference_normalisation_by_table_is_bit_for_bit_the_training_one():
+    """Every level of every channel, and a frame of an odd size: the table lookup gives exactly the floats of
+    normalise(), laid out channels last."""
+    levels = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij"), -1)[..., [0, 1, 0]]
+    frames = [levels.astype(np.uint8), np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)]
+    for frame in frames:
+        table = normalise_frame(frame)
+        assert table.dtype == np.float32 and table.shape == frame.shape
+        np.testing.assert_array_equal(table, normalise(torch.from_numpy(frame)).movedim(-3, -1).numpy())

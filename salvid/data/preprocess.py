@@ -38,3 +38,15 @@ def normalise(frames: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(MEAN, device=x.device).view(3, 1, 1)
     std = torch.tensor(STD, device=x.device).view(3, 1, 1)
     return (x - mean) / std
+
+
+# normalise()'s value of every uint8 level per channel, computed by the same float32 operations
+_LEVELS = torch.arange(256, dtype=torch.uint8).view(256, 1, 1).expand(256, 1, 3)
+_TABLE = np.ascontiguousarray(normalise(_LEVELS).movedim(-3, -1).numpy().reshape(1, 256, 3))
+
+
+def normalise_frame(frame: np.ndarray) -> np.ndarray:
+    """An RGB uint8 frame ``(H, W, 3)`` normalised as :func:`normalise` does, bit for bit, but channels last and by
+    table lookup (``cv2.LUT``): several times faster on the CPU, where inference prepares frames beside other
+    work."""
+    return cv2.LUT(frame, _TABLE)

@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from salvid.data.preprocess import normalise, resize_frame
+from salvid.data.preprocess import normalise, normalise_frame, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
 from salvid.errors import CheckpointError
 from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, encodes_frames, resolve_backend
-from salvid.inference.pipeline import prefetched
+from salvid.inference.pipeline import alternating, prefetched
 from salvid.methods import Clip, SaliencyMethod
 from salvid.models import channels_last_enabled
 from salvid.runtime.precision import PRECISIONS, autocast_dtype, cpu_has_native_bf16
@@ -133,7 +133,7 @@ class NetworkSaliency(SaliencyMethod):
     one stream (whose clips overlap by ``in_frames - 1`` frames) cost one backbone pass per frame.
 
     ``seconds`` adds up where the time goes: ``decode`` (frames read by :meth:`stream`), ``resize`` (frames to
-    the input size, normalised: by :meth:`stream` on its prefetching thread, ahead of the network),
+    the input size, normalised: by :meth:`stream` on its background thread, ahead of the network),
     ``forward`` (the network) and ``upsample`` (maps back to the frames' size).
     """
 
@@ -155,7 +155,7 @@ class NetworkSaliency(SaliencyMethod):
         self._features: dict[int, tuple[np.ndarray, list[torch.Tensor]]] = {}
         self.seconds = {"decode": 0.0, "resize": 0.0, "forward": 0.0, "upsample": 0.0}
         self._input_seconds = 0.0  # of the current predict call: resizing and normalising its frames
-        # on a GPU, frames travel as uint8 and are normalised there; on the CPU, ahead on the prefetching thread
+        # on a GPU, frames travel as uint8 and are normalised there; on the CPU, ahead on stream's background thread
         self.normalise_on_device = self.device.type != "cpu"
         log.info("%s: %s, %s, %s", name, self.device, self.backend, "bf16 autocast" if self.dtype else "fp32")
 
@@ -169,9 +169,8 @@ class NetworkSaliency(SaliencyMethod):
         frames = list(frames)
         if not frames:
             return {}
-        x = torch.from_numpy(np.stack([resize_frame(f, self.input_size) for f in frames]))
-        if not self.normalise_on_device:
-            x = normalise(x).movedim(-3, -1)  # a view: normalise() keeps the channels-last memory
+        resized = (resize_frame(f, self.input_size) for f in frames)
+        x = torch.from_numpy(np.stack([r if self.normalise_on_device else normalise_frame(r) for r in resized]))
         return {id(f): x[i] for i, f in enumerate(frames)}
 
     def _normalised(self, frames: list[np.ndarray], inputs: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
@@ -252,16 +251,24 @@ class NetworkSaliency(SaliencyMethod):
             yield ids, clips, inputs, decode_seconds, time.perf_counter() - start
 
     def stream(self, source: FrameSource, batch_size: int = 8, targets: Iterable[int] | None = None,
-               chunk_len: int = 32, prefetch: int = 0) -> Iterator[Prediction]:
-        """Maps of a whole source (or its ``targets``), in frame order, in constant memory. ``prefetch``: decode
-        and prepare the network's input up to that many batches ahead on a background thread while the network
-        runs."""
+               chunk_len: int = 32, overlap: str | None = None) -> Iterator[Prediction]:
+        """Maps of a whole source (or its ``targets``), in frame order, in constant memory. ``overlap``: where
+        decoding and preparing the network's input runs on a background thread (:mod:`salvid.inference.pipeline`):
+        ``"network"``, up to two batches ahead while the network runs; ``"caller"``, the next batch while the
+        caller handles this one's maps, never beside the network; ``None``: on the caller's thread."""
         batches = self._prepared(iter_batches(source, self.in_frames, batch_size, targets, chunk_len))
-        if prefetch:
-            batches = prefetched(batches, prefetch)
-        for ids, clips, inputs, decode_seconds, input_seconds in batches:
-            self.seconds["decode"] += decode_seconds
-            self.seconds["resize"] += input_seconds
-            maps = self.predict(clips, ids, inputs)
-            for t, clip, saliency in zip(ids, clips, maps, strict=True):
-                yield Prediction(t, saliency, clip[len(clip) // 2])
+        if overlap == "caller":
+            yield from alternating(batches, self._predictions)
+            return
+        if overlap == "network":
+            batches = prefetched(batches, 2)
+        for batch in batches:
+            yield from self._predictions(batch)
+
+    def _predictions(self, batch: tuple[list[int], list[Clip], dict[int, torch.Tensor], float, float]
+                     ) -> list[Prediction]:
+        ids, clips, inputs, decode_seconds, input_seconds = batch
+        self.seconds["decode"] += decode_seconds
+        self.seconds["resize"] += input_seconds
+        maps = self.predict(clips, ids, inputs)
+        return [Prediction(t, saliency, clip[len(clip) // 2]) for t, clip, saliency in zip(ids, clips, maps, strict=True)]

@@ -1,11 +1,15 @@
-"""Overlapping the stages of ``predict``: frames of the next batch are decoded, and maps of the last one written,
-while the network runs.
+"""Overlapping the stages of ``predict``: decoding the next frames and writing the last maps run on other threads
+than the network, in one of two ways.
 
-Two threads beside the caller's, each behind a bounded queue, so at most a few batches are held whatever the
-video's length: :func:`prefetched` runs an iterator (decoding, resizing) ahead of its consumer, :class:`BackgroundWriter`
-runs write calls (PNG encoding, video frames) behind their producer. Decoders, OpenCV, Pillow's encoders and the
-network release the GIL while they work, so the stages share the cores. An error in a thread is raised again in
-the caller's thread, at its next call.
+* Beside the network (a GPU runs it): :func:`prefetched` runs an iterator (decoding, resizing) ahead of its
+  consumer and :class:`BackgroundWriter` runs write calls (PNG encoding, video frames) behind their producer,
+  each on its own thread behind a bounded queue.
+* Between the network's calls (the CPU runs it): :func:`alternating` runs each computation alone and prepares
+  the next item on one thread while the caller handles (writes) the last results on its own. The network
+  already uses every core, and a thread beside it stalls it: each operator waits for its slowest thread.
+
+Either way at most a few batches are held whatever the video's length. Decoders, OpenCV and the network release
+the GIL while they work. An error in a thread is raised again in the caller's thread, at its next call.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
 
 
@@ -67,6 +73,37 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         thread.join()
+
+
+def alternating(items: Iterable[T], compute: Callable[[T], list[R]]) -> Iterator[R]:
+    """``compute(item)``'s results for each item in turn, each computation alone: the next item is produced on a
+    background thread while the consumer handles the last computation's results, and is waited for before the
+    next computation starts."""
+    iterator = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="salvid-prepare") as helper:
+        item = next(iterator, _DONE)
+        while item is not _DONE:
+            results = compute(item)
+            upcoming = helper.submit(next, iterator, _DONE)
+            yield from results
+            item = upcoming.result()
+
+
+class InlineWriter:
+    """:class:`BackgroundWriter`'s interface, running each call at once on the caller's thread."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        start = time.perf_counter()
+        try:
+            fn(*args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def close(self) -> None:
+        pass
 
 
 class BackgroundWriter:

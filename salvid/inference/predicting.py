@@ -32,7 +32,7 @@ from salvid.checkpoints import load_network
 from salvid.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, ImageFolder, open_video
 from salvid.errors import DataError, DiskFullError, UnsafeOutputError
 from salvid.inference.core import NetworkSaliency, frame_stems
-from salvid.inference.pipeline import BackgroundWriter
+from salvid.inference.pipeline import BackgroundWriter, InlineWriter
 from salvid.inference.tta import network_saliency
 from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
 from salvid.runtime import progress
@@ -155,9 +155,10 @@ def _write_maps(guard: OutputGuard, item: PredictInput, cfg: DictConfig, stem: s
 def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard, cfg: DictConfig) -> int:
     """Write one input's maps and videos; returns the number of frames written.
 
-    Pipelined (:mod:`salvid.inference.pipeline`): the next batch is decoded and the last one's maps are written
-    while the network runs, each stage behind a bounded queue. ``status.json`` records the seconds of each stage
-    (``stage_seconds``: decode, resize, forward, upsample, write; they overlap, so they add up to more than the
+    Pipelined (:mod:`salvid.inference.pipeline`): on a GPU the next batches are decoded and the last maps written
+    while the network runs; on the CPU, whose cores the network fills, the network runs alone and then the last
+    batch's maps are written while the next batch is decoded. ``status.json`` records the seconds of each stage
+    (``stage_seconds``: decode, resize, forward, upsample, write; some overlap, so they add up to more than the
     wall time).
 
     Written into a hidden folder that then replaces ``OUT/<name>/``, also when the run fails (``status.json``
@@ -174,7 +175,8 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     before = dict(runner.seconds)
     saliency_video = VideoWriter(stage / "saliency.mp4", fps) if cfg.write_videos else None
     overlay_video = VideoWriter(stage / "overlay.mp4", fps) if cfg.write_videos else None
-    writer = BackgroundWriter(depth=2 * cfg.batch_size)
+    overlap = "caller" if runner.device.type == "cpu" else "network"
+    writer = InlineWriter() if overlap == "caller" else BackgroundWriter(depth=2 * cfg.batch_size)
     written = [0]
     try:
         with progress.progress(item.name, total=len(item.source)) as counter:
@@ -184,7 +186,8 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
                 counter.advance()
 
             try:
-                for p in runner.stream(item.source, cfg.batch_size, prefetch=2):
+                # a batch's frames at a time: decoding them takes about as long as writing a batch's maps
+                for p in runner.stream(item.source, cfg.batch_size, chunk_len=cfg.batch_size, overlap=overlap):
                     writer.submit(write, p)
             finally:
                 writer.close()

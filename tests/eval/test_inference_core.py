@@ -76,9 +76,9 @@ def test_network_maps_are_the_networks_own_upsampled_to_the_frame_resolution():
 
 
 def test_frames_sent_as_uint8_and_normalised_on_the_device_give_the_same_maps():
-    """On a GPU the prefetching thread leaves frames uint8 and the device normalises them; the same operations
-    in the same order as on the CPU, so the maps are the same (here both ways on the CPU, through stream's
-    prepared inputs and predict's own)."""
+    """On the CPU, stream's background thread normalises frames by table lookup; on a GPU it leaves them uint8
+    and the device normalises them (training's own operations); the maps are the same (here both ways on the
+    CPU, through stream's prepared inputs and predict's own)."""
     torch.manual_seed(0)
     net = calibrated(FusionNet3D(input_size=(64, 96), pretrained="none", widths=(8, 8, 8, 16, 16)))
     source = NoiseSource(7, size=(45, 70))
@@ -91,6 +91,24 @@ def test_frames_sent_as_uint8_and_normalised_on_the_device_give_the_same_maps():
         runs[on_device] = np.stack([p.saliency for p in runner.stream(source, batch_size=3)])
     assert_varied(runs[False])
     np.testing.assert_array_equal(runs[True], runs[False])
+
+
+@pytest.mark.parametrize("overlap", ["network", "caller"])
+def test_stream_gives_the_same_maps_in_order_whichever_stages_overlap(overlap):
+    """Decoding on a background thread, beside the network (GPU) or between its batches (CPU), changes when
+    frames are prepared, never the maps or their order; the frame-feature cache follows the stream either way."""
+    torch.manual_seed(0)
+    net = calibrated(FusionNet3D(input_size=(64, 96), pretrained="none", widths=(8, 8, 8, 16, 16)))
+    source = NoiseSource(11, size=(45, 70))
+    plain = list(NetworkSaliency(net, precision="fp32", backend="torch").stream(source, batch_size=3))
+    runner = NetworkSaliency(net, precision="fp32", backend="torch")
+    overlapped = list(runner.stream(source, batch_size=3, chunk_len=3, overlap=overlap))
+    assert [p.index for p in overlapped] == [p.index for p in plain] == list(range(11))
+    assert_varied(np.stack([p.saliency for p in plain]))
+    for a, b in zip(overlapped, plain, strict=True):
+        np.testing.assert_array_equal(a.saliency, b.saliency)
+        np.testing.assert_array_equal(a.frame, b.frame)
+    assert runner.seconds["decode"] > 0 and runner.seconds["forward"] > 0
 
 
 def test_bf16_maps_match_fp32_within_the_documented_tolerance():

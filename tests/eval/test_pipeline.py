@@ -1,11 +1,12 @@
-"""The threads of a pipelined predict: order kept, memory bounded, errors raised in the caller."""
+"""The threads of a pipelined predict: order kept, memory bounded, errors raised in the caller, and on the CPU the
+computation never beside the other stages."""
 
 import threading
 import time
 
 import pytest
 
-from salvid.inference.pipeline import BackgroundWriter, prefetched
+from salvid.inference.pipeline import BackgroundWriter, InlineWriter, alternating, prefetched
 
 
 def test_prefetched_keeps_order_and_runs_at_most_depth_ahead():
@@ -58,3 +59,61 @@ def test_background_writer_runs_calls_in_order_and_reports_the_first_error():
         writer.close()
     writer.close()  # once raised, closing again is quiet
     assert "dropped" not in out and "late" not in out
+
+
+def test_alternating_computes_alone_and_prepares_the_next_item_while_the_results_are_handled():
+    log = []
+
+    def items():
+        for i in range(4):
+            log.append(("produce", i, threading.get_ident()))
+            time.sleep(0.02)
+            log.append(("produced", i, threading.get_ident()))
+            yield i
+
+    def compute(i):
+        log.append(("compute", i, threading.get_ident()))
+        time.sleep(0.02)
+        log.append(("computed", i, threading.get_ident()))
+        return [10 * i, 10 * i + 1]
+
+    seen = []
+    for r in alternating(items(), compute):
+        log.append(("handle", r, threading.get_ident()))
+        time.sleep(0.02)  # writing a map
+        seen.append(r)
+    assert seen == [0, 1, 10, 11, 20, 21, 30, 31]
+    at = {(kind, i): n for n, (kind, i, _) in enumerate(log)}
+    for i in range(4):  # nothing is produced while a computation runs
+        assert all(not (at[("compute", i)] < at[(kind, j)] < at[("computed", i)])
+                   for kind in ("produce", "produced") for j in range(4))
+    for i in range(3):  # the next item: after the computation, beside the handling, before the next computation
+        assert at[("computed", i)] < at[("produce", i + 1)] < at[("handle", 10 * i + 1)]
+        assert at[("produced", i + 1)] < at[("compute", i + 1)]
+    caller = threading.get_ident()
+    assert {t for kind, _, t in log if kind in ("compute", "handle")} == {caller}
+    assert caller not in {t for kind, i, t in log if kind == "produce" and i > 0}
+
+
+def test_alternating_raises_the_producers_error_and_stops_when_left():
+    def failing():
+        yield 1
+        raise ValueError("bad frame")
+
+    with pytest.raises(ValueError, match="bad frame"):
+        list(alternating(failing(), lambda i: [i]))
+    before = threading.active_count()
+    gen = alternating(iter(range(1000)), lambda i: [i])
+    next(gen)
+    gen.close()
+    assert threading.active_count() == before
+
+
+def test_inline_writer_runs_each_call_at_once_and_adds_up_its_time():
+    out = []
+    writer = InlineWriter()
+    writer.submit(lambda x: (time.sleep(0.01), out.append(x)), 1)
+    assert out == [1] and writer.seconds >= 0.01
+    with pytest.raises(OSError, match="disk full"):
+        writer.submit(lambda: (_ for _ in ()).throw(OSError("disk full")))
+    writer.close()
