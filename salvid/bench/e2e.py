@@ -9,7 +9,7 @@ after ``predict``, total frames over total time, so a change of load during the 
 alike), their ratio, ``predict``'s peak RSS (counted from just before it, so without the bench's in-memory
 frames), and where the time went: ``decode`` (reading frames), ``resize`` (frames to the input size),
 ``forward`` (the network), ``upsample`` (maps back to 854x480) and ``write`` (PNG encoding and writing), as
-``predict`` records them in its ``status.json``; ``predict`` runs them on three threads, so they overlap.
+``predict`` records them in its ``status.json``; ``predict`` runs some of them side by side, so they overlap.
 ``auto`` names the setting ``predict`` picks by itself here. The first model also predicts twice the frames
 (with the setting ``predict`` picks), to show whether memory grows with the video's length.
 """
