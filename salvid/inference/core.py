@@ -41,6 +41,10 @@ __all__ = ["PRECISIONS", "NetworkSaliency", "Prediction", "autocast_dtype", "cpu
 
 log = logging.getLogger(__name__)
 
+# where stream's background thread prepares frames: beside the network, between its batches, or nowhere
+OVERLAPS = ("network", "caller", None)
+
+
 def iter_clips(
     source: FrameSource, in_frames: int, targets: Iterable[int] | None = None, chunk_len: int = 32
 ) -> Iterator[tuple[int, Clip]]:
@@ -133,7 +137,7 @@ class NetworkSaliency(SaliencyMethod):
     one stream (whose clips overlap by ``in_frames - 1`` frames) cost one backbone pass per frame.
 
     ``seconds`` adds up where the time goes: ``decode`` (frames read by :meth:`stream`), ``resize`` (frames to
-    the input size, normalised: by :meth:`stream` on its background thread, ahead of the network),
+    the input size, normalised: by :meth:`stream` ahead of the network, on a background thread with ``overlap``),
     ``forward`` (the network) and ``upsample`` (maps back to the frames' size).
     """
 
@@ -155,7 +159,7 @@ class NetworkSaliency(SaliencyMethod):
         self._features: dict[int, tuple[np.ndarray, list[torch.Tensor]]] = {}
         self.seconds = {"decode": 0.0, "resize": 0.0, "forward": 0.0, "upsample": 0.0}
         self._input_seconds = 0.0  # of the current predict call: resizing and normalising its frames
-        # on a GPU, frames travel as uint8 and are normalised there; on the CPU, ahead on stream's background thread
+        # on a GPU, frames travel as uint8 and are normalised there; on the CPU, by table when stream prepares them
         self.normalise_on_device = self.device.type != "cpu"
         log.info("%s: %s, %s, %s", name, self.device, self.backend, "bf16 autocast" if self.dtype else "fp32")
 
@@ -256,6 +260,8 @@ class NetworkSaliency(SaliencyMethod):
         decoding and preparing the network's input runs on a background thread (:mod:`salvid.inference.pipeline`):
         ``"network"``, up to two batches ahead while the network runs; ``"caller"``, the next batch while the
         caller handles this one's maps, never beside the network; ``None``: on the caller's thread."""
+        if overlap not in OVERLAPS:
+            raise ValueError(f"overlap={overlap!r}: expected one of {OVERLAPS}")
         batches = self._prepared(iter_batches(source, self.in_frames, batch_size, targets, chunk_len))
         if overlap == "caller":
             yield from alternating(batches, self._predictions)

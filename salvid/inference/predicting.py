@@ -13,7 +13,8 @@ A clip is written into the hidden folder ``OUT/.<name>.predicting/`` (its ``stat
 failed: a rerun never leaves an earlier run's maps beside its own, and a run killed outright leaves the earlier
 folder as it was. A folder holding anything ``predict`` did not write is refused before any work.
 
-Frames are streamed (constant memory); decoding, the network and writing overlap.
+Frames are streamed (constant memory); on the CPU writing overlaps decoding between the network's batches, on a
+GPU both overlap the network.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
                 counter.advance()
 
             try:
-                # a batch's frames at a time: decoding them takes about as long as writing a batch's maps
+                # a batch's frames at a time: on the CPU, decoding them takes about as long as writing a batch's maps
                 for p in runner.stream(item.source, cfg.batch_size, chunk_len=cfg.batch_size, overlap=overlap):
                     writer.submit(write, p)
             finally:

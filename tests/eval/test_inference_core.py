@@ -109,6 +109,8 @@ def test_stream_gives_the_same_maps_in_order_whichever_stages_overlap(overlap):
         np.testing.assert_array_equal(a.saliency, b.saliency)
         np.testing.assert_array_equal(a.frame, b.frame)
     assert runner.seconds["decode"] > 0 and runner.seconds["forward"] > 0
+    with pytest.raises(ValueError, match="overlap='cpu'"):
+        next(runner.stream(source, overlap="cpu"))
 
 
 def test_bf16_maps_match_fp32_within_the_documented_tolerance():

@@ -72,6 +72,64 @@ def test_written_maps_are_the_networks_own_maps_at_each_frames_resolution(eval_d
     assert np.abs(written / 255.0 - maps).max() <= 0.5 / 255 + 1e-5
 
 
+def test_on_the_cpu_the_network_runs_alone_and_decoding_overlaps_writing(tiny_pretrained, tmp_path, monkeypatch):
+    """On the CPU nothing of predict's own runs beside the network (its threads fill the cores): every frame is
+    decoded and every map written while no batch is computed, and the next batch's frames are decoded on
+    another thread while the last batch's maps are written."""
+    import threading
+
+    import salvid.inference.predicting as predicting
+    from salvid.data.sources import ImageFolder
+    from salvid.inference.core import NetworkSaliency
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(13):
+        Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(frames / f"{i:03d}.png")
+    state = {"computing": False, "writing": 0}
+    events = []
+    lock = threading.Lock()
+
+    def log(kind):
+        with lock:
+            events.append((kind, state["computing"], state["writing"], threading.get_ident()))
+
+    own_predict, own_decode, own_write = NetworkSaliency.predict, ImageFolder._decode, predicting.write_png
+
+    def predict_alone(self, *args, **kwargs):
+        state["computing"] = True
+        try:
+            return own_predict(self, *args, **kwargs)
+        finally:
+            state["computing"] = False
+
+    def decode(self, indices):
+        log("decode")
+        return own_decode(self, indices)
+
+    def write(*args):
+        state["writing"] += 1
+        try:
+            log("write")
+            if state["writing"] == 1:  # a slow disk: the next frames are decoded meanwhile
+                import time
+                time.sleep(0.05)
+            own_write(*args)
+        finally:
+            state["writing"] -= 1
+
+    monkeypatch.setattr(NetworkSaliency, "predict", predict_alone)
+    monkeypatch.setattr(ImageFolder, "_decode", decode)
+    monkeypatch.setattr(predicting, "write_png", write)
+    (out,) = run(frames, tmp_path / "out", tiny_pretrained, "write_videos=false", "device=cpu")
+    assert len(list((out / "maps").iterdir())) == 13
+    assert [e for e in events if e[1]] == []  # nothing decoded or written while the network ran
+    caller = threading.get_ident()
+    assert {t for kind, *_, t in events if kind == "write"} == {caller}
+    assert any(kind == "decode" and writing and t != caller for kind, _, writing, t in events)
+
+
 def test_png_compression_changes_the_files_size_never_the_maps(eval_data, tiny_pretrained, tmp_path):
     video = eval_data / "videos" / "test_000.mp4"
     outs = {level: run(video, tmp_path / str(level), tiny_pretrained, "precision=fp32", "write_videos=false",
