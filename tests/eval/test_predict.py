@@ -90,6 +90,8 @@ def test_on_the_cpu_the_network_runs_alone_and_decoding_overlaps_writing(tiny_pr
     state = {"computing": False, "writing": 0}
     events = []
     lock = threading.Lock()
+    caller = threading.get_ident()
+    writing_started, decoded_meanwhile = threading.Event(), threading.Event()
 
     def log(kind):
         with lock:
@@ -105,16 +107,20 @@ def test_on_the_cpu_the_network_runs_alone_and_decoding_overlaps_writing(tiny_pr
             state["computing"] = False
 
     def decode(self, indices):
+        if threading.get_ident() != caller:  # the next frames: wait (a little) for the writing they may overlap
+            writing_started.wait(timeout=10)
         log("decode")
+        if state["writing"]:
+            decoded_meanwhile.set()
         return own_decode(self, indices)
 
     def write(*args):
         state["writing"] += 1
         try:
             log("write")
-            if state["writing"] == 1:  # a slow disk: the next frames are decoded meanwhile
-                import time
-                time.sleep(0.05)
+            writing_started.set()
+            if not decoded_meanwhile.wait(timeout=10):  # a slow disk: the next frames are decoded meanwhile
+                decoded_meanwhile.set()  # they were not: wait no more, the log says so
             own_write(*args)
         finally:
             state["writing"] -= 1
@@ -125,7 +131,6 @@ def test_on_the_cpu_the_network_runs_alone_and_decoding_overlaps_writing(tiny_pr
     (out,) = run(frames, tmp_path / "out", tiny_pretrained, "write_videos=false", "device=cpu")
     assert len(list((out / "maps").iterdir())) == 13
     assert [e for e in events if e[1]] == []  # nothing decoded or written while the network ran
-    caller = threading.get_ident()
     assert {t for kind, *_, t in events if kind == "write"} == {caller}
     assert any(kind == "decode" and writing and t != caller for kind, _, writing, t in events)
 
