@@ -172,3 +172,15 @@ def test_targets_report_the_speed_goals():
                    "salvid-small-davis predict within 1.2x of its bare forward": False,
                    "fusion3d predict peak RSS flat in video length (2x frames / 1x)": True,
                    "evaluate salvid-fusion3d-davis on 1376 frames at 854x480 (network only) <= 90 s": False}
+
+
+def test_bench_evaluate_run_leaves_evaluate_as_it_found_it(tmp_path: Path):
+    """The run wraps evaluate's method builder to see the network it built; left wrapped, a second run in the same
+    process would score the first run's network again beside its own (and each later run one more)."""
+    from salvid.bench.evaluate import evaluate_run
+    from salvid.inference import scoring
+
+    builder = scoring.build_methods
+    with pytest.raises(Exception, match="davis"):  # fails after building its methods: the folder holds no DAVIS copy
+        evaluate_run(str(tmp_path / "davis"), "240p", str(tmp_path / "out"), "cpu")
+    assert scoring.build_methods is builder

@@ -43,9 +43,12 @@ def evaluate_run(data_root: str, resolution: str, out_dir: str, device: str, ckp
     built = []  # the methods evaluate builds, kept to report which backend and precision its network ran
     build_methods = scoring.build_methods
     scoring.build_methods = lambda c: built.extend(build_methods(c)) or built
-    start = time.perf_counter()
-    summary = scoring.evaluate(cfg)
-    seconds = time.perf_counter() - start
+    try:
+        start = time.perf_counter()
+        summary = scoring.evaluate(cfg)
+        seconds = time.perf_counter() - start
+    finally:  # a second run in this process must not score this run's methods again
+        scoring.build_methods = build_methods
     network = built[0]
     scored = int(sum(len(s.annotated_frames) for s in scoring.load_sequences(cfg)[0]))
     return {"frames": scored, "seconds": seconds, "fps": scored / seconds, "peak_rss_mb": peak_rss_mb(),
