@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,13 @@ from salvid.data.preprocess import normalise, normalise_frame, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
 from salvid.errors import CheckpointError
-from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, encodes_frames, resolve_backend
+from salvid.inference.onnx_backend import (
+    OnnxNetwork,
+    cached_graphs,
+    encodes_frames,
+    resolve_backend,
+    torch_on_one_thread,
+)
 from salvid.inference.pipeline import alternating, prefetched
 from salvid.methods import Clip, SaliencyMethod
 from salvid.models import channels_last_enabled
@@ -155,6 +162,8 @@ class NetworkSaliency(SaliencyMethod):
         self.encodes_frames = encodes_frames(net)
         # what computes logits (or encode_frames / decode): the network itself, or its ONNX graphs
         self.compute = OnnxNetwork(cached_graphs(self.net, model_config)) if self.backend == "onnxruntime" else net
+        # with ONNX Runtime, torch's operations around the network stay off its threads
+        self._torch_threads = torch_on_one_thread if self.backend == "onnxruntime" else nullcontext
         # id(frame) -> (frame, its features): holding the frame keeps its id from being reused
         self._features: dict[int, tuple[np.ndarray, list[torch.Tensor]]] = {}
         self.seconds = {"decode": 0.0, "resize": 0.0, "forward": 0.0, "upsample": 0.0}
@@ -215,19 +224,20 @@ class NetworkSaliency(SaliencyMethod):
                 inputs: dict[int, torch.Tensor] | None = None) -> np.ndarray:
         """Maps of ``clips`` at their frames' size; ``inputs`` (id(frame) -> its network input, as :meth:`stream`
         prepares them ahead) spares preparing those frames here."""
-        start = time.perf_counter()
-        self._input_seconds = 0.0
-        with torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
-            logits = (self._cached_logits(clips, inputs) if self.encodes_frames
-                      else self._clip_logits(clips, inputs))
-            maps = self.net.activate(logits)
-        middle = time.perf_counter()
-        self.seconds["resize"] += self._input_seconds
-        self.seconds["forward"] += middle - start - self._input_seconds
-        size = clips[0][len(clips[0]) // 2].shape[:2]
-        maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
-        out = maps[:, 0].cpu().numpy()
-        self.seconds["upsample"] += time.perf_counter() - middle
+        with self._torch_threads():
+            start = time.perf_counter()
+            self._input_seconds = 0.0
+            with torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
+                logits = (self._cached_logits(clips, inputs) if self.encodes_frames
+                          else self._clip_logits(clips, inputs))
+                maps = self.net.activate(logits)
+            middle = time.perf_counter()
+            self.seconds["resize"] += self._input_seconds
+            self.seconds["forward"] += middle - start - self._input_seconds
+            size = clips[0][len(clips[0]) // 2].shape[:2]
+            maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+            out = maps[:, 0].cpu().numpy()
+            self.seconds["upsample"] += time.perf_counter() - middle
         if not np.isfinite(out).all():  # would be written as a black map
             frames = f"frames {frame_ids}" if frame_ids is not None else f"{len(clips)} frames"
             raise CheckpointError(f"{self.name}: the network's maps of {frames} hold NaN or infinite values: its "

@@ -36,7 +36,8 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +329,20 @@ def _complete(folder: Path) -> bool:
         return manifest.get("format") == FORMAT_VERSION and all((folder / f).is_file() for f in manifest["files"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+@contextmanager
+def torch_on_one_thread() -> Iterator[None]:
+    """torch's own operations (stacking features, the sigmoid, upsampling the maps) on the calling thread alone
+    while ONNX Runtime computes the network on its threads: a torch (OpenMP) worker thread keeps spinning for a
+    while after each operation it shares, taking a core from ONNX Runtime's threads and from ``predict``'s
+    decoding and writing (docs/performance.md). The thread count is this thread's, restored on leaving."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class OnnxNetwork:

@@ -164,3 +164,33 @@ def test_a_map_that_is_not_finite_is_an_error_not_a_black_map(backend):
     frames = [np.full((40, 56, 3), v, np.uint8) for v in (30, 90, 150)]
     with pytest.raises(CheckpointError, match=r"damaged: the network's maps of frames \[0, 1\] hold NaN or infinite"):
         runner.predict([frames, frames], [0, 1])
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_with_onnxruntime_torchs_own_operations_run_on_the_calling_thread(backend, monkeypatch):
+    """ONNX Runtime computes the network on its own threads; torch's operations around it (the features' stacking,
+    upsampling) run on one thread, so no torch worker thread is left spinning beside ONNX Runtime's and predict's.
+    The caller's thread count is restored, also after an error; PyTorch's network keeps its threads."""
+    import salvid.inference.core as core
+
+    net = calibrated(FusionNet3D(input_size=(64, 96), pretrained="none", widths=(8, 8, 8, 16, 16)))
+    runner = NetworkSaliency(net, device="cpu", precision="fp32", backend=backend)
+    frames = [np.full((45, 70, 3), v, np.uint8) for v in (30, 90, 150)]
+    reference = NetworkSaliency(net, device="cpu", precision="fp32", backend="torch").predict([frames, frames[::-1]])
+    seen = []
+    interpolate = F.interpolate
+    monkeypatch.setattr(core.F, "interpolate", lambda *a, **k: seen.append(torch.get_num_threads()) or interpolate(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        maps = runner.predict([frames, frames[::-1]])
+        # ONNX Runtime: the maps' upsampling only; PyTorch: the decoder's own upsampling too, on both threads
+        assert seen == [1] if backend == "onnxruntime" else (len(seen) > 1 and set(seen) == {2})
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(core.F, "interpolate", lambda *a, **k: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            runner.predict([frames])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(maps, reference, atol=1e-4)
