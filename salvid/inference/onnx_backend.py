@@ -29,6 +29,7 @@ next run of the same network on the same machine reuses them and other weights a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -37,7 +38,6 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,8 @@ def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: l
                    rounds: int = 2, slower: float = 2.0) -> dict[str, float]:
     """Seconds per candidate (:func:`candidates`) of the network's forward on ``batch`` random clips at its input
     size, as :class:`salvid.inference.core.NetworkSaliency` runs it (``fusion3d``: ``batch`` new frames encoded,
-    then ``batch`` clips decoded), bf16 with the channels_last memory it gets there. ``batch`` is inference's
+    then ``batch`` clips decoded), bf16 with the channels_last memory it gets there, ONNX Runtime with torch's
+    operations on one thread (:func:`torch_on_one_thread`). ``batch`` is inference's
     default batch size: PyTorch's time per frame falls with the batch (a fixed cost per call), ONNX Runtime's
     hardly, so a smaller batch would favour ONNX Runtime. One warm-up call per candidate (the first call picks
     kernels and allocates: up to 2.5x slower), then the best of ``rounds`` calls, the candidates alternated so
@@ -126,8 +127,10 @@ def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: l
     order = torch.tensor([[min(max(j + k, 0), batch - 1) for k in range(-r, r + 1)] for j in range(batch)])
 
     def forward(compute: Any, bf16: bool) -> Callable[[], None]:
+        threads = torch_on_one_thread if isinstance(compute, OnnxNetwork) else contextlib.nullcontext
+
         def run() -> None:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with threads(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 if encodes_frames(net):
                     compute.decode([level[order] for level in compute.encode_frames(frames)])
                 else:
@@ -331,7 +334,7 @@ def _complete(folder: Path) -> bool:
         return False
 
 
-@contextmanager
+@contextlib.contextmanager
 def torch_on_one_thread() -> Iterator[None]:
     """torch's own operations (stacking features, the sigmoid, upsampling the maps) on the calling thread alone
     while ONNX Runtime computes the network on its threads: a torch (OpenMP) worker thread keeps spinning for a

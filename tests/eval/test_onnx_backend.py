@@ -288,6 +288,23 @@ def test_the_real_probe_times_every_candidate_and_leaves_the_network_as_it_was(o
     assert np.abs(maps(runner) - maps(NetworkSaliency(net, precision="fp32", backend="torch"))).max() <= 1e-4
 
 
+@pytest.mark.parametrize("build", [paper_net, fusion_net], ids=["paper", "fusion3d"])
+def test_the_probe_times_onnxruntime_as_inference_runs_it_with_torchs_operations_on_one_thread(monkeypatch, build):
+    seen = []
+    for name in ("logits", "encode_frames", "decode"):
+        original = getattr(onnx_backend.OnnxNetwork, name)
+        monkeypatch.setattr(onnx_backend.OnnxNetwork, name,
+                            lambda self, x, _f=original: seen.append(torch.get_num_threads()) or _f(self, x))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        onnx_backend.probe_backends(build(), None, ["onnxruntime fp32", "torch fp32"], batch=2, rounds=1)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_the_probe_stops_timing_clear_losers():
     now, calls = [0.0], []
 
