@@ -185,7 +185,10 @@ def test_with_onnxruntime_torchs_own_operations_run_on_the_calling_thread(backen
     try:
         maps = runner.predict([frames, frames[::-1]])
         # ONNX Runtime: the maps' upsampling only; PyTorch: the decoder's own upsampling too, on both threads
-        assert seen == [1] if backend == "onnxruntime" else (len(seen) > 1 and set(seen) == {2})
+        if backend == "onnxruntime":
+            assert seen == [1]
+        else:
+            assert len(seen) > 1 and set(seen) == {2}
         assert torch.get_num_threads() == 2
         monkeypatch.setattr(core.F, "interpolate", lambda *a, **k: 1 / 0)
         with pytest.raises(ZeroDivisionError):
