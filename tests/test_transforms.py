@@ -1,10 +1,11 @@
 """The training augmentation: one set of random parameters per clip, its strength set by ``data.augment``."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from salvid.data.preprocess import normalise, normalise_frame
+from salvid.data.preprocess import halvings, normalise, normalise_frame, resize_frame
 from salvid.data.transforms import Augmentation, ClipTransform
 from salvid.errors import ConfigError
 from tests.helpers.train_cli import compose_config
@@ -69,6 +70,48 @@ def test_zoom_out_shrinks_frames_and_mask_together_onto_a_black_canvas():
     assert len(places) > 5  # shrunk by different factors to different places
     assert all(np.array_equal(a, b) for a, b in zip(t(frames, mask, seed=7)[0], t(frames, mask, seed=7)[0], strict=True))
     assert kept[3.0] < 0.8 * kept[1.0]  # the object covers less of the input on average
+
+
+def _checkerboard(h, w):
+    y, x = np.mgrid[:h, :w]
+    return np.repeat((((x + y) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+@pytest.mark.parametrize(("shape", "expected"), [((480, 854), 1), ((1080, 1920), 2), ((447, 854), 0),
+                                                 ((240, 427), 0), ((2160, 3840), 3)])
+def test_a_frame_is_halved_while_it_stays_at_least_the_input_size(shape, expected):
+    assert halvings(shape, (224, 384)) == expected
+
+
+def test_a_frame_over_twice_the_input_is_averaged_before_the_bilinear_resize():
+    fine = _checkerboard(480, 854)  # the finest texture there is: its proper shrunk image is flat grey
+    bilinear = cv2.resize(fine, (384, 224), interpolation=cv2.INTER_LINEAR)
+    assert bilinear.std() > 30  # bilinear alone skips pixels: a moire pattern
+    out = resize_frame(fine, (224, 384))
+    assert out.shape == (224, 384, 3) and out.std() < 1 and abs(out.mean() - 127.5) < 1
+
+
+def test_a_frame_under_twice_the_input_size_is_resized_bilinearly_as_it_is():
+    frame = np.random.default_rng(0).integers(0, 256, (447, 767, 3), dtype=np.uint8)
+    assert np.array_equal(resize_frame(frame, (224, 384)),
+                          cv2.resize(frame, (384, 224), interpolation=cv2.INTER_LINEAR))
+
+
+def test_training_crops_a_large_frame_at_the_scale_inference_sees_it():
+    rng = np.random.default_rng(1)
+    large = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(3)]
+    mask = np.zeros((96, 128), np.uint8)
+    mask[20:60, 40:80] = 255
+    halved = [cv2.resize(f, (64, 48), interpolation=cv2.INTER_AREA) for f in large]
+    t = ClipTransform((32, 48), train=True)
+    for seed in range(5):  # the same crops of the frames averaged to half their size
+        out, out_mask = t(large, mask, seed=seed)
+        ref, ref_mask = t(halved, mask[::2, ::2], seed=seed)
+        assert all(np.array_equal(a, b) for a, b in zip(out, ref, strict=True))
+        assert np.array_equal(out_mask, ref_mask)
+    fine = [_checkerboard(96, 128)] * 3
+    assert ClipTransform((32, 48), train=True, augment=Augmentation(min_scale=1.0, colour=0.0))(
+        fine, mask, seed=0)[0][0].std() < 1
 
 
 @pytest.mark.parametrize(("override", "expected"), [
