@@ -6,6 +6,7 @@ import shutil
 import warnings
 
 import av
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -233,12 +234,34 @@ def test_jpeg_frames_decode_to_pillows_pixels_whatever_the_decoder(tmp_path, mon
     exif[0x0112] = 6  # "rotate 90": ignored by both decoders, as in training
     Image.fromarray(frames[3]).save(paths[3], exif=exif)
     used = []
-    monkeypatch.setattr(sources, "_load_jpeg", lambda path, real=sources._load_jpeg: used.append(path.name)
-                        or real(path))
+    monkeypatch.setattr(sources, "_load_jpeg", lambda path, halved=0, real=sources._load_jpeg:
+                        used.append(path.name) or real(path, halved))
     read = ImageFolder(paths).read(range(4))
     assert used == ["00000.jpg", "00001.jpg", "00003.jpg"]
     for frame, path in zip(read, paths, strict=True):
         assert frame.shape == (48, 64, 3) and np.array_equal(frame, _pillow_rgb(path))
+
+
+@pytest.mark.parametrize(("size", "halved"), [((96, 128), 2), ((98, 130), 1), ((97, 131), 0)])
+def test_image_folder_frames_come_shrunk_towards_a_size_only_when_asked(tmp_path, size, halved):
+    """JPEGs at 1/2**n of their sides as libjpeg's scaled decoding gives them, close to the whole frame averaged
+    down; a frame Pillow decodes is averaged down to the same size, so every frame stacks. Halved only as far
+    as the sides divide: the shrunk frame covers the whole one exactly."""
+    frames, _ = render_sequence(5, 3, size)
+    paths = write_images(tmp_path / "seq", frames, suffix=".jpg")
+    Image.fromarray(frames[2]).convert("CMYK").save(paths[2])  # decoded by Pillow
+    folder = ImageFolder(paths)
+    shrunk = folder.read([0, 1, 2, 0], at_least=(24, 32))  # 96x128 halves twice and stays at least 24x32
+    expected = (size[0] >> halved, size[1] >> halved)
+    assert shrunk.shape == (4, *expected, 3) and np.array_equal(shrunk[0], shrunk[3])
+    for frame, path in zip(shrunk[:3], paths, strict=True):
+        averaged = cv2.resize(_pillow_rgb(path), expected[::-1], interpolation=cv2.INTER_AREA)
+        assert np.abs(frame.astype(int) - averaged).mean() < 0.5
+    flag = {0: cv2.IMREAD_COLOR, 1: cv2.IMREAD_REDUCED_COLOR_2, 2: cv2.IMREAD_REDUCED_COLOR_4}[halved]
+    assert np.array_equal(shrunk[0], cv2.imdecode(np.fromfile(paths[0], np.uint8), flag)[..., ::-1])
+    assert np.array_equal(shrunk[2], cv2.resize(_pillow_rgb(paths[2]), expected[::-1], interpolation=cv2.INTER_AREA))
+    assert np.array_equal(folder.read([0, 1], at_least=(64, 64)), folder.read([0, 1]))  # under twice: whole
+    assert folder.read([1]).shape == (1, *size, 3)
 
 
 def test_unreadable_or_missing_images_name_the_file(tmp_path):

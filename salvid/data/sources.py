@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from salvid.data.errors import ImageReadError, SizeMismatchError, VideoSourceError
+from salvid.data.preprocess import halvings
 
 if TYPE_CHECKING:
     import av
@@ -62,8 +63,14 @@ class FrameSource(abc.ABC):
     def size(self) -> tuple[int, int]:
         """(height, width) of every frame."""
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Frames at ``indices`` as (len(indices), H, W, 3) uint8 RGB; indices may repeat."""
+    def read(self, indices: Sequence[int], at_least: tuple[int, int] | None = None) -> np.ndarray:
+        """Frames at ``indices`` as (len(indices), H, W, 3) uint8 RGB; indices may repeat.
+
+        ``at_least`` (height, width): only a shrunk copy of at least this size is needed (the network's input), so
+        a source may return the frames halved as :func:`salvid.data.preprocess.halvings` allows: an image folder
+        does (to 1/2, 1/4 or 1/8 of their sides, where they divide), as JPEGs decode at that size in a fraction of
+        the time; video sources return them whole.
+        """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         out_of_range = indices[(indices < 0) | (indices >= len(self))]
         if out_of_range.size:
@@ -73,11 +80,15 @@ class FrameSource(abc.ABC):
         if indices.size == 0:
             return np.empty((0, *self.size, 3), dtype=np.uint8)
         unique, inverse = np.unique(indices, return_inverse=True)
-        return self._decode(unique)[inverse]
+        return (self._decode(unique) if at_least is None else self._decode_shrunk(unique, at_least))[inverse]
 
     @abc.abstractmethod
     def _decode(self, indices: np.ndarray) -> np.ndarray:
         """Frames at distinct, ascending, in-range ``indices``."""
+
+    def _decode_shrunk(self, indices: np.ndarray, at_least: tuple[int, int]) -> np.ndarray:
+        """:meth:`_decode`, shrunk where the decoder can do it for less work (see :meth:`read`)."""
+        return self._decode(indices)
 
 
 def _open_failure_reason(path: Path, error: Exception) -> str:
@@ -349,18 +360,27 @@ def _image_header(path: Path) -> tuple[tuple[int, int], bool]:
 _JPEG_END = b"\xff\xd9"
 
 
-def _load_jpeg(path: Path) -> np.ndarray | None:
+# OpenCV's flags that have libjpeg decode at 1/2, 1/4 or 1/8 of the size (combined with RGB: colour)
+_SHRUNK = {0: 0, 1: cv2.IMREAD_REDUCED_GRAYSCALE_2, 2: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+           3: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+
+
+def _load_jpeg(path: Path, halved: int = 0) -> np.ndarray | None:
     """A whole JPEG (one that ends with its end-of-image marker) decoded by OpenCV: the same pixels as Pillow
     (both are libjpeg-turbo; EXIF orientation ignored by both) in under half the time. None for a truncated
     file, which OpenCV would fill with grey, one with bytes other than zero padding after the marker, or one
-    OpenCV cannot decode: Pillow then decodes it or names the damage."""
+    OpenCV cannot decode: Pillow then decodes it or names the damage.
+
+    ``halved`` (0-3): decoded at 1/2**halved of its sides, which libjpeg's scaled inverse DCT does in a fraction
+    of the time of the whole image, filtering as pixel averaging does."""
     try:
         data = path.read_bytes()
     except OSError:
         return None
     if not data.rstrip(b"\x00").endswith(_JPEG_END):
         return None
-    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8),
+                         _SHRUNK[halved] | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
     return frame if frame is not None and frame.ndim == 3 else None
 
 
@@ -437,9 +457,21 @@ class ImageFolder(FrameSource):
     def size(self) -> tuple[int, int]:
         return self._size
 
-    def _decode(self, indices: np.ndarray) -> np.ndarray:
-        return np.stack([self._load(i) for i in indices])
+    def _decode(self, indices: np.ndarray, halved: int = 0) -> np.ndarray:
+        return np.stack([self._load(i, halved) for i in indices])
 
-    def _load(self, i: int) -> np.ndarray:
-        frame = _load_jpeg(self.paths[i]) if self._opencv[i] else None
-        return _load_rgb(self.paths[i]) if frame is None else frame
+    def _decode_shrunk(self, indices: np.ndarray, at_least: tuple[int, int]) -> np.ndarray:
+        # halved only as far as the sides divide, so that the shrunk frame covers the whole one pixel for pixel
+        n = min(halvings(self._size, at_least), 3)
+        while n and any(side % (1 << n) for side in self._size):
+            n -= 1
+        return self._decode(indices, n)
+
+    def _load(self, i: int, halved: int = 0) -> np.ndarray:
+        frame = _load_jpeg(self.paths[i], halved) if self._opencv[i] else None
+        if frame is not None:
+            return frame
+        frame = _load_rgb(self.paths[i])
+        if halved:  # as libjpeg shrinks the others
+            frame = cv2.resize(frame, (self._size[1] >> halved, self._size[0] >> halved), interpolation=cv2.INTER_AREA)
+        return frame

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -53,12 +54,14 @@ OVERLAPS = ("network", "caller", None)
 
 
 def iter_clips(
-    source: FrameSource, in_frames: int, targets: Iterable[int] | None = None, chunk_len: int = 32
+    source: FrameSource, in_frames: int, targets: Iterable[int] | None = None, chunk_len: int = 32,
+    at_least: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, Clip]]:
     """``(t, clip)`` for each target frame ``t`` (all frames by default), in ascending order.
 
     Only the frames some clip needs are decoded, each once, ``chunk_len`` at a time; frames no later clip
-    needs are dropped, so at most ``chunk_len + in_frames`` frames are held.
+    needs are dropped, so at most ``chunk_len + in_frames`` frames are held. ``at_least``: frames may come
+    shrunk to this size or more (:meth:`FrameSource.read`).
     """
     n = len(source)
     targets = range(n) if targets is None else sorted(set(targets))
@@ -70,7 +73,8 @@ def iter_clips(
         last = min(t + r, n - 1)
         while next_needed < len(needed) and needed[next_needed] <= last:
             chunk = needed[next_needed : next_needed + chunk_len]
-            window.update(zip(chunk, source.read(chunk), strict=True))
+            frames = source.read(chunk) if at_least is None else source.read(chunk, at_least)
+            window.update(zip(chunk, frames, strict=True))
             next_needed += len(chunk)
         yield t, [window[i] for i in triplet_indices(t, n, in_frames)]
         for i in [i for i in window if i < t + 1 - r]:  # later clips start at t + 1 - r or after
@@ -78,12 +82,13 @@ def iter_clips(
 
 
 def iter_batches(
-    source: FrameSource, in_frames: int, batch_size: int, targets: Iterable[int] | None = None, chunk_len: int = 32
+    source: FrameSource, in_frames: int, batch_size: int, targets: Iterable[int] | None = None, chunk_len: int = 32,
+    at_least: tuple[int, int] | None = None,
 ) -> Iterator[tuple[list[int], list[Clip]]]:
     """:func:`iter_clips` grouped into batches of up to ``batch_size`` (frame indices, clips)."""
     ids: list[int] = []
     clips: list[Clip] = []
-    for t, clip in iter_clips(source, in_frames, targets, max(chunk_len, batch_size)):
+    for t, clip in iter_clips(source, in_frames, targets, max(chunk_len, batch_size), at_least):
         ids.append(t)
         clips.append(clip)
         if len(ids) == batch_size:
@@ -119,7 +124,7 @@ def resolve_device(device: str) -> torch.device:
 class Prediction:
     index: int  # frame index in the source
     saliency: np.ndarray  # (H, W) float32 in [0, 1] at the frame's resolution
-    frame: np.ndarray  # (H, W, 3) uint8 RGB
+    frame: np.ndarray  # (H, W, 3) uint8 RGB; shrunk where the stream was asked for no whole frames
 
 
 class NetworkSaliency(SaliencyMethod):
@@ -221,9 +226,9 @@ class NetworkSaliency(SaliencyMethod):
 
     @torch.inference_mode()
     def predict(self, clips: list[Clip], frame_ids: list[int] | None = None,
-                inputs: dict[int, torch.Tensor] | None = None) -> np.ndarray:
-        """Maps of ``clips`` at their frames' size; ``inputs`` (id(frame) -> its network input, as :meth:`stream`
-        prepares them ahead) spares preparing those frames here."""
+                inputs: dict[int, torch.Tensor] | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+        """Maps of ``clips`` at ``size`` (height, width), by default their frames' size; ``inputs`` (id(frame) -> its
+        network input, as :meth:`stream` prepares them ahead) spares preparing those frames here."""
         with self._torch_threads():
             start = time.perf_counter()
             self._input_seconds = 0.0
@@ -234,7 +239,7 @@ class NetworkSaliency(SaliencyMethod):
             middle = time.perf_counter()
             self.seconds["resize"] += self._input_seconds
             self.seconds["forward"] += middle - start - self._input_seconds
-            size = clips[0][len(clips[0]) // 2].shape[:2]
+            size = size or clips[0][len(clips[0]) // 2].shape[:2]
             maps = F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
             out = maps[:, 0].cpu().numpy()
             self.seconds["upsample"] += time.perf_counter() - middle
@@ -265,26 +270,30 @@ class NetworkSaliency(SaliencyMethod):
             yield ids, clips, inputs, decode_seconds, time.perf_counter() - start
 
     def stream(self, source: FrameSource, batch_size: int = 8, targets: Iterable[int] | None = None,
-               chunk_len: int = 32, overlap: str | None = None) -> Iterator[Prediction]:
-        """Maps of a whole source (or its ``targets``), in frame order, in constant memory. ``overlap``: where
-        decoding and preparing the network's input runs on a background thread (:mod:`salvid.inference.pipeline`):
-        ``"network"``, up to two batches ahead while the network runs; ``"caller"``, the next batch while the
-        caller handles this one's maps, never beside the network; ``None``: on the caller's thread."""
+               chunk_len: int = 32, overlap: str | None = None, whole_frames: bool = True) -> Iterator[Prediction]:
+        """Maps of a whole source (or its ``targets``), in frame order, in constant memory, at the frames' size.
+        ``overlap``: where decoding and preparing the network's input runs on a background thread
+        (:mod:`salvid.inference.pipeline`): ``"network"``, up to two batches ahead while the network runs;
+        ``"caller"``, the next batch while the caller handles this one's maps, never beside the network; ``None``:
+        on the caller's thread. ``whole_frames=False``: the caller needs no frame pixels, so a source may decode
+        them shrunk towards the network's input (JPEG frames, :meth:`FrameSource.read`)."""
         if overlap not in OVERLAPS:
             raise ValueError(f"overlap={overlap!r}: expected one of {OVERLAPS}")
-        batches = self._prepared(iter_batches(source, self.in_frames, batch_size, targets, chunk_len))
+        at_least = None if whole_frames else self.input_size
+        batches = self._prepared(iter_batches(source, self.in_frames, batch_size, targets, chunk_len, at_least))
+        predictions = functools.partial(self._predictions, size=None if whole_frames else source.size)
         if overlap == "caller":
-            yield from alternating(batches, self._predictions)
+            yield from alternating(batches, predictions)
             return
         if overlap == "network":
             batches = prefetched(batches, 2)
         for batch in batches:
-            yield from self._predictions(batch)
+            yield from predictions(batch)
 
-    def _predictions(self, batch: tuple[list[int], list[Clip], dict[int, torch.Tensor], float, float]
-                     ) -> list[Prediction]:
+    def _predictions(self, batch: tuple[list[int], list[Clip], dict[int, torch.Tensor], float, float],
+                     size: tuple[int, int] | None) -> list[Prediction]:
         ids, clips, inputs, decode_seconds, input_seconds = batch
         self.seconds["decode"] += decode_seconds
         self.seconds["resize"] += input_seconds
-        maps = self.predict(clips, ids, inputs)
+        maps = self.predict(clips, ids, inputs, size)
         return [Prediction(t, saliency, clip[len(clip) // 2]) for t, clip, saliency in zip(ids, clips, maps, strict=True)]

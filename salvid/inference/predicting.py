@@ -188,7 +188,8 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
 
             try:
                 # a batch's frames at a time: on the CPU, decoding them takes about as long as writing a batch's maps
-                for p in runner.stream(item.source, cfg.batch_size, chunk_len=cfg.batch_size, overlap=overlap):
+                for p in runner.stream(item.source, cfg.batch_size, chunk_len=cfg.batch_size, overlap=overlap,
+                                       whole_frames=bool(cfg.write_videos)):  # the overlay needs them
                     writer.submit(write, p)
             finally:
                 writer.close()

@@ -43,8 +43,8 @@ class FlipAveraged(NetworkSaliency):
         return [[mirrors[id(f)][1] for f in clip] for clip in clips]
 
     def predict(self, clips: list[Clip], frame_ids: list[int] | None = None,
-                inputs: dict[int, torch.Tensor] | None = None) -> np.ndarray:
-        maps = super().predict(clips + self._mirrored(clips), frame_ids, inputs)
+                inputs: dict[int, torch.Tensor] | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+        maps = super().predict(clips + self._mirrored(clips), frame_ids, inputs, size)
         n = len(clips)
         return (maps[:n] + maps[n:, :, ::-1]) * np.float32(0.5)
 

@@ -106,13 +106,13 @@ def test_on_the_cpu_the_network_runs_alone_and_decoding_overlaps_writing(tiny_pr
         finally:
             state["computing"] = False
 
-    def decode(self, indices):
+    def decode(self, indices, *halved):
         if threading.get_ident() != caller:  # the next frames: wait (a little) for the writing they may overlap
             writing_started.wait(timeout=10)
         log("decode")
         if state["writing"]:
             decoded_meanwhile.set()
-        return own_decode(self, indices)
+        return own_decode(self, indices, *halved)
 
     def write(*args):
         state["writing"] += 1
@@ -133,6 +133,37 @@ def test_on_the_cpu_the_network_runs_alone_and_decoding_overlaps_writing(tiny_pr
     assert [e for e in events if e[1]] == []  # nothing decoded or written while the network ran
     assert {t for kind, *_, t in events if kind == "write"} == {caller}
     assert any(kind == "decode" and writing and t != caller for kind, _, writing, t in events)
+
+
+def test_without_videos_jpeg_frames_are_decoded_shrunk_for_the_network_and_maps_keep_the_frames_size(
+        tiny_pretrained, tmp_path, monkeypatch):
+    """Only the network sees the frames' pixels when no video is written: JPEGs over twice its input size are then
+    decoded at half size or less (libjpeg's scaled decoding, a fraction of the work), and the maps are still
+    written at the frames' own size, close to the maps of the whole frames averaged down."""
+    from salvid.data import sources
+
+    net, _ = load_network(tiny_pretrained)
+    size = (4 * net.input_size[0], 4 * net.input_size[1])
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(6):  # smooth content that moves, saved at high quality
+        frame = np.roll(np.kron(base, np.ones((8, 8, 1), np.uint8)), 4 * i, axis=1)
+        Image.fromarray(frame).save(frames / f"{i:05d}.jpg", quality=95)
+    halved = []
+    monkeypatch.setattr(sources, "_load_jpeg", lambda path, n=0, real=sources._load_jpeg: halved.append(n)
+                        or real(path, n))
+    maps = {}
+    for videos in ("false", "true"):
+        halved.clear()
+        (out,) = run(frames, tmp_path / videos, tiny_pretrained, f"write_videos={videos}", "precision=fp32")
+        maps[videos] = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "maps").iterdir())])
+        assert maps[videos].shape == (6, *size)
+        assert set(halved) == ({2} if videos == "false" else {0})
+    assert video_frames(tmp_path / "true" / "frames" / "overlay.mp4")[0].shape == (*size, 3)  # the whole frames
+    assert_varied(maps["false"] / 255.0, what="the maps")
+    assert np.abs(maps["false"].astype(int) - maps["true"]).mean() < 2
 
 
 def test_png_compression_changes_the_files_size_never_the_maps(eval_data, tiny_pretrained, tmp_path):
