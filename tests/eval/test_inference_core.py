@@ -168,29 +168,28 @@ def test_a_map_that_is_not_finite_is_an_error_not_a_black_map(backend):
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_with_onnxruntime_torchs_own_operations_run_on_the_calling_thread(backend, monkeypatch):
-    """ONNX Runtime computes the network on its own threads; torch's operations around it (the features' stacking,
-    upsampling) run on one thread, so no torch worker thread is left spinning beside ONNX Runtime's and predict's.
+    """ONNX Runtime computes the network on its own threads; torch's operations around it (stacking the cached
+    features) run on one thread, so no torch worker thread is left spinning beside ONNX Runtime's and predict's.
     The caller's thread count is restored, also after an error; PyTorch's network keeps its threads."""
-    import salvid.inference.core as core
-
     net = calibrated(FusionNet3D(input_size=(64, 96), pretrained="none", widths=(8, 8, 8, 16, 16)))
     runner = NetworkSaliency(net, device="cpu", precision="fp32", backend=backend)
     frames = [np.full((45, 70, 3), v, np.uint8) for v in (30, 90, 150)]
     reference = NetworkSaliency(net, device="cpu", precision="fp32", backend="torch").predict([frames, frames[::-1]])
-    seen = []
-    interpolate = F.interpolate
-    monkeypatch.setattr(core.F, "interpolate", lambda *a, **k: seen.append(torch.get_num_threads()) or interpolate(*a, **k))
+    seen = {"stack": [], "interpolate": []}
+    stack, interpolate = torch.stack, F.interpolate
+    monkeypatch.setattr(torch, "stack", lambda *a, **k: seen["stack"].append(torch.get_num_threads()) or stack(*a, **k))
+    monkeypatch.setattr(F, "interpolate",
+                        lambda *a, **k: seen["interpolate"].append(torch.get_num_threads()) or interpolate(*a, **k))
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         maps = runner.predict([frames, frames[::-1]])
-        # ONNX Runtime: the maps' upsampling only; PyTorch: the decoder's own upsampling too, on both threads
         if backend == "onnxruntime":
-            assert seen == [1]
-        else:
-            assert len(seen) > 1 and set(seen) == {2}
+            assert seen["stack"] and set(seen["stack"]) == {1} and seen["interpolate"] == []
+        else:  # the decoder's own upsampling, on both threads
+            assert seen["interpolate"] and set(seen["interpolate"]) == {2}
         assert torch.get_num_threads() == 2
-        monkeypatch.setattr(core.F, "interpolate", lambda *a, **k: 1 / 0)
+        monkeypatch.setattr(torch, "stack", lambda *a, **k: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             runner.predict([frames])
         assert torch.get_num_threads() == 2
