@@ -101,12 +101,12 @@ def test_training_crops_a_large_frame_at_the_scale_inference_sees_it():
     rng = np.random.default_rng(1)
     large = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(3)]
     mask = np.zeros((96, 128), np.uint8)
-    mask[20:60, 40:80] = 255
+    mask[21:61, 41:81] = 255  # odd edges: the pixel at a block's centre and at its corner differ
     halved = [cv2.resize(f, (64, 48), interpolation=cv2.INTER_AREA) for f in large]
     t = ClipTransform((32, 48), train=True)
     for seed in range(5):  # the same crops of the frames averaged to half their size
         out, out_mask = t(large, mask, seed=seed)
-        ref, ref_mask = t(halved, mask[::2, ::2], seed=seed)
+        ref, ref_mask = t(halved, mask[1::2, 1::2], seed=seed)  # the centre of each averaged 2x2 block
         assert all(np.array_equal(a, b) for a, b in zip(out, ref, strict=True))
         assert np.array_equal(out_mask, ref_mask)
     fine = [_checkerboard(96, 128)] * 3

@@ -31,13 +31,23 @@ def halve_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     Bilinear resizing reads only the 2x2 pixels around each output pixel: shrinking a frame more than twice with it
     skips pixels and turns fine texture (water, foliage, a crowd) into noise that the network never saw in
     training. Averaging first and resizing the last factor of at most 2 bilinearly keeps the input close to a
-    properly filtered one at any frame size; a frame less than twice the input size is not touched.
+    properly filtered one at any frame size; a frame less than twice the input size on either side is not touched.
     """
     n = halvings(frame.shape, size)
     if n == 0:
         return frame
     h, w = frame.shape[:2]
     return cv2.resize(frame, (w >> n, h >> n), interpolation=cv2.INTER_AREA)
+
+
+def halve_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A mask shrunk to the ``shape`` (height, width, ...) :func:`halve_frame` shrank its frame to: each pixel is the
+    mask's pixel at the centre of its averaged block (OpenCV's exact nearest neighbour), so the mask stays binary
+    and on the frame's object."""
+    h, w = shape[:2]
+    if mask.shape[:2] == (h, w):
+        return mask
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

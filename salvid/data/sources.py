@@ -371,8 +371,9 @@ def _load_jpeg(path: Path, halved: int = 0) -> np.ndarray | None:
     file, which OpenCV would fill with grey, one with bytes other than zero padding after the marker, or one
     OpenCV cannot decode: Pillow then decodes it or names the damage.
 
-    ``halved`` (0-3): decoded at 1/2**halved of its sides, which libjpeg's scaled inverse DCT does in a fraction
-    of the time of the whole image, filtering as pixel averaging does."""
+    ``halved`` (0-3): decoded at 1/2**halved of its sides by libjpeg's scaled inverse DCT, in a fraction of the
+    time of the whole image; close to the whole image averaged down (a fraction of a grey level apart on average),
+    not the same pixels."""
     try:
         data = path.read_bytes()
     except OSError:

@@ -8,7 +8,7 @@ import albumentations as A  # salvid/__init__.py turns off its PyPI version chec
 import cv2
 import numpy as np
 
-from salvid.data.preprocess import halve_frame, resize_frame, resize_mask
+from salvid.data.preprocess import halve_frame, halve_mask, resize_frame, resize_mask
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class ClipTransform:
     Args:
         size: output (height, width), the network's input size.
         train: add augmentation (random resized crop, horizontal flip, colour jitter); else resize only. Both see
-            a frame over twice the input size as :func:`salvid.data.preprocess.halve_frame` shrinks it.
+            a frame at least twice the input size as :func:`salvid.data.preprocess.halve_frame` shrinks it.
         in_frames: frames per clip.
         augment: the augmentation's strength (training only).
     """
@@ -71,10 +71,10 @@ class ClipTransform:
         """``seed`` fixes the random parameters (reproducible whatever process applies it); None draws fresh ones."""
         if not self.train:  # the same resize as inference (salvid.data.preprocess)
             return [resize_frame(f, self.size) for f in frames], resize_mask(mask, self.size)
-        # at the scale inference sees them: a frame over twice the input size is averaged down first, so the
+        # at the scale inference sees them: a frame at least twice the input size is averaged down first, so the
         # crops do not shrink it bilinearly (and alias it) more than inference does
         frames = [halve_frame(f, self.size) for f in frames]
-        mask = resize_mask(mask, frames[0].shape[:2])
+        mask = halve_mask(mask, frames[0].shape)
         if seed is not None:
             self.pipeline.set_random_seed(seed)
         out = self.pipeline(image=frames[0], mask=mask, **dict(zip(self.keys, frames[1:], strict=True)))

@@ -124,7 +124,7 @@ def resolve_device(device: str) -> torch.device:
 @dataclass(frozen=True)
 class Prediction:
     index: int  # frame index in the source
-    saliency: np.ndarray  # (H, W) float32 in [0, 1] at the frame's resolution
+    saliency: np.ndarray  # (H, W) float32 in [0, 1] at the source's frame size, also where ``frame`` is shrunk
     frame: np.ndarray  # (H, W, 3) uint8 RGB; shrunk where the stream was asked for no whole frames
 
 
@@ -240,8 +240,8 @@ class NetworkSaliency(SaliencyMethod):
             middle = time.perf_counter()
             self.seconds["resize"] += self._input_seconds
             self.seconds["forward"] += middle - start - self._input_seconds
-            size = size or clips[0][len(clips[0]) // 2].shape[:2]
-            if self.device.type == "cpu":  # OpenCV's bilinear resize: the same maps (to 2e-5), 4x faster than torch's
+            size = tuple(size) if size is not None else clips[0][len(clips[0]) // 2].shape[:2]
+            if self.device.type == "cpu":  # OpenCV's bilinear resize: the same maps (to 3e-5), 4x faster than torch's
                 out = np.stack([cv2.resize(m, size[::-1], interpolation=cv2.INTER_LINEAR)
                                 for m in maps[:, 0].float().numpy()])
                 np.clip(out, 0.0, 1.0, out=out)
@@ -282,12 +282,14 @@ class NetworkSaliency(SaliencyMethod):
         (:mod:`salvid.inference.pipeline`): ``"network"``, up to two batches ahead while the network runs;
         ``"caller"``, the next batch while the caller handles this one's maps, never beside the network; ``None``:
         on the caller's thread. ``whole_frames=False``: the caller needs no frame pixels, so a source may decode
-        them shrunk towards the network's input (JPEG frames, :meth:`FrameSource.read`)."""
+        them shrunk towards the network's input (JPEG frames, :meth:`FrameSource.read`); ``source`` must then be a
+        :class:`FrameSource` (its ``size`` and ``read(indices, at_least)``)."""
         if overlap not in OVERLAPS:
             raise ValueError(f"overlap={overlap!r}: expected one of {OVERLAPS}")
         at_least = None if whole_frames else self.input_size
         batches = self._prepared(iter_batches(source, self.in_frames, batch_size, targets, chunk_len, at_least))
-        predictions = functools.partial(self._predictions, size=None if whole_frames else source.size)
+        predictions = functools.partial(self._predictions,
+                                        size=None if whole_frames else tuple(int(s) for s in source.size))
         if overlap == "caller":
             yield from alternating(batches, predictions)
             return

@@ -336,10 +336,11 @@ def _complete(folder: Path) -> bool:
 
 @contextlib.contextmanager
 def torch_on_one_thread() -> Iterator[None]:
-    """torch's own operations (stacking features, the sigmoid, upsampling the maps) on the calling thread alone
-    while ONNX Runtime computes the network on its threads: a torch (OpenMP) worker thread keeps spinning for a
-    while after each operation it shares, taking a core from ONNX Runtime's threads and from ``predict``'s
-    decoding and writing (docs/performance.md). The thread count is this thread's, restored on leaving."""
+    """torch's own operations (stacking features, the sigmoid) on the calling thread alone while ONNX Runtime
+    computes the network on its threads: a torch (OpenMP) worker thread keeps spinning for a while after each
+    operation it shares, taking a core from ONNX Runtime's threads and from ``predict``'s decoding and writing
+    (docs/performance.md). The thread count is this thread's, restored on leaving. OpenCV, which resizes the maps,
+    keeps its own thread pool, whose workers sleep when idle."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
