@@ -92,8 +92,9 @@ def davis_copy(data: JpegData, count: int, size: tuple[int, int], num_sequences:
     """Exactly ``count`` annotated frames of ``data`` (in order, cycling when it has fewer) at ``size`` (height,
     width), cut into ``num_sequences`` sequences of nearly equal length, in the DAVIS-2016 layout with the split
     file ``ImageSets/<resolution>/<split>.txt``: an input for ``evaluate`` shaped like DAVIS-2016 val (1,376 frames
-    in 20 sequences at 854x480). Frames are resized as the network's input is (:func:`salvid.data.preprocess.resize_frame`), masks nearest; each distinct frame is written once
-    and linked where it repeats (frames already of ``size`` are linked where they are)."""
+    in 20 sequences at 854x480). Frames are resized as the network's input is
+    (:func:`salvid.data.preprocess.resize_frame`), masks nearest; each distinct frame is written once and linked
+    where it repeats (frames already of ``size`` are linked where they are)."""
     annotated = [(seq, t) for seq in davis2016(data.root, None, data.resolution) for t in seq.annotated_frames]
     distinct = []  # (frame file, mask file) at ``size``
     (out / "distinct").mkdir(parents=True, exist_ok=True)
