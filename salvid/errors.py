@@ -39,4 +39,4 @@ class DownloadError(SalvidError):
 
 class DiskFullError(SalvidError):
     """A write failed for lack of space (or quota); the message names the folder. Files are written to a
-    temporary name and renamed, so what was there before is intact."""
+    temporary name (or folder) and renamed, so what was there before is intact."""

@@ -7,6 +7,8 @@ than the network, in one of two ways.
 * Between the network's calls (the CPU runs it): :func:`alternating` runs each computation alone and prepares
   the next item on one thread while the caller handles (writes) the last results on its own. The network
   already uses every core, and a thread beside it stalls it: each operator waits for its slowest thread.
+  A call that waits on the disk rather than a core (fsync) still runs behind its producer on a
+  :class:`BackgroundWriter`.
 
 Either way at most a few batches are held whatever the video's length. Decoders, OpenCV and the network release
 the GIL while they work. An error in a thread is raised again in the caller's thread, at its next call.

@@ -14,7 +14,8 @@ failed: a rerun never leaves an earlier run's maps beside its own, and a run kil
 folder as it was. A folder holding anything ``predict`` did not write is refused before any work.
 
 Frames are streamed (constant memory); on the CPU writing overlaps decoding between the network's batches, on a
-GPU both overlap the network.
+GPU both overlap the network. Each map is flushed to the disk (fsync) beside the network, before the folder is
+published.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from salvid.runtime.entry import one_line, user_error
 from salvid.runtime.files import (
     OutputGuard,
     atomic_write_json,
+    fsync_path,
     is_temporary,
     replace_folder,
     rewrite_json,
@@ -144,13 +146,26 @@ def check_replaceable(guard: OutputGuard, name: str) -> None:
 
 
 def _write_maps(guard: OutputGuard, item: PredictInput, cfg: DictConfig, stem: str, saliency, frame,
-                saliency_video: VideoWriter | None, overlay_video: VideoWriter | None) -> None:
+                saliency_video: VideoWriter | None, overlay_video: VideoWriter | None,
+                flusher: BackgroundWriter) -> None:
     grey = to_uint8(saliency)
     if cfg.write_pngs:
-        write_png(guard.hidden(item.name, STAGING, "maps", f"{stem}.png"), grey, cfg.png_compression)
+        path = guard.hidden(item.name, STAGING, "maps", f"{stem}.png")
+        write_png(path, grey, cfg.png_compression)
+        flusher.submit(_flush_map, path)
     if saliency_video is not None:
         saliency_video.write(grey[..., None].repeat(3, axis=-1))
         overlay_video.write(heatmap_overlay(frame, grey, cfg.overlay_alpha))
+
+
+def _flush_map(path: Path) -> None:
+    """fsync a written map. One whose flush fails may not be whole on the disk: it is removed, and the error (a
+    full disk: :class:`DiskFullError` naming it) ends the run."""
+    try:
+        fsync_path(path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard, cfg: DictConfig) -> int:
@@ -178,11 +193,15 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     overlay_video = VideoWriter(stage / "overlay.mp4", fps) if cfg.write_videos else None
     overlap = "caller" if runner.device.type == "cpu" else "network"
     writer = InlineWriter() if overlap == "caller" else BackgroundWriter(depth=2 * cfg.batch_size)
+    # each map is flushed to the disk on a thread of its own, also on the CPU: fsync waits on the disk, not on
+    # a core, so it stalls neither the network nor the writing
+    flusher = BackgroundWriter(depth=4 * cfg.batch_size)
     written = [0]
     try:
         with progress.progress(item.name, total=len(item.source)) as counter:
             def write(p) -> None:
-                _write_maps(guard, item, cfg, stems[p.index], p.saliency, p.frame, saliency_video, overlay_video)
+                _write_maps(guard, item, cfg, stems[p.index], p.saliency, p.frame, saliency_video, overlay_video,
+                            flusher)
                 written[0] += 1
                 counter.advance()
 
@@ -192,7 +211,12 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
                                        whole_frames=bool(cfg.write_videos)):  # the overlay needs them
                     writer.submit(write, p)
             finally:
-                writer.close()
+                try:
+                    writer.close()
+                finally:
+                    flusher.close()
+        if (stage / "maps").is_dir():
+            fsync_path(stage / "maps")  # the maps' names
         _close_videos(saliency_video, overlay_video)
         status.update(state="complete", complete=True)
     except BaseException as e:  # (an interrupt too)
@@ -205,6 +229,9 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
             raise DiskFullError(status["error"]) from None
         raise
     finally:
+        if status["state"] != "complete" and cfg.write_pngs and (stage / "maps").is_dir():
+            # what is there: a map whose flush failed was removed after it was counted
+            written[0] = sum(1 for p in (stage / "maps").iterdir() if p.suffix == ".png")
         stages = {k: round(v - before.get(k, 0.0), 3) for k, v in runner.seconds.items()}
         status.update(frames_written=written[0], seconds=round(time.perf_counter() - started, 2),
                       stage_seconds={**stages, "write": round(writer.seconds, 3)})

@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 
-from salvid.runtime.files import atomic_write_bytes
+from salvid.runtime.files import write_unsynced
 
 
 def to_uint8(saliency: np.ndarray) -> np.ndarray:
@@ -43,8 +43,9 @@ def encode_png(image: np.ndarray, compression: int = 1) -> bytes:
 
 
 def write_png(path: Path, image: np.ndarray, compression: int = 1) -> None:
-    """:func:`encode_png`, written atomically."""
-    atomic_write_bytes(path, encode_png(image, compression))
+    """:func:`encode_png` into a folder published whole once complete, not yet flushed to the disk
+    (:func:`salvid.runtime.files.write_unsynced`)."""
+    write_unsynced(path, encode_png(image, compression))
 
 
 class VideoWriter:

@@ -44,10 +44,45 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(error, OSError) and error.errno in NO_SPACE:
-            raise DiskFullError(f"{path.parent}: {os.strerror(error.errno).lower()} while writing {path.name} (a "
-                                f"{path.name} already there is left as it was); free some space there and run "
-                                "the command again") from error
+            raise _disk_full(path, error, f" (a {path.name} already there is left as it was)") from error
         raise
+
+
+def _disk_full(path: Path, error: OSError, kept: str = "") -> DiskFullError:
+    return DiskFullError(f"{path.parent}: {os.strerror(error.errno).lower()} while writing {path.name}{kept}; free "
+                         "some space there and run the command again")
+
+
+def write_unsynced(path: str | Path, data: bytes) -> None:
+    """``data`` as the file ``path``, neither atomic nor flushed to the disk: for the many files of a folder that
+    is published whole once complete (:func:`replace_folder`), each flushed by :func:`fsync_path` before. A
+    failed write removes the partial file; one that fails for lack of space raises :class:`DiskFullError`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except BaseException as error:
+        path.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            raise _disk_full(path, error) from error
+        raise
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk. The space of a delayed allocation may be found
+    missing only now: :class:`DiskFullError`."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno in NO_SPACE:
+            raise _disk_full(path, error) from error
+        raise
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

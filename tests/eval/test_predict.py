@@ -1,6 +1,10 @@
+import errno
 import json
+import os
 import re
 import shutil
+import threading
+from pathlib import Path
 
 import av
 import numpy as np
@@ -15,6 +19,7 @@ from salvid.data.errors import ImageReadError
 from salvid.data.preprocess import normalise
 from salvid.data.transforms import ClipTransform
 from salvid.errors import ConfigError, DiskFullError, UnsafeOutputError
+from salvid.inference import predicting
 from salvid.inference.predicting import PredictInputError, predict
 from salvid.inference.writers import VideoWriter
 from tests.helpers.full_disk import fill_disk
@@ -73,12 +78,9 @@ def test_written_maps_are_the_networks_own_maps_at_each_frames_resolution(eval_d
 
 
 def test_on_the_cpu_the_network_runs_alone_and_decoding_overlaps_writing(tiny_pretrained, tmp_path, monkeypatch):
-    """On the CPU nothing of predict's own runs beside the network (its threads fill the cores): every frame is
+    """On the CPU none of predict's own computing runs beside the network (its threads fill the cores): every frame is
     decoded and every map written while no batch is computed, and the next batch's frames are decoded on
     another thread while the last batch's maps are written."""
-    import threading
-
-    import salvid.inference.predicting as predicting
     from salvid.data.sources import ImageFolder
     from salvid.inference.core import NetworkSaliency
 
@@ -222,6 +224,58 @@ def test_a_full_disk_ends_predict_with_one_line_and_the_status_records_it(eval_d
     assert status["error"].startswith(f"{maps}: no space left on device while writing 00000.png")
     assert "\n" not in status["error"]
     assert sorted(p.name for p in maps.iterdir()) == []  # no partial map or temporary file left
+
+
+def test_every_map_is_flushed_to_the_disk_off_the_writing_thread_before_the_folder_is_published(
+        eval_data, tiny_pretrained, tmp_path, monkeypatch):
+    """Maps are written without a temporary file (their folder is published whole): each is flushed (fsync) on a
+    thread other than the caller's, which writes them, and every map and then the folder's names are flushed
+    before the folder replaces OUT/<name>/."""
+    flushed, published = [], []
+    own_fsync, own_replace = predicting.fsync_path, predicting.replace_folder
+
+    def fsync(path):
+        own_fsync(path)
+        flushed.append((Path(path), threading.get_ident()))
+
+    def replace(new, final, aside):
+        published.append((sorted(new.glob("maps/*")), list(flushed)))
+        own_replace(new, final, aside)
+
+    monkeypatch.setattr(predicting, "fsync_path", fsync)
+    monkeypatch.setattr(predicting, "replace_folder", replace)
+    (out,) = run(eval_data / "videos" / "test_000.mp4", tmp_path / "out", tiny_pretrained, "write_videos=false")
+    ((maps, flushed_then),) = published
+    assert [p.name for p in maps] == [f"{i:05d}.png" for i in range(8)]  # no temporary file
+    assert sorted(p for p, _ in flushed_then[:-1]) == maps
+    assert flushed_then[-1] == (maps[0].parent, threading.get_ident())
+    assert threading.get_ident() not in {t for _, t in flushed_then[:-1]}
+    assert sorted(p.name for p in (out / "maps").iterdir()) == [p.name for p in maps]
+
+
+def test_a_full_disk_found_when_a_map_is_flushed_ends_predict_with_one_line_and_removes_that_map(
+        eval_data, tiny_pretrained, tmp_path, monkeypatch):
+    """Where space is allocated only when the data goes to the disk, a full disk shows at the flush: the run
+    ends naming the folder and the map, which is removed (it may not be whole), and status.json counts the
+    maps that are there."""
+    own_fsync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("00002.png"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        own_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    out = tmp_path / "out"
+    maps = out / "test_000" / "maps"
+    with pytest.raises(DiskFullError, match=rf"^{re.escape(str(maps))}: no space left on device while writing "
+                                            r"00002\.png; free some space there"):
+        run(eval_data / "videos" / "test_000.mp4", out, tiny_pretrained, "write_videos=false")
+    status = json.loads((out / "test_000" / "status.json").read_text())
+    kept = sorted(p.name for p in maps.iterdir())
+    assert status["state"] == "failed" and status["error"].startswith(f"{maps}: no space left on device")
+    assert "00002.png" not in kept and {"00000.png", "00001.png"} <= set(kept)
+    assert status["frames_written"] == len(kept)
 
 
 def test_bad_inputs_are_named(tiny_pretrained, tmp_path):
