@@ -49,6 +49,14 @@ def test_predict_on_a_video_writes_maps_videos_and_a_complete_status(eval_data, 
     assert status["complete"] and status["frames_written"] == 8
 
 
+def test_with_write_pngs_false_only_the_videos_and_the_status_are_written(eval_data, tiny_pretrained, tmp_path):
+    (folder,) = run(eval_data / "videos" / "test_000.mp4", tmp_path / "out", tiny_pretrained, "write_pngs=false")
+    assert sorted(p.name for p in folder.iterdir()) == ["overlay.mp4", "saliency.mp4", "status.json"]
+    assert len(video_frames(folder / "saliency.mp4")) == 8
+    status = json.loads((folder / "status.json").read_text())
+    assert status["complete"] and status["frames_written"] == 8
+
+
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_written_maps_are_the_networks_own_maps_at_each_frames_resolution(eval_data, tiny_pretrained, tmp_path,
                                                                           backend):
