@@ -47,9 +47,11 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
         ("salvid.evaluate", ["tta=foo"], "tta='foo': must be 'none' or 'flip'"),
         # tta=flip passes the config check: the run goes on to the checkpoint
         ("salvid.evaluate", ["ckpt_path=missing.ckpt", "baselines=[]", "tta=flip"], "missing.ckpt: checkpoint not found"),
+        ("salvid.predict", ["input=x.mp4", "write_pngs=false", "write_videos=false"],
+         "write_pngs=false and write_videos=false: predict would write no maps; set either to true"),
     ],
     ids=["train-value", "train-unknown-key", "train-model-value", "evaluate-checkpoint", "predict-missing-input",
-         "predict-fps", "export-checkpoint", "predict-tta", "evaluate-tta", "evaluate-tta-flip"],
+         "predict-fps", "export-checkpoint", "predict-tta", "evaluate-tta", "evaluate-tta-flip", "predict-no-maps"],
 )
 def test_entry_points_report_a_users_mistake_in_one_line(tmp_path, module, args, expected):
     line = one_error_line(run(module, *args, f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run"))

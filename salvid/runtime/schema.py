@@ -207,6 +207,13 @@ class PredictConfig(_Inference):
     png_compression: Annotated[int, Field(ge=0, le=9)] = 1
     write_videos: bool = True
 
+    @model_validator(mode="after")
+    def _writes_maps(self) -> PredictConfig:
+        if not (self.write_pngs or self.write_videos):
+            raise PydanticCustomError("whole", "write_pngs=false and write_videos=false: predict would write no "
+                                      "maps; set either to true")
+        return self
+
 
 class EvaluateConfig(_Inference):
     stage: Literal["train", "val", "test"] = "test"
