@@ -158,6 +158,27 @@ def test_last_ckpt_every_n_steps_and_after_every_validation(tmp_path):
     assert read_checkpoint(tmp_path / "last.ckpt")["global_step"] == 10
 
 
+def test_run_without_validation_writes_last_ckpt_only_and_no_warning(tmp_path):
+    """trainer.limit_val_batches=0, as the shipped recipes train: no score to rank, so last.ckpt after each epoch
+    and nothing else, and no Lightning warning that the monitored val/plcc was never logged."""
+    import warnings
+
+    import hydra
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    cfg = compose_config(["+experiment=demo"])
+    checkpoint = hydra.utils.instantiate(cfg.callbacks.model_checkpoint, dirpath=str(tmp_path))
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=0, callbacks=[checkpoint],
+                        logger=False, enable_progress_bar=False, enable_model_summary=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(BoringModel())
+    assert not [w for w in caught if "monitored key" in str(w.message)], [str(w.message) for w in caught]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    assert read_checkpoint(tmp_path / "last.ckpt")["global_step"] == 6
+
+
 STEP_EVERY = 4  # with batch 2: 10 steps per epoch, so steps 4 and 8 come before the first validation
 
 

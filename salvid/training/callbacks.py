@@ -176,7 +176,8 @@ class ModelCheckpoint(_LightningModelCheckpoint):
       has run; a kill loses at most N steps. In Lightning the setting saves the monitored checkpoints every N
       steps instead, which waits for a first validation and turns off the save after each validation.
 
-    A step save due at a batch that Lightning validates right after is left to the save after that validation:
+    A run without validation (``trainer.limit_val_batches=0``, as the shipped recipes train) writes ``last.ckpt``
+    only. A step save due at a batch that Lightning validates right after is left to the save after that validation:
     resumed from the batch's end, Lightning would skip the validation. ``enable_version_counter`` defaults to
     false: ``last.ckpt`` is also written by :class:`Preemption`, and a ``last-v1.ckpt`` would never be resumed.
     """
@@ -196,6 +197,13 @@ class ModelCheckpoint(_LightningModelCheckpoint):
                          enable_version_counter=enable_version_counter, **kwargs)
         self.last_every_n_train_steps = every_n_train_steps or 0
         self._last_written_at = -1  # the global step of the last.ckpt written last
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit" and trainer.limit_val_batches == 0:
+            # no validation, so no score to rank: last.ckpt is the run's checkpoint, and Lightning's warning each
+            # epoch that the monitored metric was never logged would only mislead
+            self.save_top_k = 0
 
     def write_last(self, trainer: Trainer) -> None:
         if (trainer.sanity_checking or trainer.fast_dev_run or trainer.state.fn != "fit"
