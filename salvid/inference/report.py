@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,8 @@ def per_sequence_csv(rows: list[dict[str, object]]) -> str:
 FORMATS = {".png": {"dpi": 120}, ".pdf": {}}  # raster for viewing, vector for papers
 # TrueType (Type 42) fonts in PDFs: some paper submission systems reject matplotlib's default Type 3 fonts
 PDF_FONTS = {"pdf.fonttype": 42, "ps.fonttype": 42}
+# embedding them subsets each font with fontTools, which logs hundreds of INFO lines per PDF into the run's log
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 # one colour per method, the same in every figure of a run: the methods' order in the results picks it
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")

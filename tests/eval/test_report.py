@@ -85,6 +85,21 @@ def test_evaluate_writes_every_figure_also_as_pdf_titled_with_dataset_and_split(
     assert len(titles) == 3 and all("videos, split test: 2 sequences, 16 annotated frames" in t for t in titles)
 
 
+def test_pdf_figures_log_nothing_of_their_font_subsetting(caplog, tmp_path):
+    """Embedding TrueType fonts runs fontTools' subsetter, whose INFO lines (hundreds per figure) buried
+    evaluate's table in the terminal and its log."""
+    import logging
+
+    from matplotlib.figure import Figure
+
+    caplog.set_level(logging.INFO)
+    fig = Figure()
+    fig.add_subplot().set_title("ROC")
+    report.save_figure(fig, tmp_path / "roc.pdf")
+    assert (tmp_path / "roc.pdf").read_bytes()[:5] == b"%PDF-"
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("fontTools")]
+
+
 def test_figures_leave_the_matplotlib_backend_alone():
     """A notebook's inline backend keeps working after importing salvid's figure code."""
     code = "import matplotlib, salvid.inference.report, salvid.curves; print(matplotlib.get_backend())"
