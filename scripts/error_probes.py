@@ -109,6 +109,11 @@ PROBES: list[tuple[str, list[str]]] = [
     ("predict", [f"input={T}/frames", f"paths.output_dir={T}/frames/out"]),
     ("predict", [f"input={T}/frames", f"paths.output_dir={T}/a-file/out"]),
     ("predict", [f"input={T}/frames", f"paths.output_dir={T}/vidéo"]),
+    ("predict", [f"input={T}/frames", f"paths.output_dir={T}/a-file"]),
+    ("predict", [f"input={T}/frames", "batch_sise=4"]),
+    ("predict", [f"input={T}/frames", "+batch_sise=4"]),
+    ("evaluate", [f"paths.output_dir={T}/a-file"]),
+    ("evaluate", ["data=davis2016", "data.resolutoin=240p"]),
     *[("evaluate", [v]) for v in (
         "stage=foo", "batch_size=0", "qualitative_frames=-1", "metric_average=foo", "baselines=[foo]",
         "device=foo", "tta=flop", "failure_gallery=maybe", "failure_gallery=-1")],

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from salvid.checkpoints import load_network, save_pretrained
@@ -37,7 +38,17 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
     ("module", "args", "expected"),
     [
         ("salvid.train", ["data.batch_size=0"], "data.batch_size=0: must be >= 1"),
-        ("salvid.train", ["nosuchkey=1"], "Could not override 'nosuchkey'. To append to your config use +nosuchkey=1"),
+        ("salvid.train", ["nosuchkey=1"], "nosuchkey: no such setting; check its spelling (a new key is added with "
+                                          "+nosuchkey=1)"),
+        ("salvid.predict", ["input=x.mp4", "batch_sise=4"], "batch_sise: no such setting; did you mean batch_size?"),
+        ("salvid.predict", ["input=x.mp4", "+batch_sise=4"],  # added, it would be ignored: refused instead
+         "batch_sise: not a setting of this command; did you mean batch_size?"),
+        ("salvid.evaluate", ["data=davis2016", "data.resolutoin=240p"],
+         "data.resolutoin: no such setting; did you mean data.resolution?"),
+        ("salvid.export", ["ckpt_path=x.ckpt", "name=x", "+wieghts=float16"],
+         "wieghts: not a setting of this command; did you mean weights?"),
+        pytest.param("salvid.evaluate", ["device=cuda", "baselines=[]"], "device=cuda: this PyTorch",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is available here")),
         ("salvid.train", ["model.in_frames=2"], "model.in_frames=2: must be odd, from 1 to 9"),
         ("salvid.evaluate", ["ckpt_path=missing.ckpt", "baselines=[]"], "missing.ckpt: checkpoint not found"),
         ("salvid.predict", [], "Missing mandatory value: input"),
@@ -50,12 +61,26 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
         ("salvid.predict", ["input=x.mp4", "write_pngs=false", "write_videos=false"],
          "write_pngs=false and write_videos=false: predict would write no maps; set either to true"),
     ],
-    ids=["train-value", "train-unknown-key", "train-model-value", "evaluate-checkpoint", "predict-missing-input",
+    ids=["train-value", "train-unknown-key", "predict-typo", "predict-added-typo", "evaluate-typo", "export-added-typo",
+         "evaluate-no-cuda", "train-model-value", "evaluate-checkpoint", "predict-missing-input",
          "predict-fps", "export-checkpoint", "predict-tta", "evaluate-tta", "evaluate-tta-flip", "predict-no-maps"],
 )
 def test_entry_points_report_a_users_mistake_in_one_line(tmp_path, module, args, expected):
     line = one_error_line(run(module, *args, f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run"))
     assert expected in line
+
+
+@pytest.mark.parametrize("module", ["salvid.predict", "salvid.evaluate"])
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, module):
+    from PIL import Image
+
+    (tmp_path / "frames").mkdir()
+    Image.new("RGB", (32, 24)).save(tmp_path / "frames" / "00000.png")
+    (tmp_path / "afile").write_text("mine")
+    line = one_error_line(run(module, f"input={tmp_path / 'frames'}" if module == "salvid.predict" else "baselines=[]",
+                              f"paths.output_dir={tmp_path / 'afile'}"))
+    assert f"{tmp_path / 'afile'}: File exists; it is in the way of a folder" in line
+    assert (tmp_path / "afile").read_text() == "mine"
 
 
 def test_hydra_full_error_keeps_the_traceback(tmp_path):

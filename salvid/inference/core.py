@@ -32,7 +32,7 @@ from torch import nn
 from salvid.data.preprocess import normalise, normalise_frame, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
-from salvid.errors import CheckpointError
+from salvid.errors import CheckpointError, ConfigError
 from salvid.inference.onnx_backend import (
     OnnxNetwork,
     cached_graphs,
@@ -118,7 +118,16 @@ def frame_stems(frames: Path | Sequence[Path], n_frames: int) -> list[str]:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    resolved = torch.device(device)
+    missing = not torch.cuda.is_available() or (resolved.index or 0) >= torch.cuda.device_count()
+    if resolved.type == "cuda" and missing:
+        seen = f"{torch.cuda.device_count()} CUDA GPU(s)" if torch.cuda.is_available() else "no CUDA GPU"
+        raise ConfigError(f"device={device}: this PyTorch ({torch.__version__}) sees {seen}; use device=cpu or "
+                          "device=auto, or install a CUDA build of torch (README: Install)")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={device}: this PyTorch ({torch.__version__}) sees no Apple GPU (MPS); use "
+                          "device=cpu or device=auto")
+    return resolved
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ every error.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import functools
 import os
@@ -74,6 +75,8 @@ _OS_ADVICE = {
     errno.ENOENT: "check the path",
     errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
     errno.EISDIR: "a folder is where a file was expected; check the path",
+    errno.EEXIST: "it is in the way of a folder to be made there; move it away, or choose another folder "
+                  "(paths.output_dir=...)",
 }
 
 
@@ -87,10 +90,27 @@ def os_error_line(error: OSError) -> str:
     return f"{where}: {error.strerror or os.strerror(error.errno)}; {_OS_ADVICE[error.errno]}"
 
 
+def _unknown_key_line(error: BaseException, lines: list[str]) -> str | None:
+    """Hydra's "Could not override 'k'. To append to your config use +k=v" for a key the config lacks: the key,
+    the nearest existing key (a typo is the usual cause), and how a new key is added."""
+    cause = error.__cause__
+    key, parent = getattr(cause, "full_key", None), getattr(cause, "parent_node", None)
+    if not (key and lines[0].startswith("Could not override") and len(lines) > 1 and "+" in lines[1]):
+        return None
+    prefix, _, name = str(key).rpartition(".")
+    siblings = [str(k) for k in parent.keys() if str(k) not in ("hydra", name)] if hasattr(parent, "keys") else []
+    close = difflib.get_close_matches(name, siblings, n=1)
+    advice = f"did you mean {prefix + '.' if prefix else ''}{close[0]}?" if close else "check its spelling"
+    return f"{key}: no such setting; {advice} (a new key is added with {lines[1].rsplit(' ', 1)[-1]})"
+
+
 def _hydra_line(error: BaseException) -> str | None:
     """Hydra's multi-line errors that matter on one line: a missing config with its options, an override that
     does not parse with what to do."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    unknown = _unknown_key_line(error, lines)
+    if unknown:
+        return unknown
     if len(lines) > 1 and "Could not find" in lines[0] and lines[1].startswith("Available options"):
         options = [line for line in lines[2:] if not line.startswith(("Config search path", "provider="))]
         return f"{lines[0]}; {lines[1].rstrip(':').lower()}: {', '.join(options)}"

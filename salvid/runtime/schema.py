@@ -10,6 +10,7 @@ second.
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
@@ -184,7 +185,17 @@ class TrainConfig(_Entry):
         return self
 
 
-class _Inference(_Entry):
+class _Command(_Entry):
+    """An inference or export command's config: every key is declared, so a misspelt one added with ``+`` is
+    refused rather than ignored."""
+
+    model_config = Strict
+    task_name: str | None = None
+    paths: dict[str, Any] | None = None
+    ckpt_path: Any = None
+
+
+class _Inference(_Command):
     batch_size: Annotated[int, Field(strict=True, ge=1, le=MAX_INFERENCE_BATCH)] = 8
     device: str = "auto"
     precision: Literal[PRECISIONS] = "auto"  # type: ignore[valid-type]
@@ -200,6 +211,7 @@ class _Inference(_Entry):
 
 
 class PredictConfig(_Inference):
+    input: Any = None
     # the videos' time base is at finest 1/1001 s: a slower rate would round to 0
     fps: Annotated[float, Field(ge=MIN_FPS, le=MAX_FPS, allow_inf_nan=False)] = 25
     overlay_alpha: Unit = 0.5
@@ -216,6 +228,13 @@ class PredictConfig(_Inference):
 
 
 class EvaluateConfig(_Inference):
+    seed: Any = 0
+    sweep: Any = None
+    logger: Any = None
+    method_name: str | None = None
+    image_only_ckpt: Any = None
+    networks: dict[str, Any] = {}
+    maps_dirs: dict[str, Any] = {}
     stage: Literal["train", "val", "test"] = "test"
     metric_average: Literal[METRIC_AVERAGES] = "video"  # type: ignore[valid-type]
     quantise_maps: bool = True
@@ -227,7 +246,11 @@ class EvaluateConfig(_Inference):
     data: Data
 
 
-class ExportConfig(_Entry):
+class ExportConfig(_Command):
+    output_dir: Any = None
+    metrics: Any = None
+    cross_validation: Any = None
+    hardware: Any = None
     name: str
     format: Literal[EXPORT_FORMATS] = "safetensors"  # type: ignore[valid-type]
     weights: Literal[EXPORT_WEIGHTS] = "float32"  # type: ignore[valid-type]
@@ -264,7 +287,12 @@ def _describe(error: dict[str, Any], config: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"{key}: missing; set {key}=..."
     if error["type"] == "extra_forbidden":
-        return f"{key}: not a setting of {key.rsplit('.', 1)[0]}; check its spelling"
+        parent, _, name = key.rpartition(".")
+        siblings = _located(config, tuple(error["loc"][:-1]))[1]
+        close = difflib.get_close_matches(name, [k for k in siblings if k != name], n=1) if isinstance(
+            siblings, dict) else []
+        advice = f"did you mean {parent + '.' if parent else ''}{close[0]}?" if close else "check its spelling"
+        return f"{key}: not a setting of {parent or 'this command'}; {advice}"
     shown = (f"{key}={value:g}" if isinstance(value, float) else f"{key}={value!r}") if found else key
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     for words, sign in _SIGNS:
