@@ -8,6 +8,7 @@ import pytest
 from salvid.data.inventory import count_sequences
 from salvid.data.layouts import DatasetError, list_sequences
 from salvid.data.layouts.fbms import fbms_mask
+from salvid.data.splits import split_sequences
 from tests.helpers.layout_fixtures import H, W, box_mask, davis, frame, save
 
 
@@ -142,5 +143,14 @@ def test_a_copy_with_only_the_val_split_says_what_would_work(tmp_path):
     with pytest.raises(DatasetError) as raised:
         list_sequences("davis2016", root, "train", resolution="480p")
     message = str(raised.value)
-    assert "data.splits.train=val" in message and "data.test_holdout=N" in message
+    assert "this copy has the split(s) ['val']" in message and "data.test_holdout=N" in message
     assert message.count("ImageSets/480p/train.txt") == 1  # each path once
+    # where a config asks for the split, the message names the key that asked and what it can be instead
+    with pytest.raises(DatasetError, match=r"split 'train', which data\.splits\.train=train asks for .*; this copy "
+                                           r"has the split\(s\) \['val'\]: set data\.splits\.train to val, or use "
+                                           r"every sequence with data\.splits\.train=all$"):
+        split_sequences("davis2016", root, {"train": "train", "test": None}, resolution="480p")
+    with pytest.raises(DatasetError, match=r"which data\.splits\.test=train asks for .*: set data\.splits\.test to "
+                                           r"val, or hold training sequences out instead with data\.splits\.test=null "
+                                           r"data\.test_holdout=N$"):
+        split_sequences("davis2016", root, {"train": "val", "test": "train"}, resolution="480p")

@@ -8,6 +8,7 @@ from typing import Any
 
 from salvid.data.folds import apply_fold, check_fold_settings
 from salvid.data.layouts import VideoSequence, list_sequences
+from salvid.data.layouts.base import MissingSplitError
 from salvid.errors import ConfigError
 
 STAGES = ("train", "val", "test")
@@ -26,8 +27,14 @@ def split_sequences(layout: str, root: str | Path, splits: dict[str, str | None]
     """
     if folds is not None:
         check_fold_settings(folds, fold, splits, val_holdout)
-    stages = {stage: list_sequences(layout, root, splits[stage], **options)
-              for stage in STAGES if splits.get(stage) is not None}
+    stages = {}
+    for stage in STAGES:
+        if splits.get(stage) is None:
+            continue
+        try:
+            stages[stage] = list_sequences(layout, root, splits[stage], **options)
+        except MissingSplitError as e:
+            raise e.for_key(f"data.splits.{stage}", None if stage == "train" else f"data.{stage}_holdout") from None
     for stage, k in (("test", test_holdout), ("val", val_holdout)):
         if not k or splits.get(stage) is not None:
             continue

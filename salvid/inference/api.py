@@ -29,6 +29,9 @@ class _Frames(FrameSource):
     """Frames already in memory, as a frame source."""
 
     def __init__(self, frames: Sequence[np.ndarray]):
+        if isinstance(frames, np.ndarray) and frames.ndim == 3 and frames.shape[-1] == 3:
+            raise DataError(f"predict(frames): one {frames.shape} frame; pass the clip's frames, a list of them or "
+                            "an (N, H, W, 3) array: each map needs the frames before and after it")
         self.frames = [np.asarray(f) for f in frames]
         self.path = Path("<frames>")
         if not self.frames:

@@ -30,7 +30,7 @@ from pathlib import Path
 import av
 from omegaconf import DictConfig
 
-from salvid.checkpoints import load_network
+from salvid.checkpoints import load_network, model_name
 from salvid.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource, ImageFolder, open_video
 from salvid.errors import DataError, DiskFullError, UnsafeOutputError
 from salvid.inference.core import NetworkSaliency, frame_stems
@@ -285,7 +285,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     guard = output_guard(cfg, inputs)
     for name in names:
         check_replaceable(guard, name)
-    runner = network_saliency(net, tta=cfg.tta, device=cfg.device, precision=cfg.precision,
+    runner = network_saliency(net, model_name(cfg.ckpt_path), tta=cfg.tta, device=cfg.device, precision=cfg.precision,
                               channels_last=cfg.channels_last, backend=cfg.backend, model_config=model_config)
     total, started = 0, time.perf_counter()
     for item in inputs:

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
 from salvid.checkpoints import load_network, model_name
 from salvid.data.layouts import VideoSequence, layout_options
+from salvid.data.layouts.base import MissingSplitError
 from salvid.data.splits import split_sequences
 from salvid.errors import CheckpointError, ConfigError
 from salvid.inference import report
@@ -106,7 +107,10 @@ def load_sequences(cfg: DictConfig) -> tuple[list[VideoSequence], Path]:
         generate_dataset(Path(data.root), **OmegaConf.to_container(data.synthetic, resolve=True))
     options = layout_options(data.layout, data)
     if data.get("split") is not None:
-        stage, stages = "test", split_sequences(data.layout, data.root, {"test": data.split}, **options)
+        try:
+            stage, stages = "test", split_sequences(data.layout, data.root, {"test": data.split}, **options)
+        except MissingSplitError as e:
+            raise e.for_key("data.split") from None
     else:
         stage = cfg.stage
         stages = split_sequences(data.layout, data.root, OmegaConf.to_container(data.splits, resolve=True),

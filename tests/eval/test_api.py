@@ -37,6 +37,9 @@ def test_load_and_predict_give_the_networks_maps(eval_data, tiny_pretrained):
     assert whole.shape[0] == len(open_video(video)) and model.name == "tiny"
     with pytest.raises(DataError, match="frame 1 is float64"):
         model.predict([frames[0], frames[1].astype(float)])
+    with pytest.raises(DataError, match=r"one \(\d+, \d+, 3\) frame; pass the clip's frames"):
+        model.predict(frames[0])
+    assert model.predict(np.stack(frames)).shape == maps.shape  # an (N, H, W, 3) array
 
 
 def test_a_model_folder_round_trips_and_loads_by_hub_name(tiny_pretrained, tmp_path, monkeypatch):

@@ -34,6 +34,28 @@ class DatasetError(DataError):
     """A dataset on disk is missing or malformed; the message names the path and what is wrong."""
 
 
+class MissingSplitError(DatasetError):
+    """A split the config asks for has no split file in this copy; ``present``: the splits it has. The message
+    says what to do without knowing which key asked; :func:`salvid.data.splits.split_sequences` names the key."""
+
+    def __init__(self, message: str, root: Path, split: str, looked: str, present: list[str]):
+        super().__init__(message)
+        self.root, self.split, self.looked, self.present = root, split, looked, present
+
+    def for_key(self, key: str, holdout: str | None = None) -> MissingSplitError:
+        """The same error, saying that config key ``key`` asks for the split; ``holdout``: the key that holds
+        training sequences out instead (``data.test_holdout``), where that is an alternative."""
+        options = [f"set {key} to {'one of them' if len(self.present) > 1 else self.present[0]}"] if self.present else []
+        if holdout:
+            options.append(f"hold training sequences out instead with {key}=null {holdout}=N")
+        if key in ("data.split", "data.splits.train"):
+            options.append(f"use every sequence with {key}=all")
+        has = f"this copy has the split(s) {self.present}" if self.present else "this copy has no split files"
+        return MissingSplitError(f"{self.root}: no split file for split {self.split!r}, which {key}={self.split} asks "
+                                 f"for (looked for {self.looked}); {has}: {', or '.join(options)}", self.root,
+                                 self.split, self.looked, self.present)
+
+
 class SkippedInput(UserWarning):
     """Something a layout skipped by its documented rule; setup counts these and reports them."""
 

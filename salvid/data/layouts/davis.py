@@ -19,6 +19,7 @@ from pathlib import Path
 
 from salvid.data.layouts.base import (
     DatasetError,
+    MissingSplitError,
     VideoSequence,
     pair_frames_and_masks,
     select_sequences,
@@ -56,9 +57,10 @@ def _split_file(root: Path, resolution: str, split: str | None) -> Path | None:
     present = sorted({p.stem for p in (root / "ImageSets").glob("*/*.txt")})
     looked = ", ".join(c.relative_to(root).as_posix() for c in candidates)
     if present:
-        fix = (f"this copy has the split(s) {present}: name one where the config asks for {split!r} (e.g. "
-               f"data.splits.train={present[0]}), or use all sequences (data.splits.train=all)")
+        fix = (f"this copy has the split(s) {present}: name one where the config asks for {split!r}, or use all "
+               "sequences (all)")
     else:
         fix = "this copy has no split files: use all sequences (data.splits.train=all)"
-    raise DatasetError(f"{root}: no split file for split {split!r} (looked for {looked}); {fix}, and hold "
-                       "sequences out of it for validation and test with data.val_holdout=N data.test_holdout=N")
+    raise MissingSplitError(f"{root}: no split file for split {split!r} (looked for {looked}); {fix}, and hold "
+                            "sequences out of it for validation and test with data.val_holdout=N data.test_holdout=N",
+                            root, split, looked, present)
