@@ -321,6 +321,28 @@ def read_card(path: Path) -> Any:
     return card
 
 
+def trained_sequences(spec: str | Path | None) -> set[str]:
+    """The video sequences a local model's card says it trained or was selected on (``data_splits`` train and
+    val, without their dataset prefix): a shipped or exported name, a ``.safetensors`` beside its card, or a
+    model folder. Empty where there is no card or it records none (a ``.ckpt``, a remote model)."""
+    spec = spec or DEFAULT_PRETRAINED
+    if is_remote(spec):
+        return set()
+    path = Path(spec) if Path(spec).exists() else named_model(str(spec))
+    if path is None:
+        return set()
+    card_path = path / HUB_CONFIG if is_model_folder(path) else path.with_suffix(".json")
+    if path.suffix not in (".safetensors", "") or not card_path.is_file():
+        return set()
+    splits = (read_card(card_path) or {}).get("data_splits")
+    seen: set[str] = set()
+    for stage in ("train", "val"):
+        videos = splits.get(stage, {}).get("videos", []) if isinstance(splits, dict) and isinstance(
+            splits.get(stage), dict) else []
+        seen |= {str(v).rsplit("/", 1)[-1] for v in videos if isinstance(v, str)}
+    return seen
+
+
 def _from_safetensors(path: Path, config_path: Path | None = None) -> tuple[nn.Module, dict[str, Any]]:
     config_path = config_path or path.with_suffix(".json")
     if not config_path.is_file():

@@ -32,7 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from salvid.baselines import BASELINES, BaselineUnavailable, MapsFolder
-from salvid.checkpoints import load_network, model_name
+from salvid.checkpoints import load_network, model_name, trained_sequences
 from salvid.data.layouts import VideoSequence, layout_options
 from salvid.data.layouts.base import MissingSplitError
 from salvid.data.splits import split_sequences
@@ -222,6 +222,18 @@ def score(cfg: DictConfig, methods: list[SaliencyMethod], sequences: list[VideoS
     return metrics, list(samples.samples.values())
 
 
+def warn_seen_sequences(cfg: DictConfig, sequences: list[VideoSequence]) -> None:
+    """A warning for each network whose model card lists scored sequences among those it trained or was
+    selected on: their scores say how well it fits its training data, not how well it does on new video."""
+    networks = {cfg.method_name or model_name(cfg.ckpt_path): cfg.ckpt_path, **(cfg.networks or {})}
+    for name, spec in networks.items():
+        seen = [s.name for s in sequences if s.name in trained_sequences(spec)]
+        if seen:
+            shown = ", ".join(seen[:6]) + (f", ... ({len(seen)} in all)" if len(seen) > 6 else "")
+            log.warning("%s trained or was selected on %d of the %d sequences scored here (%s), by its model card: "
+                        "its scores on them are not held out", name, len(seen), len(sequences), shown)
+
+
 def dataset_title(cfg: DictConfig, sequences: list[VideoSequence]) -> str:
     """``davis2016_holdout, test (held out): 5 sequences, 356 annotated frames``: the data config's name (its
     layout outside Hydra), the split scored, and how much."""
@@ -262,6 +274,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     sequences, _ = load_sequences(cfg)
     guard = output_guard(cfg)
     check_maps_folders(methods, sequences)
+    warn_seen_sequences(cfg, sequences)
     title = dataset_title(cfg, sequences)
     status = begin_results(guard, {"dataset": title, "methods": [m.name for m in methods], "tta": cfg.tta})
     try:

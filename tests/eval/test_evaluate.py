@@ -81,6 +81,28 @@ def test_the_default_run_scores_what_runs_everywhere_without_warnings(eval_data,
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "skipped" in r.getMessage()]
 
 
+def test_scoring_a_model_on_sequences_its_card_trained_on_is_warned(eval_data, tiny_pretrained, tmp_path, caplog):
+    """A card's data_splits (train and val videos, with their dataset prefix) name what the model saw: scores on
+    those sequences are not held out, and evaluate says so; on others it says nothing."""
+    from salvid.checkpoints import load_network, save_pretrained, trained_sequences
+
+    net, config = load_network(tiny_pretrained)
+    seen = tmp_path / "seen.safetensors"
+    save_pretrained(net, config, seen, {"data_splits": {"train": {"videos": ["videos/test_001", "davis/bear"]},
+                                                        "val": {"videos": ["videos/test_000"]},
+                                                        "test": {"videos": ["videos/test_002"]}}})
+    assert trained_sequences(seen) == {"test_000", "test_001", "bear"}
+    assert trained_sequences(tiny_pretrained) == set()  # a card without data_splits
+    run(eval_data, tmp_path / "out", seen, "baselines=[]", "data.sequences=[test_001]")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "not held out" in
+              r.getMessage()]
+    assert warned == ["seen trained or was selected on 1 of the 1 sequences scored here (test_001), by its model "
+                      "card: its scores on them are not held out"]
+    caplog.clear()
+    run(eval_data, tmp_path / "out2", tiny_pretrained, "baselines=[]", f"+networks.seen={seen}")
+    assert len([r for r in caplog.records if "not held out" in r.getMessage()]) == 1  # the other network
+
+
 def test_a_baseline_asked_for_by_name_that_cannot_run_is_named_with_the_fix(eval_data, tiny_pretrained, tmp_path):
     with pytest.raises(ConfigError, match=r"baselines: image_only needs .*image_only_ckpt="):
         run(eval_data, tmp_path / "a", tiny_pretrained, "baselines=[image_only]")
