@@ -18,7 +18,7 @@ of maps stay in torch, identical for both backends.
 and the CPU. Side by side on 2-core CPUs, ONNX Runtime's fp32 ran the shipped ``fusion3d`` network 2-3x faster
 than PyTorch's fp32 and bf16, while PyTorch's bf16 ran the ``paper`` family (3D convolutions) fastest on an AMD
 EPYC. So the first run of a network on a machine times that network's forward (:func:`probe_backends`: a batch
-of 8 random clips at its input size, a warm-up call and up to two timed calls per candidate) with each
+of 8 random clips at its input size, a warm-up call and the median of up to five timed calls per candidate) with each
 candidate: ONNX Runtime fp32 (when installed), PyTorch fp32, and PyTorch bf16 where ``precision=auto`` and
 :func:`salvid.runtime.precision.bf16_is_faster` says bf16 may pay (``precision=fp32`` chooses among the fp32
 candidates). The fastest is used, and the timings are kept in ``<cache>/machine/backend.json`` under the CPU's
@@ -35,6 +35,7 @@ import hashlib
 import io
 import json
 import logging
+import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 OPSET = 18
 FORMAT_VERSION = 2  # bump when what is exported changes: older cached graphs are then exported again
 MANIFEST = "manifest.json"
-PROBE_VERSION = 1  # bump when the backend probe changes: older timings are then measured again
+PROBE_VERSION = 2  # bump when the backend probe changes: older timings are then measured again
 
 
 def onnxruntime_available() -> bool:
@@ -108,15 +109,16 @@ def candidates() -> list[str]:
 
 
 def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: list[str], batch: int = 8,
-                   rounds: int = 2, slower: float = 2.0) -> dict[str, float]:
+                   rounds: int = 5, slower: float = 2.0) -> dict[str, float]:
     """Seconds per candidate (:func:`candidates`) of the network's forward on ``batch`` random clips at its input
     size, as :class:`salvid.inference.core.NetworkSaliency` runs it (``fusion3d``: ``batch`` new frames encoded,
     then ``batch`` clips decoded), bf16 with the channels_last memory it gets there, ONNX Runtime with torch's
     operations on one thread (:func:`torch_on_one_thread`). ``batch`` is inference's
     default batch size: PyTorch's time per frame falls with the batch (a fixed cost per call), ONNX Runtime's
     hardly, so a smaller batch would favour ONNX Runtime. One warm-up call per candidate (the first call picks
-    kernels and allocates: up to 2.5x slower), then the best of ``rounds`` calls, the candidates alternated so
-    that a change of load hits each. A clear loser is not timed further: one whose warm-up took ``2 * slower``
+    kernels and allocates: up to 2.5x slower), then the median of ``rounds`` calls, the candidates alternated so
+    that a change of load hits each (the best call would favour a backend whose times scatter: on a 2-core AMD
+    EPYC, PyTorch bf16's best of two beat ONNX Runtime once in three probes, its median never). A clear loser is not timed further: one whose warm-up took ``2 * slower``
     times the fastest warm-up (its warm-up time stands), or whose best call took ``slower`` times the best.
     ``net`` is left as it was."""
     torch.manual_seed(0)
@@ -152,9 +154,10 @@ def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: l
         return best_seconds(runs, rounds, slower)
 
 
-def best_seconds(runs: dict[str, Callable[[], None]], rounds: int = 2, slower: float = 2.0,
+def best_seconds(runs: dict[str, Callable[[], None]], rounds: int = 5, slower: float = 2.0,
                  clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """The schedule of :func:`probe_backends`: seconds per run, clear losers dropped early."""
+    """The schedule of :func:`probe_backends`: seconds per run (the median of its timed calls, or its warm-up's
+    for one dropped then), clear losers dropped early."""
     def timed(run: Callable[[], None]) -> float:
         start = clock()
         run()
@@ -168,7 +171,7 @@ def best_seconds(runs: dict[str, Callable[[], None]], rounds: int = 2, slower: f
             seconds[name].append(timed(runs[name]))
         best = min(min(seconds[name]) for name in timing)
         timing = [name for name in timing if min(seconds[name]) <= slower * best]
-    return {name: min(seconds[name] or [warm[name]]) for name in runs}
+    return {name: statistics.median(seconds[name] or [warm[name]]) for name in runs}
 
 
 def _backend_cache_file() -> Path:
