@@ -92,7 +92,8 @@ def print_table(summary: dict[str, dict[str, float]], title: str) -> None:
     header, rows = table_rows(summary)
     table = Table(title=title, caption=CAPTION)
     for i, name in enumerate(header):
-        table.add_column(name, justify="left" if i == 0 else "right")
+        # a narrow terminal folds a long method name onto more lines rather than cutting it short
+        table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
     for row in rows:
         table.add_row(*(c.replace("**", "") if not c.startswith("**") else f"[bold]{c[2:-2]}[/bold]" for c in row))
     Console().print(table)

@@ -85,6 +85,18 @@ def test_evaluate_writes_every_figure_also_as_pdf_titled_with_dataset_and_split(
     assert len(titles) == 3 and all("videos, split test: 2 sequences, 16 annotated frames" in t for t in titles)
 
 
+def test_the_printed_table_folds_long_method_names_in_a_narrow_terminal(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    names = ["salvid-fusion3d-fast-davis-duts", "center_prior", "frame_difference", "spectral_residual",
+             "salvid-fusion3d-davis-duts", "salvid-fusion3d-davis"]
+    report.print_table({n: {"plcc": 0.8, "auc": 0.9, "mae": 0.03} for n in names}, "davis")
+    out = capsys.readouterr().out
+    assert "\u2026" not in out  # no name cut short with an ellipsis
+    header = [line for line in out.splitlines() if line.startswith("\u2503")]  # the header's rows, column by column
+    columns = ["".join(row.split("\u2503")[i].strip() for row in header) for i in range(2, 2 + len(names))]
+    assert columns == names
+
+
 def test_pdf_figures_log_nothing_of_their_font_subsetting(caplog, tmp_path):
     """Embedding TrueType fonts runs fontTools' subsetter, whose INFO lines (hundreds per figure) buried
     evaluate's table in the terminal and its log."""
