@@ -295,7 +295,8 @@ def predict(cfg: DictConfig) -> list[Path]:
             log.info("%s: %d frames -> %s", item.source.path, n, guard.path(item.name))
     seconds = time.perf_counter() - started
     out = guard.path(names[0]) if len(names) == 1 else guard.output_dir
-    print(f"{total} frames in {seconds:.1f} s ({total / max(seconds, 1e-9):.1f} frames/s) -> {out}", flush=True)
+    frames = f"{total} frame{'' if total == 1 else 's'}"
+    print(f"{frames} in {seconds:.1f} s ({total / max(seconds, 1e-9):.1f} frames/s) -> {out}", flush=True)
     return [guard.path(name) for name in names]
 
 
