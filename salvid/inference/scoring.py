@@ -269,9 +269,9 @@ def check_output(cfg: DictConfig, output_dir: Path) -> None:
 
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Score every method of ``cfg`` on its sequences, write the results, and return the summary."""
+    sequences, _ = load_sequences(cfg)  # first: a missing dataset is named before a network is loaded
     methods = build_methods(cfg)
     gallery = gallery_method(cfg, methods)
-    sequences, _ = load_sequences(cfg)
     guard = output_guard(cfg)
     check_maps_folders(methods, sequences)
     warn_seen_sequences(cfg, sequences)
