@@ -328,6 +328,14 @@ def test_a_finished_run_is_left_alone_and_a_changed_config_is_refused_before_any
     assert "choose another paths.output_dir" in again.stdout + again.stderr  # the key the README uses
     assert snapshot(run_dir) == finished
 
+    # The same folder with another config: refused in one line naming what differs, exit status 2, nothing written
+    other = run_train([*args, "trainer.max_epochs=3"], check=False)
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert other.stderr.strip().splitlines()[-1] == (
+        f"error: {run_dir}: holds a finished run of another config (trainer.max_epochs (1 then, 3 now)); nothing "
+        "was changed. Choose another paths.output_dir for the new run")
+    assert snapshot(run_dir) == finished
+
     # Without metrics.json the run is unfinished (killed after its last checkpoint): a rerun with another model
     # and data config is refused, naming both keys, before Hydra or Lightning write anything.
     (run_dir / "metrics.json").unlink()

@@ -98,3 +98,26 @@ def test_a_crashed_job_leaves_every_jobs_row_in_the_summary(tmp_path, data_dir):
     assert rows[0]["status"] == "done" and float(rows[0]["test/plcc"]) == pytest.approx(
         json.loads((sweep_dir / "0" / "metrics.json").read_text())["test"]["test/plcc"])
     assert rows[1]["status"].startswith("failed: ConfigError: module.optimizer.lr=-1") and rows[1]["test/plcc"] == ""
+
+
+def test_a_sweep_rerun_with_other_values_is_refused_and_each_jobs_record_kept(tmp_path, data_dir):
+    """Job folders are numbered, not named by their values: rerun into the same folder with new values, each
+    job would meet another value's finished run. It is refused (exit 2), its .hydra/ config and the summary keep
+    the values the run trained with, and nothing is written into it; the same values again change nothing."""
+    out = tmp_path / "sweep"
+    args = ["-m", *tiny(tmp_path, data_dir, epochs=1), "logger=csv", f"paths.output_dir={out}"]
+    run_train([*args, "module.optimizer.lr=1e-3,2e-3"])
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and "wandb" not in p.parts}
+    refused = run_train([*args, "module.optimizer.lr=5e-3,9e-3"], check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: {out / '0'}: holds a finished run of another config (module.optimizer.lr (0.001 then, 0.005 now)); "
+        "nothing was changed. Choose another paths.output_dir for the new run")
+    after = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and "wandb" not in p.parts}
+    # each job's log has the refusal appended; multirun.yaml is Hydra's record of the last multirun launched here
+    kept = {p: b for p, b in before.items() if p.name not in ("train.log", "multirun.yaml")}
+    assert {p: b for p, b in after.items() if p.name not in ("train.log", "multirun.yaml")} == kept
+    assert [r["overrides"].split()[-1] for r in read_summary(out)] == ["module.optimizer.lr=0.001",
+                                                                      "module.optimizer.lr=0.002"]
+    assert run_train([*args, "module.optimizer.lr=1e-3,2e-3"]).returncode == 0
+

@@ -36,16 +36,23 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> float | None:
     cap_cpu_isa_for_training(cfg.model)
     use_job_output_dir(cfg)
-    adopt_initial_network(cfg)
-    check_config(cfg)
-    from salvid.training import ddp, run_folder, run_records  # Lightning: only once the config holds
+    from salvid.training import run_folder
 
     output_dir = Path(cfg.paths.output_dir)
     finished = run_folder.finished_run(output_dir)
-    if finished is not None:
+    if finished is not None:  # compared with the config as composed, before init_weights adopts a network
+        differences = run_folder.finished_differences(output_dir, cfg)
+        if differences:
+            shown = "; ".join(differences[:4]) + (f"; ... ({len(differences)} in all)" if len(differences) > 4 else "")
+            raise ConfigError(f"{output_dir}: holds a finished run of another config ({shown}); nothing was "
+                              "changed. Choose another paths.output_dir for the new run")
         log.warning("%s: this run has finished (its metrics.json exists); nothing was changed. For a new run "
                     "choose another paths.output_dir", output_dir)
         return sweep.metric_value(finished, cfg.get("optimized_metric") or "")
+    adopt_initial_network(cfg)
+    check_config(cfg)
+    from salvid.training import ddp, run_records  # Lightning: only once the config holds
+
     resolve_precision(cfg)
     start = run_folder.plan_resume(cfg, output_dir)
     cfg.ckpt_path = start.ckpt_path

@@ -136,6 +136,46 @@ def check_output(cfg: DictConfig, output_dir: Path) -> None:
     OutputGuard(output_dir, input_dirs=[data_root] if data_root else [], input_files=files)
 
 
+# Keys that say where a run reads and writes, not what it trains: a rerun of a finished run may change them.
+IGNORED_WHEN_FINISHED = ("paths", "ckpt_path", "trusted_checkpoint")
+
+
+def finished_differences(output_dir: Path, cfg: DictConfig) -> list[str]:
+    """``key (<then> then, <now> now)`` for every setting in which ``cfg`` differs from the config the finished
+    run in ``output_dir`` was started with (its ``.hydra/config.yaml``, as composed: interpolations unresolved);
+    [] when they agree or the folder keeps no config."""
+    saved = Path(output_dir) / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        return []
+    then = _flatten("", _plain(OmegaConf.to_container(OmegaConf.load(saved), resolve=False)))
+    now = _flatten("", _plain(OmegaConf.to_container(cfg, resolve=False)))
+    differences = []
+    for key in sorted(then.keys() | now.keys()):
+        parts = key.lstrip(".").split(".")
+        if parts[0] in IGNORED_WHEN_FINISHED or (len(parts) > 1 and parts[1] in IGNORED_ON_RESUME.get(parts[0], ())):
+            continue
+        if then.get(key) != now.get(key):
+            differences.append(f"{key.lstrip('.')} ({then.get(key)!r} then, {now.get(key)!r} now)")
+    return differences
+
+
+def leaves_alone(config: DictConfig, output_dir: Path) -> bool:
+    """Whether ``salvid.train`` will leave ``output_dir`` as it is: it holds a finished run, or a checkpoint that
+    :func:`plan_resume` refuses (``config``: the whole config, Hydra's part too)."""
+    if not output_dir.is_dir():
+        return False
+    if finished_run(output_dir) is not None:
+        return True
+    from salvid.runtime.environment import cap_cpu_isa_for_training
+
+    cap_cpu_isa_for_training(config.model)  # reading a checkpoint loads torch
+    try:
+        plan_resume(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), output_dir)
+        return False  # resumable: Hydra records this segment as usual
+    except Exception:  # noqa: BLE001  (salvid.train raises it again, and reports it)
+        return True
+
+
 class ResumeCheck(HydraCallback):
     """Hydra callback of ``salvid.train``: keeps Hydra from writing into a run directory that training will
     leave alone.
@@ -143,23 +183,16 @@ class ResumeCheck(HydraCallback):
     Hydra saves ``.hydra/config.yaml`` and appends to the job's log at the start of every run, over the
     config a resumed run was started with (the record ``salvid.export`` copies into a model card). When the
     directory holds a finished run, or a checkpoint that :func:`plan_resume` refuses, this turns both off for
-    the run; ``salvid.train`` then says why in one line, and the directory stays as it was.
+    the run; ``salvid.train`` then says why in one line, and the directory stays as it was. A multirun's jobs
+    get the same decision from ``hydra.output_subdir`` (:func:`salvid.runtime.configs.train_output_subdir`): no
+    config is saved over such a job's, its log has the one line appended.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from salvid.runtime.environment import cap_cpu_isa_for_training
-
-        cap_cpu_isa_for_training(config.model)  # reading a checkpoint loads torch
         HydraConfig.instance().set_config(config)  # the ${hydra:...} values the paths need
         output_dir = Path(explicit_output_dir(config) or config.hydra.run.dir)
-        if not output_dir.is_dir():
+        if not leaves_alone(config, output_dir):
             return
-        if finished_run(output_dir) is None:
-            try:
-                plan_resume(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), output_dir)
-                return  # resumable: Hydra records this segment as usual
-            except Exception:  # noqa: BLE001  (salvid.train raises it again, and reports it)
-                pass
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.output_subdir = None
             logging_config = config.hydra.get("job_logging")

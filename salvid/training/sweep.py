@@ -56,10 +56,12 @@ class SweepSummary(Callback):
         if not in_multirun():
             return
         hydra = HydraConfig.get()
-        if job_return.status == JobStatus.FAILED:
+        job_dir = Path(hydra.runtime.output_dir)
+        # a folder holding a finished run keeps that run's record: a rerun refused there writes nothing into it
+        if job_return.status == JobStatus.FAILED and not (job_dir / "metrics.json").is_file():
             error = job_return._return_value  # the exception; reading .return_value would raise it
             line = next((ln for ln in str(error).splitlines() if ln.strip()), "")
-            atomic_write_text(Path(hydra.runtime.output_dir) / JOB_ERROR_FILE, f"{type(error).__name__}: {line}\n")
+            atomic_write_text(job_dir / JOB_ERROR_FILE, f"{type(error).__name__}: {line}\n")
         self._write(Path(hydra.sweep.dir), config.get("optimized_metric") or "metric")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
