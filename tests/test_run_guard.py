@@ -88,6 +88,24 @@ def test_predict_into_its_own_input_folder_leaves_no_hydra_files_there(tmp_path)
     assert [p.name for p in frames.iterdir()] == ["00000.jpg"]
 
 
+@pytest.mark.parametrize("case", ["dataset", "concat dataset", "checkpoint", "fold"])
+def test_a_missing_dataset_or_checkpoint_and_a_fold_out_of_range_write_nothing(tmp_path, case):
+    out, missing = tmp_path / "run", tmp_path / "missing"
+    args, expected = {
+        "dataset": (["data=davis2016_holdout", f"data.root={missing}"],
+                    f"error: davis2016 dataset not found: {missing} does not exist. Prepare it with "
+                    f"`python -m salvid.prepare davis2016 --root {missing}` or point data.root at an existing copy"),
+        "concat dataset": (["data=davis_duts", f"data.root={tmp_path}"],
+                           f"error: davis2016 dataset not found: {tmp_path / 'DAVIS-2016-train-240p'} does not exist"),
+        "checkpoint": ([f"ckpt_path={missing}.ckpt"], f"error: {missing}.ckpt: checkpoint not found (ckpt_path)"),
+        "fold": (["+experiment=cv_fusion3d", f"data.root={tmp_path}", "data.fold=3"],
+                 "error: data.fold=3: must be an integer in 0..2 with data.folds=3 (sweep them: data.fold=0,1,2)"),
+    }[case]
+    line = one_error_line(run("salvid.train", *args, f"paths.output_dir={out}"))
+    assert line.startswith(expected)
+    assert not out.exists()
+
+
 def test_a_value_refused_by_the_schema_writes_nothing(tmp_path):
     out = tmp_path / "run"
     line = one_error_line(run("salvid.train", "module.loss=foo", f"paths.output_dir={out}"))
@@ -103,10 +121,12 @@ def test_a_value_refused_by_the_schema_writes_nothing(tmp_path):
                              "trainer.max_time set"),
     ("+module.lrr=1", "module.lrr: not a setting of module; check its spelling"),
     ("module.channels_last=foo", "module.channels_last='foo': must be 'auto', or must be a valid boolean"),
+    ("+experiment=cv_fusion3d data.fold=5", "data.fold=5: must be an integer in 0..2 with data.folds=3 (sweep them: "
+                                           "data.fold=0,1,2)"),
 ])
 def test_the_schema_names_the_key_the_value_and_what_it_must_be(override, expected):
     with pytest.raises(ConfigError) as error:
-        schema.validate(schema.TrainConfig, compose_config([override]))
+        schema.validate(schema.TrainConfig, compose_config(override.split()))
     assert str(error.value) == expected
 
 

@@ -14,6 +14,7 @@ arms on the same folds, and keep the test sequences for the one final score.
 from __future__ import annotations
 
 from salvid.data.layouts import VideoSequence
+from salvid.errors import ConfigError
 
 
 def fold_names(names: list[str], folds: int) -> list[list[str]]:
@@ -31,15 +32,15 @@ def fold_names(names: list[str], folds: int) -> list[list[str]]:
 def check_fold_settings(folds: object, fold: object, splits: dict[str, str | None], val_holdout: int) -> None:
     """One clear error for a fold setting that cannot work, naming the key."""
     if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
-        raise ValueError(f"data.folds={folds!r}: must be an integer >= 2 (or null: no cross-validation)")
+        raise ConfigError(f"data.folds={folds!r}: must be an integer >= 2 (or null: no cross-validation)")
     if not isinstance(fold, int) or isinstance(fold, bool) or not 0 <= fold < folds:
-        raise ValueError(f"data.fold={fold!r}: must be an integer in 0..{folds - 1} with data.folds={folds} "
+        raise ConfigError(f"data.fold={fold!r}: must be an integer in 0..{folds - 1} with data.folds={folds} "
                          f"(sweep them: data.fold={','.join(map(str, range(folds)))})")
     if splits.get("val") is not None:
-        raise ValueError(f"data.splits.val={splits['val']!r}: with data.folds the fold is the validation set; "
+        raise ConfigError(f"data.splits.val={splits['val']!r}: with data.folds the fold is the validation set; "
                          "set data.splits.val=null")
     if val_holdout:
-        raise ValueError(f"data.val_holdout={val_holdout}: with data.folds the fold is the validation set; "
+        raise ConfigError(f"data.val_holdout={val_holdout}: with data.folds the fold is the validation set; "
                          "set data.val_holdout=0")
 
 
@@ -48,7 +49,7 @@ def apply_fold(stages: dict[str, list[VideoSequence]], folds: int, fold: int) ->
     train = stages.get("train", [])
     candidates = {s.name: s for s in train if not s.train_only}
     if len(candidates) < folds:
-        raise ValueError(f"data.folds={folds}: only {len(candidates)} training sequences to cut into folds")
+        raise ConfigError(f"data.folds={folds}: only {len(candidates)} training sequences to cut into folds")
     held = set(fold_names(list(candidates), folds)[fold])
     return {
         "train": [s for s in train if s.train_only or s.name not in held],

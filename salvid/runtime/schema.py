@@ -147,6 +147,17 @@ class Data(BaseModel):
     max_frame_step: Positive = 1
     augment: Augment | None = None
 
+    @model_validator(mode="after")
+    def _fold(self) -> Data:
+        """The fold of a cross-validation, refused before the run writes anything (also checked where the folds
+        are cut, :func:`salvid.data.folds.check_fold_settings`)."""
+        if self.folds is not None and self.fold is not None and self.fold >= self.folds:
+            raise PydanticCustomError("whole", "data.fold={fold}: must be an integer in 0..{last} with "
+                                      "data.folds={folds} (sweep them: data.fold={all})",
+                                      {"fold": self.fold, "last": self.folds - 1, "folds": self.folds,
+                                       "all": ",".join(map(str, range(self.folds)))})
+        return self
+
 
 class _Entry(BaseModel):
     model_config = Open

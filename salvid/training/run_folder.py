@@ -128,8 +128,17 @@ def plan_resume(cfg: DictConfig, output_dir: Path) -> Resume:
 
 
 def check_output(cfg: DictConfig, output_dir: Path) -> None:
-    """Refuse a run folder inside the dataset or equal to a checkpoint it reads, before anything is written."""
+    """Refuse, before anything is written: a dataset or a checkpoint to resume that is not there, and a run folder
+    inside the dataset or equal to a checkpoint it reads."""
+    from salvid.checkpoints import is_remote
+    from salvid.data.layouts import check_root, dataset_roots
     from salvid.runtime.files import OutputGuard
+
+    for layout, root in dataset_roots(cfg.data):
+        check_root(layout, root)
+    resume = cfg.get("ckpt_path")
+    if resume not in (None, "last") and not is_remote(resume) and not Path(str(resume)).exists():
+        raise CheckpointError(f"{resume}: checkpoint not found (ckpt_path)")
 
     data_root = cfg.data.get("root")
     files = [Path(p) for p in (cfg.get("ckpt_path"), cfg.get("init_weights")) if p and Path(str(p)).is_file()]

@@ -58,13 +58,29 @@ def layout_options(layout: str, data: Any) -> dict[str, Any]:
 def list_sequences(layout: str, root: str | Path, split: str | None, **options: Any) -> list[VideoSequence]:
     """The sequences of one split of a dataset; a missing dataset says where it looked and how to prepare it."""
     check_options(layout, options)
-    root = Path(root)
-    if not root.exists():
+    check_root(layout, root)
+    return LAYOUTS[layout](Path(root), None if split == ALL else split, **options)
+
+
+def check_root(layout: str, root: str | Path) -> None:
+    """A missing dataset says where it looked and how to prepare it."""
+    if not Path(root).exists():
         raise DatasetError(
             f"{layout} dataset not found: {root} does not exist. Prepare it with `{prepare_command(layout, root)}` "
             "or point data.root at an existing copy"
         )
-    return LAYOUTS[layout](root, None if split == ALL else split, **options)
 
 
-__all__ = ["ALL", "LAYOUTS", "DatasetError", "VideoSequence", "check_options", "layout_options", "list_sequences", "load_target", "read_split"]
+def dataset_roots(data: Any) -> list[tuple[str, Path]]:
+    """``(layout, root)`` of each dataset a data config reads (those of a ``concat``), or [] for generated
+    synthetic data, which is made where it is asked for."""
+    if data.get("synthetic") is not None:
+        return []
+    if data.get("layout") == "concat":
+        return [(str(entry["layout"]), Path(data["root"]) / str(entry["root"]))
+                for entry in (data.get("datasets") or {}).values() if "layout" in entry and "root" in entry]
+    return [(str(data["layout"]), Path(data["root"]))] if data.get("layout") and data.get("root") else []
+
+
+__all__ = ["ALL", "LAYOUTS", "DatasetError", "VideoSequence", "check_options", "check_root", "dataset_roots",
+           "layout_options", "list_sequences", "load_target", "read_split"]
