@@ -209,6 +209,7 @@ def test_step_checkpoints_bound_the_work_a_kill_loses(tmp_path, data_dir):
     resumed = run_train(args)  # the same command: continues from the step checkpoint and finishes
     said = re.search(rf"Resuming from {re.escape(str(last))} \(step (\d+)\)", resumed.stdout + resumed.stderr)
     assert said and int(said[1]) >= STEP_EVERY, (resumed.stdout + resumed.stderr)[-3000:]
+    assert "exists and is not empty" not in resumed.stdout + resumed.stderr  # resuming in place is the design
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["run"]["segments"] == 2 and metrics["run"]["steps"] == 20 and metrics["test"]
 

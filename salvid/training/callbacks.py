@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -199,7 +200,10 @@ class ModelCheckpoint(_LightningModelCheckpoint):
         self._last_written_at = -1  # the global step of the last.ckpt written last
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
+        with warnings.catch_warnings():
+            # a run resumes in its own folder by design: Lightning's warning that it holds checkpoints misleads
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            super().setup(trainer, pl_module, stage)
         if stage == "fit" and trainer.limit_val_batches == 0:
             # no validation, so no score to rank: last.ckpt is the run's checkpoint, and Lightning's warning each
             # epoch that the monitored metric was never logged would only mislead

@@ -238,7 +238,7 @@ def _print_summary(results: dict[str, Any], output_dir: Path) -> None:
     columns = [k for k in ("untrained", "initial", "test") if k in results]
     labels = {"test": "trained", "untrained": "untrained", "initial": f"initial ({results.get('initial_weights')})"}
     for c in columns:
-        table.add_column(labels[c], justify="right")
+        table.add_column(labels[c], justify="right", overflow="fold")  # a long checkpoint path, whole
     for name in results["test"]:
         table.add_row(name, *(f"{results[c].get(name, float('nan')):.4f}" for c in columns))
     console = Console()
