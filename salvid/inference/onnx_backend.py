@@ -18,8 +18,8 @@ of maps stay in torch, identical for both backends.
 and the CPU. Side by side on 2-core CPUs, ONNX Runtime's fp32 ran the shipped ``fusion3d`` network 2-3x faster
 than PyTorch's fp32 and bf16, while PyTorch's bf16 ran the ``paper`` family (3D convolutions) fastest on an AMD
 EPYC. So the first run of a network on a machine times that network's forward (:func:`probe_backends`: a batch
-of 8 random clips at its input size, a warm-up call and the median of up to five timed calls per candidate) with each
-candidate: ONNX Runtime fp32 (when installed), PyTorch fp32, and PyTorch bf16 where ``precision=auto`` and
+of 8 random clips at its input size, a warm-up call and the median of up to five timed calls per candidate)
+with each candidate: ONNX Runtime fp32 (when installed), PyTorch fp32, and PyTorch bf16 where ``precision=auto`` and
 :func:`salvid.runtime.precision.bf16_is_faster` says bf16 may pay (``precision=fp32`` chooses among the fp32
 candidates). The fastest is used, and the timings are kept in ``<cache>/machine/backend.json`` under the CPU's
 model name, the torch and onnxruntime versions, the thread count and the network's :func:`graph_key`, so the
@@ -113,14 +113,14 @@ def probe_backends(net: nn.Module, model_config: dict[str, Any] | None, names: l
     """Seconds per candidate (:func:`candidates`) of the network's forward on ``batch`` random clips at its input
     size, as :class:`salvid.inference.core.NetworkSaliency` runs it (``fusion3d``: ``batch`` new frames encoded,
     then ``batch`` clips decoded), bf16 with the channels_last memory it gets there, ONNX Runtime with torch's
-    operations on one thread (:func:`torch_on_one_thread`). ``batch`` is inference's
-    default batch size: PyTorch's time per frame falls with the batch (a fixed cost per call), ONNX Runtime's
-    hardly, so a smaller batch would favour ONNX Runtime. One warm-up call per candidate (the first call picks
-    kernels and allocates: up to 2.5x slower), then the median of ``rounds`` calls, the candidates alternated so
-    that a change of load hits each (the best call would favour a backend whose times scatter: on a 2-core AMD
-    EPYC, PyTorch bf16's best of two beat ONNX Runtime once in three probes, its median never). A clear loser is not timed further: one whose warm-up took ``2 * slower``
-    times the fastest warm-up (its warm-up time stands), or whose best call took ``slower`` times the best.
-    ``net`` is left as it was."""
+    operations on one thread (:func:`torch_on_one_thread`). ``batch`` is inference's default batch size:
+    PyTorch's time per frame falls with the batch (a fixed cost per call), ONNX Runtime's hardly, so a smaller
+    batch would favour ONNX Runtime. One warm-up call per candidate (the first call picks kernels and
+    allocates: up to 2.5x slower), then the median of ``rounds`` calls, the candidates alternated so that a
+    change of load hits each; the best call would favour a backend whose times scatter (on a 2-core AMD EPYC,
+    PyTorch bf16's best of two beat ONNX Runtime in one probe of three, its median in none). A clear loser is
+    not timed further: one whose warm-up took ``2 * slower`` times the fastest warm-up (its warm-up time
+    stands), or whose best call took ``slower`` times the best. ``net`` is left as it was."""
     torch.manual_seed(0)
     h, w = net.input_size
     frames = torch.randn(batch, 3, h, w)

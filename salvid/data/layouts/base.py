@@ -45,7 +45,9 @@ class MissingSplitError(DatasetError):
     def for_key(self, key: str, holdout: str | None = None) -> MissingSplitError:
         """The same error, saying that config key ``key`` asks for the split; ``holdout``: the key that holds
         training sequences out instead (``data.test_holdout``), where that is an alternative."""
-        options = [f"set {key} to {'one of them' if len(self.present) > 1 else self.present[0]}"] if self.present else []
+        options = []
+        if self.present:
+            options.append(f"set {key} to {'one of them' if len(self.present) > 1 else self.present[0]}")
         if holdout:
             options.append(f"hold training sequences out instead with {key}=null {holdout}=N")
         if key in ("data.split", "data.splits.train"):
