@@ -87,3 +87,21 @@ def test_one_training_step_of_fusion3d_updates_head_and_unfrozen_backbone_only()
 def test_unknown_optimizer_is_named():
     with pytest.raises(ValueError, match="module.optimizer.name='sgd'"):
         SaliencyModule(model=TINY, optimizer={**OPTIMIZER, "name": "sgd"})
+
+
+def test_a_validation_with_no_frame_to_score_is_warned(caplog, monkeypatch):
+    """Every validation mask empty (a frame without an object scores nothing): val/plcc is NaN, so checkpoint
+    selection would rank on no score; one warning says so and what to do."""
+    module = SaliencyModule(model=TINY, optimizer=OPTIMIZER)
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)  # no trainer to log to
+    module.val_metrics.update(torch.rand(2, 1, 32, 32), torch.zeros(2, 1, 32, 32, dtype=torch.bool),
+                              torch.tensor([0, 0]), torch.tensor([0, 1]))
+    module._log_metrics("val", module.val_metrics)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and warned[0].startswith("val/plcc is NaN: none of the validation frames could be scored "
+                                                     "(2 excluded")
+    caplog.clear()
+    module.val_metrics.update(torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32) > 0.5, torch.tensor([0, 0]),
+                              torch.tensor([0, 1]))
+    module._log_metrics("val", module.val_metrics)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -384,3 +384,14 @@ def test_a_signal_saves_a_checkpoint_ends_non_zero_and_the_rerun_resumes(signum,
     resumed = run_train([*args, f"trainer.max_steps={step + 5}"])  # continues from that step and finishes
     assert f"Resuming from {last} (step {step})" in resumed.stdout + resumed.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["run"]["segments"] == 2
+
+
+def test_a_corrupt_last_ckpt_says_how_to_get_past_it(tmp_path):
+    from salvid.errors import CheckpointError
+    from salvid.training.run_folder import plan_resume
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(os.urandom(256))
+    with pytest.raises(CheckpointError, match=rf"last\.ckpt: .*; the run in {tmp_path} resumes from it: move it "
+                                              r"away to start the run over, or resume from another checkpoint"):
+        plan_resume(compose_config(["+experiment=demo"]), tmp_path)

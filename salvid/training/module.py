@@ -6,6 +6,8 @@ Hyperparameters are plain values (no ``_target_``), so a checkpoint rebuilds the
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import lightning as L
@@ -14,6 +16,8 @@ import torch
 from salvid.metrics import SaliencyMetrics
 from salvid.models import build_network, channels_last_enabled
 from salvid.training.losses import LOSSES
+
+log = logging.getLogger(__name__)
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 # Metrics cheap enough to run every validation epoch; the test stage computes the full set.
@@ -115,6 +119,11 @@ class SaliencyModule(L.LightningModule):
     def _log_metrics(self, stage: str, metrics: SaliencyMetrics) -> None:
         values = metrics.compute()
         metrics.reset()
+        sanity = self._trainer is not None and self._trainer.sanity_checking
+        if stage == "val" and not sanity and math.isnan(float(values.get("plcc", 0.0))):
+            log.warning("val/plcc is NaN: none of the validation frames could be scored (%d excluded: empty or "
+                        "constant masks), so the checkpoints are ranked on no score; validate on more frames "
+                        "(trainer.limit_val_batches) or on other sequences", int(values.get("excluded_frames", 0)))
         for name, value in values.items():
             # compute() already gathered every rank's frames, so each rank holds the same value; sync_dist
             # averages identical numbers and keeps Lightning from warning about epoch-level logging under DDP

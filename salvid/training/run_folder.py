@@ -113,7 +113,14 @@ def plan_resume(cfg: DictConfig, output_dir: Path) -> Resume:
     from salvid.checkpoints import local_copy, read_checkpoint
 
     path = str(local_copy(spec))
-    checkpoint = read_checkpoint(path, trusted=bool(cfg.get("trusted_checkpoint", False)))
+    try:
+        checkpoint = read_checkpoint(path, trusted=bool(cfg.get("trusted_checkpoint", False)))
+    except CheckpointError as e:
+        if cfg.get("ckpt_path") not in (None, "last"):
+            raise
+        # the folder's own checkpoint, which a rerun resumes from unasked: say how to get past it
+        raise CheckpointError(f"{e}; the run in {output_dir} resumes from it: move it away to start the run over, "
+                              "or resume from another checkpoint with ckpt_path=<file>") from None
     try:
         differences = config_differences(checkpoint, cfg)
     except CheckpointError as e:
