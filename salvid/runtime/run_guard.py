@@ -105,11 +105,14 @@ class RunGuard(Callback):
         schema: the dotted name of the entry point's schema (a class of :mod:`salvid.runtime.schema`).
         output_check: the dotted name of a function ``(config, output_dir)`` that raises when ``output_dir``
             would write into the run's inputs; None when the entry point reads no inputs worth guarding.
+        lock: whether the run holds its output folder; false for an entry point that writes no run folder
+            (``export``: its run folder is the working directory, which runs beside it may share).
     """
 
-    def __init__(self, schema: str, output_check: str | None = None):
+    def __init__(self, schema: str, output_check: str | None = None, lock: bool = True):
         self.schema = schema
         self.output_check = output_check
+        self.lock = lock
 
     def _check(self, config: DictConfig, output_dir: str) -> None:
         from salvid.runtime.schema import validate
@@ -120,7 +123,8 @@ class RunGuard(Callback):
         if self.output_check:
             check: Callable[[DictConfig, Path], None] = get_method(self.output_check)
             check(task, Path(output_dir))
-        lock_folder(output_dir)
+        if self.lock:
+            lock_folder(output_dir)
 
     def _guard(self, config: DictConfig, key: str) -> None:
         try:

@@ -126,3 +126,21 @@ def test_export_format_onnx_writes_graphs_that_give_the_networks_maps(trained_ck
     with pytest.raises(ConfigError, match="format='tflite': must be 'safetensors' or 'onnx'"):
         validate(ExportConfig, compose_config("export", [f"ckpt_path={trained_ckpt}", "name=t",
                                                          f"output_dir={tmp_path}", "format=tflite"]))
+
+
+def test_the_export_command_leaves_no_run_folder_where_it_runs(trained_ckpt, tmp_path):
+    """export writes the model where output_dir says, and nothing else: no outputs/export/runs/<time>/ holding
+    only a log in the directory it was run from."""
+    import os
+    import subprocess
+    import sys
+
+    workdir, models = tmp_path / "work", tmp_path / "models"
+    workdir.mkdir()
+    env = {**os.environ, "SALVID_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "salvid.export", f"ckpt_path={trained_ckpt}", "name=mine",
+                             f"output_dir={models}"], cwd=workdir, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in models.iterdir()) == ["mine.json", "mine.safetensors"]
+    assert list(workdir.iterdir()) == []
