@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from salvid.data.layouts import VideoSequence
 from salvid.errors import ConfigError
+from salvid.runtime.schema import fold_out_of_range
 
 
 def fold_names(names: list[str], folds: int) -> list[list[str]]:
@@ -34,8 +35,7 @@ def check_fold_settings(folds: object, fold: object, splits: dict[str, str | Non
     if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
         raise ConfigError(f"data.folds={folds!r}: must be an integer >= 2 (or null: no cross-validation)")
     if not isinstance(fold, int) or isinstance(fold, bool) or not 0 <= fold < folds:
-        raise ConfigError(f"data.fold={fold!r}: must be an integer in 0..{folds - 1} with data.folds={folds} "
-                         f"(sweep them: data.fold={','.join(map(str, range(folds)))})")
+        raise ConfigError(fold_out_of_range(fold, folds))
     if splits.get("val") is not None:
         raise ConfigError(f"data.splits.val={splits['val']!r}: with data.folds the fold is the validation set; "
                          "set data.splits.val=null")

@@ -227,7 +227,8 @@ def warn_seen_sequences(cfg: DictConfig, sequences: list[VideoSequence]) -> None
     selected on: their scores say how well it fits its training data, not how well it does on new video."""
     networks = {cfg.method_name or model_name(cfg.ckpt_path): cfg.ckpt_path, **(cfg.networks or {})}
     for name, spec in networks.items():
-        seen = [s.name for s in sequences if s.name in trained_sequences(spec)]
+        trained = trained_sequences(spec)
+        seen = [s.name for s in sequences if s.name in trained]
         if seen:
             shown = ", ".join(seen[:6]) + (f", ... ({len(seen)} in all)" if len(seen) > 6 else "")
             log.warning("%s trained or was selected on %d of the %d sequences scored here (%s), by its model card: "

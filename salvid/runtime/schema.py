@@ -37,6 +37,12 @@ TRAINER_PRECISIONS = ("auto", "16-mixed", "bf16-mixed", "32-true", "64-true", "1
 MAX_INFERENCE_BATCH = 256
 MIN_FPS, MAX_FPS = 0.001, 1000  # a frame every 1000 s to 1000 frames a second
 
+def fold_out_of_range(fold: Any, folds: int) -> str:
+    """The message for a ``data.fold`` outside ``0..folds-1`` (the schema's check and the fold cutting's)."""
+    return (f"data.fold={fold!r}: must be an integer in 0..{folds - 1} with data.folds={folds} (sweep them: "
+            f"data.fold={','.join(map(str, range(folds)))})")
+
+
 Strict = ConfigDict(extra="forbid", populate_by_name=True)
 Open = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -152,10 +158,7 @@ class Data(BaseModel):
         """The fold of a cross-validation, refused before the run writes anything (also checked where the folds
         are cut, :func:`salvid.data.folds.check_fold_settings`)."""
         if self.folds is not None and self.fold is not None and self.fold >= self.folds:
-            raise PydanticCustomError("whole", "data.fold={fold}: must be an integer in 0..{last} with "
-                                      "data.folds={folds} (sweep them: data.fold={all})",
-                                      {"fold": self.fold, "last": self.folds - 1, "folds": self.folds,
-                                       "all": ",".join(map(str, range(self.folds)))})
+            raise PydanticCustomError("whole", fold_out_of_range(self.fold, self.folds))
         return self
 
 

@@ -207,10 +207,12 @@ class ResumeCheck(HydraCallback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)  # the ${hydra:...} values the paths need
         output_dir = Path(explicit_output_dir(config) or config.hydra.run.dir)
-        if not leaves_alone(config, output_dir):
-            return
+        leave = leaves_alone(config, output_dir)
         with read_write(config.hydra), open_dict(config.hydra):
-            config.hydra.output_subdir = None
+            # decided here for a single run, so that the resolver does not read the checkpoint again
+            config.hydra.output_subdir = None if leave else ".hydra"
+            if not leave:
+                return
             logging_config = config.hydra.get("job_logging")
             if logging_config is not None and "file" in (logging_config.get("handlers") or {}):
                 # Python's logging opens every handler it is given, used or not
