@@ -126,7 +126,24 @@ def test_pseudo_clip_centre_mask_moves_with_the_centre_frame():
     assert np.array_equal(again_mask.astype(bool), moved_mask)  # a seed gives one clip
 
 
-@pytest.mark.parametrize("bad", [{"shift": -0.1}, {"scale": 0.7}, {"rotate": "a lot"}])
+def test_pseudo_clip_object_moves_against_its_background_and_leaves_no_copy():
+    image, mask = square(24, 24)
+    image[::4] = 90  # stripes: a background with texture to fill the hole from
+    still_camera = PseudoClip(shift=0.0, rotate=0.0, scale=0.0, object_shift=0.1)
+    frames, centre_mask = still_camera([image] * 3, mask, seed=1)
+    assert np.array_equal(frames[1], image) and np.array_equal(centre_mask, mask)  # the centre frame as it was
+    centres = []
+    for neighbour in (frames[0], frames[2]):
+        ys, xs = np.nonzero(bright(neighbour))
+        assert abs(len(ys) - 16 * 16) <= 2 * 16 + 1  # the whole object once (edges resampled): no copy left behind
+        assert ys.max() - ys.min() <= 17 and xs.max() - xs.min() <= 17
+        centres.append(np.array([ys.mean(), xs.mean()]))
+    assert np.abs(centres[1] - centres[0]).max() >= 2  # t-1 and t+1 displaced by -step and +step...
+    assert np.abs((centres[0] + centres[1]) / 2 - (24 + 7.5)).max() <= 0.75  # ...about the centre frame's place
+    assert np.array_equal(still_camera([image] * 3, mask, seed=1)[0][0], frames[0])  # a seed gives one clip
+
+
+@pytest.mark.parametrize("bad", [{"shift": -0.1}, {"scale": 0.7}, {"rotate": "a lot"}, {"object_shift": 0.5}])
 def test_pseudo_clip_refuses_bad_limits(bad):
     with pytest.raises(DatasetError, match=f"motion.*{next(iter(bad))}"):
         PseudoClip(**bad)

@@ -10,6 +10,12 @@ copies, ``pseudo_clip: false``) teaches the temporal fusion that a salient objec
 Limits, per step and for the base offset alike: ``shift`` (fraction of the image side), ``rotate`` (degrees),
 ``scale`` (relative change). The defaults are a few pixels at the network's input size: camera shake, not a
 scene change.
+
+``object_shift`` (0: off) also moves the object against its background, as objects move in video: frame
+``t + o`` shows the masked object shifted by ``o * object_step`` (drawn per sample within the limit, a fraction
+of the image side) over the background, before the camera motion above. The centre frame keeps the image as
+it is. The background the object uncovers is filled from its surroundings (OpenCV's Telea inpainting at half
+size), so no copy of the object stays behind.
 """
 
 from __future__ import annotations
@@ -33,21 +39,25 @@ class PseudoClip:
     shift: float = 0.03
     rotate: float = 2.0
     scale: float = 0.03
+    object_shift: float = 0.0
 
     def __post_init__(self) -> None:
-        for key in ("shift", "rotate", "scale"):
+        for key in ("shift", "rotate", "scale", "object_shift"):
             value = getattr(self, key)
             if not isinstance(value, int | float) or value < 0:
                 raise DatasetError(f"motion.{key}={value!r}: must be a number >= 0")
-        if self.shift >= 0.5 or self.scale >= 0.5:
-            raise DatasetError(f"motion: shift={self.shift}, scale={self.scale}: a pseudo-clip's motion must be "
-                               "small (each < 0.5; a few hundredths is typical)")
+        if max(self.shift, self.scale, self.object_shift) >= 0.5:
+            raise DatasetError(f"motion: shift={self.shift}, scale={self.scale}, object_shift={self.object_shift}: "
+                               "a pseudo-clip's motion must be small (each < 0.5; a few hundredths is typical)")
 
     def __call__(self, frames: list[np.ndarray], mask: np.ndarray, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
         rng = np.random.default_rng(seed)
         limits = np.array([self.shift, self.shift, self.rotate, self.scale])
         base, step = rng.uniform(-limits, limits), rng.uniform(-limits, limits)
         centre = len(frames) // 2
+        if self.object_shift > 0 and mask.any():
+            object_step = rng.uniform(-self.object_shift, self.object_shift, 2)
+            frames = _move_object(frames[centre], mask, object_step, len(frames))
         moved = []
         for i, frame in enumerate(frames):
             motion = _affine(*(base + (i - centre) * step))
@@ -58,6 +68,35 @@ class PseudoClip:
             else:
                 moved.append(motion(image=frame)["image"])
         return moved, mask
+
+
+def _move_object(image: np.ndarray, mask: np.ndarray, step: np.ndarray, count: int) -> list[np.ndarray]:
+    """``count`` frames of ``image`` with its ``mask``ed object shifted by ``(i - centre) * step`` (fractions of the
+    sides) over the background, which is inpainted where the object stood."""
+    height, width = mask.shape
+    background = _without_object(image, mask)
+    centre = count // 2
+    frames = []
+    for i in range(count):
+        if i == centre:
+            frames.append(image)
+            continue
+        dx, dy = (i - centre) * step * (width, height)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        obj = cv2.warpAffine(image, shift, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        alpha = cv2.warpAffine((mask > 0).astype(np.float32), shift, (width, height), flags=cv2.INTER_LINEAR)[..., None]
+        frames.append((alpha * obj + (1 - alpha) * background + 0.5).astype(np.uint8))
+    return frames
+
+
+def _without_object(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` with the object (``mask``, dilated past its soft edge) inpainted from its surroundings."""
+    hole = cv2.dilate((mask > 0).astype(np.uint8), np.ones((7, 7), np.uint8))
+    small = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
+    filled = cv2.resize(cv2.inpaint(small, small_hole, 3, cv2.INPAINT_TELEA), (image.shape[1], image.shape[0]),
+                        interpolation=cv2.INTER_LINEAR)
+    return np.where(hole[..., None] > 0, filled, image)
 
 
 def _affine(dx: float, dy: float, degrees: float, scale: float) -> A.Affine:

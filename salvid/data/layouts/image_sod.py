@@ -69,7 +69,7 @@ def image_sod(
 
 def _motion(motion: Mapping[str, Any] | None) -> dict[str, float]:
     motion = dict(motion or {})
-    known = ("shift", "rotate", "scale")
+    known = ("shift", "rotate", "scale", "object_shift")
     unknown = [k for k in motion if k not in known]
     if unknown:
         raise DatasetError(f"motion.{unknown[0]}: not a motion limit (known: {list(known)})")
