@@ -143,6 +143,32 @@ def test_pseudo_clip_object_moves_against_its_background_and_leaves_no_copy():
     assert np.array_equal(still_camera([image] * 3, mask, seed=1)[0][0], frames[0])  # a seed gives one clip
 
 
+def test_paste_sets_the_object_on_another_scene_with_that_scenes_object_removed(tmp_path):
+    image, mask = square(4, 4)  # a white square on grey
+    scene = np.full((H, W, 3), 200, np.uint8)
+    scene[:, ::4] = 120  # a striped scene...
+    scene[24:40, 40:56] = 0  # ...with its own object, black, which must not be left in the clip
+    scene_mask = np.zeros((H, W), np.uint8)
+    scene_mask[24:40, 40:56] = 255
+    save(scene, tmp_path / "scene.png")
+    save(scene_mask, tmp_path / "scene_mask.png")
+    sequences = list_sequences("image_sod", image_set(tmp_path / "set", {"a": (4, 4)}), "all", paste=1.0)
+    assert sequences[0].make_clip.scenes  # the layout hands the set's own images over
+    still = {"shift": 0.0, "rotate": 0.0, "scale": 0.0}
+    clip = PseudoClip(**still, paste=1.0, scenes=((tmp_path / "scene.png", tmp_path / "scene_mask.png"),))
+    frames, clip_mask = clip([image] * 3, mask, seed=0)
+    assert np.array_equal(clip_mask, mask)  # the object stays where it was, and so does its mask
+    centre = frames[1].astype(int)
+    assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[2], frames[1])  # no object_shift: still
+    assert (centre[6:18, 6:18] > 240).all()  # the object, whole...
+    assert {120, 200} <= set(np.unique(centre[30:, :30]))  # ...over the other scene's stripes
+    assert centre[24:40, 40:56].min() > 60  # whose own object is inpainted away
+    unpasted = PseudoClip(**still, paste=0.0)([image] * 3, mask, seed=0)[0]
+    assert (unpasted[1][30:, :30] == 60).all()  # paste 0: the image's own background
+    with pytest.raises(DatasetError, match=r"paste=1.5: must be a probability in \[0, 1\]"):
+        list_sequences("image_sod", tmp_path / "set", "all", paste=1.5)
+
+
 @pytest.mark.parametrize("bad", [{"shift": -0.1}, {"scale": 0.7}, {"rotate": "a lot"}, {"object_shift": 0.5}])
 def test_pseudo_clip_refuses_bad_limits(bad):
     with pytest.raises(DatasetError, match=f"motion.*{next(iter(bad))}"):

@@ -21,12 +21,15 @@ size), so no copy of the object stays behind.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import albumentations as A  # salvid/__init__.py turns off its PyPI version check
 import cv2
 import numpy as np
 
 from salvid.data.layouts.base import DatasetError
+from salvid.data.masks import load_mask
+from salvid.data.sources import ImageFolder
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,14 @@ class PseudoClip:
     rotate: float = 2.0
     scale: float = 0.03
     object_shift: float = 0.0
+    paste: float = 0.0
+    scenes: tuple[tuple[Path, Path], ...] = ()  # (image, mask) pairs to paste onto: the set's own
 
     def __post_init__(self) -> None:
+        if not isinstance(self.paste, int | float) or not 0 <= self.paste <= 1:
+            raise DatasetError(f"paste={self.paste!r}: must be a probability in [0, 1]")
+        if self.paste > 0 and not self.scenes:
+            raise DatasetError("paste > 0 needs images to paste onto (scenes)")
         for key in ("shift", "rotate", "scale", "object_shift"):
             value = getattr(self, key)
             if not isinstance(value, int | float) or value < 0:
@@ -55,9 +64,16 @@ class PseudoClip:
         limits = np.array([self.shift, self.shift, self.rotate, self.scale])
         base, step = rng.uniform(-limits, limits), rng.uniform(-limits, limits)
         centre = len(frames) // 2
+        pasted = self.paste > 0 and rng.random() < self.paste and mask.any()
+        if pasted:
+            image, mask_of = self.scenes[rng.integers(len(self.scenes))]
+            background = _without_object(_resized(ImageFolder([image]).read([0])[0], mask.shape),
+                                         _resized(load_mask(mask_of), mask.shape, cv2.INTER_NEAREST))
+            alpha = cv2.GaussianBlur((mask > 0).astype(np.float32), (5, 5), 1.0)[..., None]
+            frames = [_blend(alpha, frames[centre], background)] * len(frames)
         if self.object_shift > 0 and mask.any():
             object_step = rng.uniform(-self.object_shift, self.object_shift, 2)
-            frames = _move_object(frames[centre], mask, object_step, len(frames))
+            frames = _move_object(frames[centre], mask, object_step, len(frames), background if pasted else None)
         moved = []
         for i, frame in enumerate(frames):
             motion = _affine(*(base + (i - centre) * step))
@@ -70,11 +86,12 @@ class PseudoClip:
         return moved, mask
 
 
-def _move_object(image: np.ndarray, mask: np.ndarray, step: np.ndarray, count: int) -> list[np.ndarray]:
+def _move_object(image: np.ndarray, mask: np.ndarray, step: np.ndarray, count: int,
+                 background: np.ndarray | None = None) -> list[np.ndarray]:
     """``count`` frames of ``image`` with its ``mask``ed object shifted by ``(i - centre) * step`` (fractions of the
-    sides) over the background, which is inpainted where the object stood."""
+    sides) over ``background`` (default: ``image`` inpainted where the object stands)."""
     height, width = mask.shape
-    background = _without_object(image, mask)
+    background = _without_object(image, mask) if background is None else background
     centre = count // 2
     frames = []
     for i in range(count):
@@ -85,8 +102,16 @@ def _move_object(image: np.ndarray, mask: np.ndarray, step: np.ndarray, count: i
         shift = np.float32([[1, 0, dx], [0, 1, dy]])
         obj = cv2.warpAffine(image, shift, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         alpha = cv2.warpAffine((mask > 0).astype(np.float32), shift, (width, height), flags=cv2.INTER_LINEAR)[..., None]
-        frames.append((alpha * obj + (1 - alpha) * background + 0.5).astype(np.uint8))
+        frames.append(_blend(alpha, obj, background))
     return frames
+
+
+def _blend(alpha: np.ndarray, front: np.ndarray, back: np.ndarray) -> np.ndarray:
+    return (alpha * front + (1 - alpha) * back + 0.5).astype(np.uint8)
+
+
+def _resized(image: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    return image if image.shape[:2] == size else cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
 
 
 def _without_object(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

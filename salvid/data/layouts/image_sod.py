@@ -10,7 +10,8 @@ images, ``.png`` masks): with ``images`` equal to ``masks``, ``.png`` files are 
 
 Each image is a sequence of one frame named by its file stem, so the video pipeline takes it unchanged: the
 stream repeats it into a clip. ``pseudo_clip: true`` moves each copy a little (:mod:`salvid.data.pseudo_clips`,
-limits in ``motion``); ``false`` keeps three identical copies. Image sets have no split files: the only split
+limits in ``motion``; ``paste``: the probability that a clip sets its object on another image of the set);
+``false`` keeps three identical copies. Image sets have no split files: the only split
 is ``all``.
 
 Pairing: every image needs a mask of the same stem (a missing one is an error naming the image and the mask
@@ -41,6 +42,7 @@ def image_sod(
     masks: str = "DUTS-TR-Mask",
     pseudo_clip: bool = True,
     motion: Mapping[str, Any] | None = None,
+    paste: float = 0.0,
 ) -> list[VideoSequence]:
     root = Path(root)
     if split is not None:
@@ -62,7 +64,8 @@ def image_sod(
     if orphans:
         raise DatasetError(f"{found_masks[orphans[0]]}: mask without an image in {image_dir} "
                            f"({len(orphans)} such mask(s)); the names must match")
-    make_clip = PseudoClip(**_motion(motion)) if pseudo_clip else None
+    scenes = tuple((found_images[stem], found_masks[stem]) for stem in sorted(found_images)) if paste else ()
+    make_clip = PseudoClip(**_motion(motion), paste=paste, scenes=scenes) if pseudo_clip else None
     return [VideoSequence(stem, (found_images[stem],), (found_masks[stem],), make_clip=make_clip, still=True)
             for stem in sorted(found_images)]
 
