@@ -66,6 +66,8 @@ def setup(tmp: Path) -> None:
     _frames(one / "JPEGImages" / "bird", n=3)
     for i in range(3):
         _mask(one / "GroundTruth" / "bird" / f"{i:05d}.png")
+    _frames(tmp / "duts" / "DUTS-TR-Image", n=1)  # an image salient-object set of one image
+    _mask(tmp / "duts" / "DUTS-TR-Mask" / "00000.png")
     (tmp / "dataset").mkdir()
     (tmp / "to-nothing").symlink_to(tmp / "nothing")
 
@@ -91,6 +93,9 @@ PROBES: list[tuple[str, list[str]]] = [
     ("train", [f"init_weights={T}/missing.ckpt"]),
     ("train", [f"paths.output_dir={T}/a-file/run"]),
     ("train", ["data=segtrackv2", f"data.root={T}/dataset", f"paths.output_dir={T}/dataset/run"]),
+    ("train", ["data=duts", f"data.root={T}/duts", "data.splits.test=all", "+data.paste=2"]),
+    ("train", ["data=duts", f"data.root={T}/duts", "data.splits.test=all", "+data.motion.object_shift=0.7"]),
+    ("train", ["model=fusion3d", "model.side_outputs=1"]),
     ("predict", []),
     ("predict", [f"input={T}/missing.mp4"]),
     ("predict", [f"input={T}/clip.mp4"]),

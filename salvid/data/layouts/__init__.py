@@ -55,11 +55,21 @@ def layout_options(layout: str, data: Any) -> dict[str, Any]:
     return {k: data[k] for k in params if k in data}
 
 
-def list_sequences(layout: str, root: str | Path, split: str | None, **options: Any) -> list[VideoSequence]:
-    """The sequences of one split of a dataset; a missing dataset says where it looked and how to prepare it."""
-    check_options(layout, options)
+def list_sequences(layout: str, root: str | Path, split: str | None, where: str = "data",
+                   **options: Any) -> list[VideoSequence]:
+    """The sequences of one split of a dataset; a missing dataset says where it looked and how to prepare it.
+
+    ``where`` is the config key that holds the options (``data``, or ``data.datasets.<name>`` in a ``concat``):
+    an option's error names its whole key."""
+    check_options(layout, options, where)
     check_root(layout, root)
-    return LAYOUTS[layout](Path(root), None if split == ALL else split, **options)
+    try:
+        return LAYOUTS[layout](Path(root), None if split == ALL else split, **options)
+    except DatasetError as error:
+        message = str(error)
+        if type(error) is DatasetError and message.startswith(tuple(f"{k}{c}" for k in options for c in "=.:")):
+            raise DatasetError(f"{where}.{message}") from None
+        raise
 
 
 def check_root(layout: str, root: str | Path) -> None:

@@ -59,7 +59,8 @@ def concat(root: str | Path, split: str | None, datasets: Mapping[str, Mapping[s
         train_only = entry.get("train_only", False)
         if not isinstance(train_only, bool):
             raise DatasetError(f"data.datasets.{name}.train_only={train_only!r}: must be true or false")
-        for seq in list_sequences(entry["layout"], Path(root) / entry["root"], own_split, **options):
+        for seq in list_sequences(entry["layout"], Path(root) / entry["root"], own_split, f"data.datasets.{name}",
+                                  **options):
             sequences.append(dataclasses.replace(seq, name=f"{name}/{seq.name}", weight=weight,
                                                  train_only=train_only))
     if not sequences:
