@@ -15,11 +15,16 @@ from salvid.data.acquire.registry import DATASETS, prepare_command
 from salvid.data.layouts import DatasetError, list_sequences
 from salvid.data.masks import load_mask
 from salvid.data.pseudo_clips import PseudoClip
+from salvid.data.sources import ImageFolder
 from salvid.data.stream import TripletStream
 from tests.helpers.layout_fixtures import save
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 H, W = 48, 64
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return ImageFolder([path]).read([0])[0]
 
 
 def square(top: int, left: int, side: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -143,30 +148,70 @@ def test_pseudo_clip_object_moves_against_its_background_and_leaves_no_copy():
     assert np.array_equal(still_camera([image] * 3, mask, seed=1)[0][0], frames[0])  # a seed gives one clip
 
 
-def test_paste_sets_the_object_on_another_scene_with_that_scenes_object_removed(tmp_path):
+def _striped_scene(folder: Path, size: tuple[int, int] = (H, W)) -> tuple[Path, Path]:
+    """A striped scene with its own object, a black square at its lower right, and that object's mask."""
+    h, w = size
+    scene = np.full((h, w, 3), 200, np.uint8)
+    scene[:, ::4] = 120
+    scene[h // 2 : h // 2 + h // 3, w * 5 // 8 : w * 5 // 8 + w // 4] = 0
+    scene_mask = (scene[..., 0] == 0).astype(np.uint8) * 255
+    save(scene, folder / "scene.png")
+    save(scene_mask, folder / "scene_mask.png")
+    return folder / "scene.png", folder / "scene_mask.png"
+
+
+@pytest.mark.parametrize("scene_size", [(H, W), (2 * H + 5, W - 7)])  # another size: resized to the image's
+def test_paste_sets_the_object_on_another_scene_with_that_scenes_object_removed(tmp_path, scene_size):
     image, mask = square(4, 4)  # a white square on grey
-    scene = np.full((H, W, 3), 200, np.uint8)
-    scene[:, ::4] = 120  # a striped scene...
-    scene[24:40, 40:56] = 0  # ...with its own object, black, which must not be left in the clip
-    scene_mask = np.zeros((H, W), np.uint8)
-    scene_mask[24:40, 40:56] = 255
-    save(scene, tmp_path / "scene.png")
-    save(scene_mask, tmp_path / "scene_mask.png")
-    sequences = list_sequences("image_sod", image_set(tmp_path / "set", {"a": (4, 4)}), "all", paste=1.0)
-    assert sequences[0].make_clip.scenes  # the layout hands the set's own images over
+    scenes = (_striped_scene(tmp_path, scene_size),)
     still = {"shift": 0.0, "rotate": 0.0, "scale": 0.0}
-    clip = PseudoClip(**still, paste=1.0, scenes=((tmp_path / "scene.png", tmp_path / "scene_mask.png"),))
-    frames, clip_mask = clip([image] * 3, mask, seed=0)
+    frames, clip_mask = PseudoClip(**still, paste=1.0)([image] * 3, mask, seed=0, scenes=scenes)
     assert np.array_equal(clip_mask, mask)  # the object stays where it was, and so does its mask
     centre = frames[1].astype(int)
     assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[2], frames[1])  # no object_shift: still
     assert (centre[6:18, 6:18] > 240).all()  # the object, whole...
     assert {120, 200} <= set(np.unique(centre[30:, :30]))  # ...over the other scene's stripes
     assert centre[24:40, 40:56].min() > 60  # whose own object is inpainted away
-    unpasted = PseudoClip(**still, paste=0.0)([image] * 3, mask, seed=0)[0]
-    assert (unpasted[1][30:, :30] == 60).all()  # paste 0: the image's own background
-    with pytest.raises(DatasetError, match=r"paste=1.5: must be a probability in \[0, 1\]"):
-        list_sequences("image_sod", tmp_path / "set", "all", paste=1.5)
+    # with object_shift the object moves over that scene, not over its own image's background
+    moving = PseudoClip(**still, paste=1.0, object_shift=0.1)([image] * 3, mask, seed=0, scenes=scenes)[0]
+    for neighbour in (moving[0], moving[2]):
+        assert bright(neighbour).sum() > 0.8 * 16 * 16 and not (neighbour == 60).all(axis=-1).any()
+    # no scenes (an evaluation stream), or paste 0: the image's own background
+    for clip, given in ((PseudoClip(**still, paste=1.0), ()), (PseudoClip(**still, paste=0.0), scenes)):
+        assert (clip([image] * 3, mask, seed=0, scenes=given)[0][1][30:, :30] == 60).all()
+
+
+def test_training_streams_paste_onto_their_own_still_images_and_evaluation_never(tmp_path):
+    root = image_set(tmp_path, {"flat": (4, 6)})  # a white square on flat grey...
+    scene, scene_mask = _striped_scene(tmp_path)  # ...and a striped image of the same set
+    save(load_rgb(scene), root / "DUTS-TR-Image" / "striped.jpg", quality=95)
+    save(load_mask(scene_mask) * 255, root / "DUTS-TR-Mask" / "striped.png")
+    sequences = list_sequences("image_sod", root, "all", paste=1.0, motion={"shift": 0.0, "rotate": 0.0,
+                                                                            "scale": 0.0})
+    assert sequences[0].make_clip.paste == 1.0
+    training, evaluation = (TripletStream(sequences, shuffle=shuffle, batch_size=1) for shuffle in (True, False))
+    assert [image.stem for image, _ in training.scenes] == ["flat", "striped"] and evaluation.scenes == ()
+    backgrounds = {epoch: _stream_samples(sequences, True, epoch)["flat"]["frames"][1][30:, :30]
+                   for epoch in range(4)}
+    assert any(b.std() > 20 for b in backgrounds.values())  # training: some epochs' clips set it on the stripes
+    for name, sample in _stream_samples(sequences, shuffle=False).items():  # evaluation: each image as it is
+        assert np.array_equal(sample["frames"][1], load_rgb(root / "DUTS-TR-Image" / f"{name}.jpg")), name
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"paste": 1.5}, r"^data\.paste=1\.5: must be a probability in \[0, 1\]"),
+    ({"paste": True}, r"^data\.paste=True: must be a probability"),
+    ({"paste": 0.5, "pseudo_clip": False}, r"^data\.paste=0\.5: pastes pseudo-clips, and pseudo_clip is false"),
+    ({"motion": {"object_shift": 0.7}}, r"^data\.motion: .*object_shift=0\.7: a pseudo-clip's motion must be small"),
+])
+def test_a_bad_pseudo_clip_option_is_named_by_its_whole_key(tmp_path, options, match):
+    root = image_set(tmp_path / "duts", {"a": (4, 6)})
+    with pytest.raises(DatasetError, match=match):
+        list_sequences("image_sod", root, "all", **options)
+    inside_concat = match.replace(r"^data\.", r"^data\.datasets\.duts\.")
+    with pytest.raises(DatasetError, match=inside_concat):
+        list_sequences("concat", tmp_path, "all",
+                       datasets={"duts": {"layout": "image_sod", "root": "duts", "train_only": True, **options}})
 
 
 @pytest.mark.parametrize("bad", [{"shift": -0.1}, {"scale": 0.7}, {"rotate": "a lot"}, {"object_shift": 0.5}])

@@ -1,9 +1,14 @@
-"""The kinds of :class:`~salvid.errors.DataError` raised for bad data files; every message starts with the
-offending file's path."""
+"""The kinds of :class:`~salvid.errors.DataError` raised for bad data: each message names the offending file,
+folder or setting."""
 
 from salvid.errors import DataError
 
-__all__ = ["DataError", "ImageReadError", "MaskError", "SizeMismatchError", "VideoSourceError"]
+__all__ = ["DataError", "DatasetError", "ImageReadError", "MaskError", "SizeMismatchError", "VideoSourceError"]
+
+
+class DatasetError(DataError):
+    """A dataset on disk is missing or malformed, or a setting of its layout is wrong; the message names the path
+    or the setting and what is wrong."""
 
 
 class VideoSourceError(DataError):

@@ -20,6 +20,7 @@ size), so no copy of the object stays behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,8 @@ import albumentations as A  # salvid/__init__.py turns off its PyPI version chec
 import cv2
 import numpy as np
 
-from salvid.data.layouts.base import DatasetError
+from salvid.data.errors import DatasetError
+from salvid.data.inpainting import remove_object
 from salvid.data.masks import load_mask
 from salvid.data.sources import ImageFolder
 
@@ -44,13 +46,10 @@ class PseudoClip:
     scale: float = 0.03
     object_shift: float = 0.0
     paste: float = 0.0
-    scenes: tuple[tuple[Path, Path], ...] = ()  # (image, mask) pairs to paste onto: the set's own
 
     def __post_init__(self) -> None:
-        if not isinstance(self.paste, int | float) or not 0 <= self.paste <= 1:
+        if isinstance(self.paste, bool) or not isinstance(self.paste, int | float) or not 0 <= self.paste <= 1:
             raise DatasetError(f"paste={self.paste!r}: must be a probability in [0, 1]")
-        if self.paste > 0 and not self.scenes:
-            raise DatasetError("paste > 0 needs images to paste onto (scenes)")
         for key in ("shift", "rotate", "scale", "object_shift"):
             value = getattr(self, key)
             if not isinstance(value, int | float) or value < 0:
@@ -59,14 +58,16 @@ class PseudoClip:
             raise DatasetError(f"motion: shift={self.shift}, scale={self.scale}, object_shift={self.object_shift}: "
                                "a pseudo-clip's motion must be small (each < 0.5; a few hundredths is typical)")
 
-    def __call__(self, frames: list[np.ndarray], mask: np.ndarray, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    def __call__(self, frames: list[np.ndarray], mask: np.ndarray, seed: int,
+                 scenes: Sequence[tuple[Path, Path]] = ()) -> tuple[list[np.ndarray], np.ndarray]:
+        """``scenes``: (image, mask) files to paste onto (the training stream's still images; none: no paste)."""
         rng = np.random.default_rng(seed)
         limits = np.array([self.shift, self.shift, self.rotate, self.scale])
         base, step = rng.uniform(-limits, limits), rng.uniform(-limits, limits)
         centre = len(frames) // 2
-        pasted = self.paste > 0 and rng.random() < self.paste and mask.any()
+        pasted = self.paste > 0 and len(scenes) > 0 and rng.random() < self.paste and mask.any()
         if pasted:
-            image, mask_of = self.scenes[rng.integers(len(self.scenes))]
+            image, mask_of = scenes[rng.integers(len(scenes))]
             background = _without_object(_resized(ImageFolder([image]).read([0])[0], mask.shape),
                                          _resized(load_mask(mask_of), mask.shape, cv2.INTER_NEAREST))
             alpha = cv2.GaussianBlur((mask > 0).astype(np.float32), (5, 5), 1.0)[..., None]
@@ -115,13 +116,8 @@ def _resized(image: np.ndarray, size: tuple[int, int], interpolation: int = cv2.
 
 
 def _without_object(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``image`` with the object (``mask``, dilated past its soft edge) inpainted from its surroundings."""
-    hole = cv2.dilate((mask > 0).astype(np.uint8), np.ones((7, 7), np.uint8))
-    small = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    small_hole = cv2.resize(hole, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
-    filled = cv2.resize(cv2.inpaint(small, small_hole, 3, cv2.INPAINT_TELEA), (image.shape[1], image.shape[0]),
-                        interpolation=cv2.INTER_LINEAR)
-    return np.where(hole[..., None] > 0, filled, image)
+    # a few pixels' growth and a half-size inpainting: fast enough to run per clip in the data loader
+    return remove_object(image, mask, grow=3, radius=3, scale=0.5)
 
 
 def _affine(dx: float, dy: float, degrees: float, scale: float) -> A.Affine:

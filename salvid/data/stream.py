@@ -150,6 +150,8 @@ class TripletStream(IterableDataset):
         if max_frame_step < 1:
             raise ValueError(f"max_frame_step={max_frame_step}: must be >= 1 (1: consecutive frames)")
         self.max_frame_step = max_frame_step if shuffle else 1
+        # what a pseudo-clip may paste its object onto: the still images this stream trains on (none in evaluation)
+        self.scenes = tuple((s.frames[0], s.masks[0]) for s in sequences if s.still) if shuffle else ()
         self.mask_resize = mask_resize
         self.sequences = sequences
         self.transform = transform
@@ -268,7 +270,7 @@ class TripletStream(IterableDataset):
                     if seq.make_clip is not None:  # a still image; evaluation gets the same clip every epoch
                         epochs = (epoch,) if self.shuffle else ()
                         clip_seed = _augmentation_seed(self.seed, chunk.seq, t, 1, *epochs)
-                        frames, mask = seq.make_clip(frames, mask, clip_seed)
+                        frames, mask = seq.make_clip(frames, mask, clip_seed, self.scenes)
                     if self.transform is not None:
                         seed = _augmentation_seed(self.seed, epoch, chunk.seq, t) if self.shuffle else None
                         frames, mask = self.transform(frames, mask, seed)

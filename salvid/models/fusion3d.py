@@ -8,8 +8,8 @@ decoder in the spirit of Deconv3DNet (upsampling groups of convolutions) climbs 
 level, taking a skip connection from every finer one, to the map of frame t at the input resolution
 (``decoder_stride=4`` leaves the finest level out of the fusion and the decoder). ``pixel_skip`` hands the
 fusion the frames' own pixels too, at its finest level: a backbone's features blur the few pixels a small
-object moves, the pixels of three frames do not. ``side_outputs`` adds a 1x1 map head to each coarser decoder
-level, for deep supervision in training (:meth:`FusionNet3D.training_logits`); inference never runs them.
+object moves, the pixels of three frames do not. ``side_outputs`` adds a 1x1 map head to the coarsest fused
+level and to each decoder level above the finest, for deep supervision in training (:meth:`FusionNet3D.training_logits`); inference never runs them.
 
 ``in_frames=1`` is the image-only ablation of the same network.
 """
@@ -75,8 +75,8 @@ class FusionNet3D(nn.Module):
             stride-2 level is left out, and with it its width; the map is resized from a quarter of the input).
         pixel_skip: each frame's RGB, averaged over cells of the finest fused level's stride, joins that level's
             backbone features (3 more channels), so the fusion over the frames sees pixel-level change.
-        side_outputs: a 1x1 convolution to a map on each decoder level coarser than the head's, trained against
-            the mask beside the final map (deep supervision: each level learns to locate the object itself).
+        side_outputs: a 1x1 convolution to a map on the coarsest fused level and on each decoder level coarser
+            than the head's, trained against the mask beside the final map (deep supervision: each level learns to locate the object itself).
     """
 
     family = "fusion3d"

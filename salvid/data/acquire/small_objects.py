@@ -37,21 +37,14 @@ from PIL import Image
 
 from salvid.data.acquire.copies import READ_BATCH, new_copy, require_resolution_folder
 from salvid.data.errors import MaskError
+from salvid.data.inpainting import remove_object
 from salvid.data.layouts import list_sequences
 from salvid.data.layouts.base import VideoSequence
 from salvid.errors import ConfigError
 
 JPEG_QUALITY = 95  # near-lossless: the clips are for scoring, and compression would blur the small objects
 GROW = 0.02  # the removed object's mask grows by this share of the frame height, so no rim of it is left
-INPAINT_RADIUS = 5  # pixels around each inpainted point that fill it (OpenCV's suggestion is 3 to 5)
 VIEW = 0.8  # the panning camera's window, a share of the scene's width and height
-
-
-def remove_object(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``frame`` with the object of ``mask`` (H, W) {0, 1} inpainted from its surroundings."""
-    size = 2 * max(1, round(frame.shape[0] * GROW)) + 1
-    grown = cv2.dilate(mask.astype(np.uint8), np.ones((size, size), np.uint8))
-    return cv2.inpaint(np.ascontiguousarray(frame), grown, INPAINT_RADIUS, cv2.INPAINT_TELEA)
 
 
 def panned_views(scene: np.ndarray, count: int) -> list[np.ndarray]:
@@ -98,7 +91,8 @@ def _write_clip(a: VideoSequence, b: VideoSequence, scale: float, travel: float,
                 ) -> tuple[int, int]:
     """Writes ``A``'s object in ``B``'s scene; returns the frames written and how many have an empty mask."""
     source_a = a.open()
-    scene = remove_object(b.open().read([0])[0], b.salient_mask(0))
+    still = b.open().read([0])[0]
+    scene = remove_object(still, b.salient_mask(0), grow=max(1, round(still.shape[0] * GROW)))
     views = panned_views(scene, len(source_a))
     places = paste_places(travel, len(source_a))
     empty = 0

@@ -22,16 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from salvid.data.errors import DatasetError
 from salvid.data.masks import load_mask
 from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, open_video
-from salvid.errors import DataError
 
 # One mask file, several (objects stored as separate files: the salient mask is their union), or none.
 MaskEntry = Path | tuple[Path, ...] | None
-
-
-class DatasetError(DataError):
-    """A dataset on disk is missing or malformed; the message names the path and what is wrong."""
 
 
 class MissingSplitError(DatasetError):
@@ -71,8 +67,9 @@ class VideoSequence:
     frames feed neighbours but are never targets. ``weight`` is how often the training stream visits the
     sequence's frames per epoch (see :mod:`salvid.data.layouts.concat`). ``read_mask`` decodes one mask file to
     (H, W) uint8 {0, 1}; layouts whose masks follow another convention (FBMS colour masks) pass their own.
-    ``make_clip``: for a still image (one frame, repeated into a clip by the stream), ``f(frames, mask, seed) ->
-    (frames, mask)`` applied to every clip before augmentation (:class:`salvid.data.pseudo_clips.PseudoClip`).
+    ``make_clip``: for a still image (one frame, repeated into a clip by the stream), ``f(frames, mask, seed,
+    scenes) -> (frames, mask)`` applied to every clip before augmentation (:class:`salvid.data.pseudo_clips.PseudoClip`;
+    ``scenes``: the (image, mask) files of the training stream's still images, empty in evaluation).
     ``train_only``: hold-outs and folds never take this sequence (a ``concat`` entry's ``train_only: true``).
     ``still``: a still image (image salient-object sets), not a video; records count these rather than name them.
     """
@@ -82,7 +79,7 @@ class VideoSequence:
     masks: tuple[MaskEntry, ...]
     weight: float = 1.0
     read_mask: Callable[[Path], np.ndarray] = load_mask  # module-level, so dataloader workers can pickle it
-    make_clip: Callable[[list[np.ndarray], np.ndarray, int], tuple[list[np.ndarray], np.ndarray]] | None = None
+    make_clip: Callable[..., tuple[list[np.ndarray], np.ndarray]] | None = None
     train_only: bool = False
     still: bool = False
 

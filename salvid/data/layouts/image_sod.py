@@ -10,7 +10,7 @@ images, ``.png`` masks): with ``images`` equal to ``masks``, ``.png`` files are 
 
 Each image is a sequence of one frame named by its file stem, so the video pipeline takes it unchanged: the
 stream repeats it into a clip. ``pseudo_clip: true`` moves each copy a little (:mod:`salvid.data.pseudo_clips`,
-limits in ``motion``; ``paste``: the probability that a clip sets its object on another image of the set);
+limits in ``motion``; ``paste``: the probability that a training clip sets its object on another still image);
 ``false`` keeps three identical copies. Image sets have no split files: the only split
 is ``all``.
 
@@ -64,8 +64,10 @@ def image_sod(
     if orphans:
         raise DatasetError(f"{found_masks[orphans[0]]}: mask without an image in {image_dir} "
                            f"({len(orphans)} such mask(s)); the names must match")
-    scenes = tuple((found_images[stem], found_masks[stem]) for stem in sorted(found_images)) if paste else ()
-    make_clip = PseudoClip(**_motion(motion), paste=paste, scenes=scenes) if pseudo_clip else None
+    if paste and not pseudo_clip:
+        raise DatasetError(f"paste={paste!r}: pastes pseudo-clips, and pseudo_clip is false; set pseudo_clip: true "
+                           "or leave paste out")
+    make_clip = PseudoClip(**_motion(motion), paste=paste) if pseudo_clip else None
     return [VideoSequence(stem, (found_images[stem],), (found_masks[stem],), make_clip=make_clip, still=True)
             for stem in sorted(found_images)]
 
