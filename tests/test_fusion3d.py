@@ -191,7 +191,6 @@ def test_family_is_rebuilt_from_plain_config():
     ({"convs": "depthwise"}, "model.convs='depthwise': must be one of full, separable"),
     ({"decoder_stride": 8}, "model.decoder_stride=8: must be 2 or 4"),
     ({"pixel_skip": "yes"}, "model.pixel_skip='yes': must be true or false"),
-    ({"side_outputs": 1}, "model.side_outputs=1: must be true or false"),
 ])
 def test_bad_model_config_names_the_key(kwargs, match):
     with pytest.raises(ValueError, match=match):

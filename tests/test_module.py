@@ -84,30 +84,6 @@ def test_one_training_step_of_fusion3d_updates_head_and_unfrozen_backbone_only()
         assert torch.equal(before[key], after[key]), key
 
 
-def test_side_outputs_train_each_decoder_level_beside_the_final_map(monkeypatch):
-    model = {"family": "fusion3d", "input_size": [64, 96], "pretrained": "none", "decoder_stride": 4}
-    batch = {**_batch(2), "frames": torch.randn(2, 3, 3, 64, 96), "mask": (torch.rand(2, 1, 64, 96) > 0.5).float()}
-    torch.manual_seed(0)
-    plain = SaliencyModule(model=model, optimizer=OPTIMIZER, loss="bce_iou").train()
-    torch.manual_seed(0)
-    sided = SaliencyModule(model={**model, "side_outputs": True}, optimizer=OPTIMIZER, loss="bce_iou").train()
-    sided.net.load_state_dict(plain.net.state_dict(), strict=False)  # the same network, plus the side heads
-    logged = {}
-    monkeypatch.setattr(sided, "log", lambda name, value, **_: logged.__setitem__(name, value))
-    monkeypatch.setattr(plain, "log", lambda *_, **__: None)
-    with torch.no_grad():
-        outputs = sided.net.training_logits(batch["frames"])
-        assert len(outputs) == 4 and all(o.shape == (2, 1, 64, 96) for o in outputs)  # final + 3 coarser levels
-        torch.testing.assert_close(outputs[0], sided.net.logits(batch["frames"]))  # inference: the final map only
-        total = sided.training_step(batch, 0)
-        final = plain.training_step(batch, 0)
-    assert logged["train/side_loss"] > 0
-    torch.testing.assert_close(total, final + 0.5 * logged["train/side_loss"])
-    total = sided.training_step(batch, 0)
-    total.backward()
-    assert all(side.weight.grad is not None and side.weight.grad.abs().sum() > 0 for side in sided.net.sides)
-
-
 def test_unknown_optimizer_is_named():
     with pytest.raises(ValueError, match="module.optimizer.name='sgd'"):
         SaliencyModule(model=TINY, optimizer={**OPTIMIZER, "name": "sgd"})

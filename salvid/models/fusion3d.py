@@ -8,8 +8,7 @@ decoder in the spirit of Deconv3DNet (upsampling groups of convolutions) climbs 
 level, taking a skip connection from every finer one, to the map of frame t at the input resolution
 (``decoder_stride=4`` leaves the finest level out of the fusion and the decoder). ``pixel_skip`` hands the
 fusion the frames' own pixels too, at its finest level: a backbone's features blur the few pixels a small
-object moves, the pixels of three frames do not. ``side_outputs`` adds a 1x1 map head to the coarsest fused
-level and to each decoder level above the finest, for deep supervision in training (:meth:`FusionNet3D.training_logits`); inference never runs them.
+object moves, the pixels of three frames do not.
 
 ``in_frames=1`` is the image-only ablation of the same network.
 """
@@ -75,8 +74,6 @@ class FusionNet3D(nn.Module):
             stride-2 level is left out, and with it its width; the map is resized from a quarter of the input).
         pixel_skip: each frame's RGB, averaged over cells of the finest fused level's stride, joins that level's
             backbone features (3 more channels), so the fusion over the frames sees pixel-level change.
-        side_outputs: a 1x1 convolution to a map on the coarsest fused level and on each decoder level coarser
-            than the head's, trained against the mask beside the final map (deep supervision: each level learns to locate the object itself).
     """
 
     family = "fusion3d"
@@ -92,11 +89,10 @@ class FusionNet3D(nn.Module):
         convs: str = "full",
         decoder_stride: int = 2,
         pixel_skip: bool = False,
-        side_outputs: bool = False,
     ):
         super().__init__()
         check_settings(in_frames=in_frames, input_size=input_size, freeze_backbone=freeze_backbone, widths=widths,
-                       convs=convs, decoder_stride=decoder_stride, pixel_skip=pixel_skip, side_outputs=side_outputs)
+                       convs=convs, decoder_stride=decoder_stride, pixel_skip=pixel_skip)
         self.in_frames = int(in_frames)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.output_activation = "sigmoid"
@@ -115,8 +111,6 @@ class FusionNet3D(nn.Module):
                                                    conv2d_bn_relu(widths[i], widths[i], convs))
                                      for i in range(len(widths) - 1))
         self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
-        # coarsest first, as the decoder climbs: the coarsest fused level, then each decoder level but the finest
-        self.sides = nn.ModuleList(nn.Conv2d(w, 1, 1) for w in reversed(widths[1:])) if side_outputs else None
         self.frozen = self._freeze(freeze_backbone)
         self.channels_last = False
 
@@ -152,39 +146,20 @@ class FusionNet3D(nn.Module):
 
     def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Logits ``(N, 1, H, W)`` from per-level clip features ``(N, T, C, h, w)``."""
-        return self._decode(features)[0]
-
-    def _decode(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The logits and the decoder's levels above the finest (coarsest first)."""
         fused = [f(x) for f, x in zip(self.fusion, features, strict=True)]
-        x, coarser = fused[-1], []
+        x = fused[-1]
         for i in range(len(fused) - 2, -1, -1):
-            coarser.append(x)
             x = F.interpolate(x, size=fused[i].shape[-2:], mode="bilinear", align_corners=False)
             x = self.decoder[i](torch.cat([x, fused[i]], dim=1))
-        return self._full_size(self.head(x)), coarser
-
-    def _full_size(self, logits: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(logits, size=self.input_size, mode="bilinear", align_corners=False)
+        return F.interpolate(self.head(x), size=self.input_size, mode="bilinear", align_corners=False)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self._encode_clips(x))
-
-    def training_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The final logits, then each side output's (coarsest first, at the input size; none without
-        ``side_outputs``): what training compares with the mask."""
-        logits, coarser = self._decode(self._encode_clips(x))
-        if self.sides is None:
-            return [logits]
-        return [logits, *(self._full_size(side(level)) for side, level in zip(self.sides, coarser, strict=True))]
-
-    def _encode_clips(self, x: torch.Tensor) -> list[torch.Tensor]:
         if x.ndim != 5 or x.shape[1] != 3 or x.shape[2] != self.in_frames or tuple(x.shape[3:]) != self.input_size:
             raise ValueError(f"expected input (N, 3, {self.in_frames}, {self.input_size[0]}, {self.input_size[1]}), "
                              f"got {tuple(x.shape)}")
         n, t = x.shape[0], x.shape[2]
         per_frame = self.encode_frames(x.transpose(1, 2).flatten(0, 1))
-        return [f.unflatten(0, (n, t)) for f in per_frame]
+        return self.decode([f.unflatten(0, (n, t)) for f in per_frame])
 
     def activate(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits)
@@ -194,7 +169,7 @@ class FusionNet3D(nn.Module):
 
 
 def check_settings(*, in_frames, input_size, freeze_backbone, widths, convs, decoder_stride, pixel_skip=False,
-                   side_outputs=False, **_) -> None:
+                   **_) -> None:
     """What construction checks, without building: a ConfigError naming the first setting that does not fit.
     (That ``widths`` has one entry per backbone level is checked once the backbone is built.)"""
     check_in_frames(in_frames)
@@ -206,6 +181,5 @@ def check_settings(*, in_frames, input_size, freeze_backbone, widths, convs, dec
         raise ConfigError(f"model.convs={shown(convs)}: must be one of {', '.join(CONVS)}")
     if not whole(decoder_stride) or int(decoder_stride) not in DECODER_STRIDES:
         raise ConfigError(f"model.decoder_stride={shown(decoder_stride)}: must be 2 or 4")
-    for key, value in (("pixel_skip", pixel_skip), ("side_outputs", side_outputs)):
-        if not isinstance(value, bool):
-            raise ConfigError(f"model.{key}={shown(value)}: must be true or false")
+    if not isinstance(pixel_skip, bool):
+        raise ConfigError(f"model.pixel_skip={shown(pixel_skip)}: must be true or false")

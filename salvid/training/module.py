@@ -23,9 +23,6 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 # Metrics cheap enough to run every validation epoch; the test stage computes the full set.
 VAL_METRICS = ("plcc", "auc", "nss", "mae")
 TEST_METRICS = ("plcc", "auc", "nss", "smeasure", "fmeasure", "mae", "emeasure")
-# Deep supervision (a network's side outputs, model.side_outputs): their mean loss joins the final map's at this
-# weight, so the final map stays what training optimises most.
-SIDE_WEIGHT = 0.5
 
 
 class SaliencyModule(L.LightningModule):
@@ -87,22 +84,12 @@ class SaliencyModule(L.LightningModule):
         self.net.use_channels_last(channels_last_enabled(self.hparams.channels_last))
 
     def _shared_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._loss(self.net.logits(batch["frames"]), batch["mask"])
-
-    def _loss(self, logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net.logits(batch["frames"])
         pred = self.net.activate(logits)
-        return self.loss_fn(logits.float(), pred.float(), mask), pred
+        return self.loss_fn(logits.float(), pred.float(), batch["mask"]), pred
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if not hasattr(self.net, "training_logits"):
-            loss, _ = self._shared_step(batch)
-        else:
-            final, *sides = self.net.training_logits(batch["frames"])
-            loss, _ = self._loss(final, batch["mask"])
-            if sides:
-                side_loss = torch.stack([self._loss(side, batch["mask"])[0] for side in sides]).mean()
-                self.log("train/side_loss", side_loss, batch_size=len(batch["mask"]))
-                loss = loss + SIDE_WEIGHT * side_loss
+        loss, _ = self._shared_step(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["mask"]))
         return loss
 
