@@ -95,6 +95,7 @@ PROBES: list[tuple[str, list[str]]] = [
     ("train", ["data=segtrackv2", f"data.root={T}/dataset", f"paths.output_dir={T}/dataset/run"]),
     ("train", ["data=duts", f"data.root={T}/duts", "data.splits.test=all", "+data.paste=2"]),
     ("train", ["data=duts", f"data.root={T}/duts", "data.splits.test=all", "+data.motion.object_shift=0.7"]),
+    ("train", ["data=duts", f"data.root={T}/duts", "data.splits.test=all", "+data.pastee=0.5"]),
     ("predict", []),
     ("predict", [f"input={T}/missing.mp4"]),
     ("predict", [f"input={T}/clip.mp4"]),

@@ -122,9 +122,14 @@ def test_missing_dataset_says_where_and_how_to_prepare(tmp_path):
     assert f"python -m salvid.prepare davis2016 --root {tmp_path / 'nowhere'}" in str(info.value)
 
 
-def test_unknown_layout_option_is_named(tmp_path):
-    with pytest.raises(ValueError, match="data.resolutoin: not an option of layout 'davis2016'"):
+def test_unknown_layout_option_is_named_with_the_nearest_or_where_it_belongs(tmp_path):
+    # a DatasetError (a salvid error): the entry points end it in one line
+    with pytest.raises(DatasetError, match="^data.resolutoin: not an option of layout 'davis2016' .*; did you mean "
+                                           "resolution[?]$"):
         list_sequences("davis2016", tmp_path, "train", resolutoin="240p")
+    with pytest.raises(DatasetError, match=r"^data.resolution: not an option of layout 'concat' .*goes under "
+                                           r"data.datasets.<name> \(e.g. \+data.datasets.<name>.resolution\)$"):
+        list_sequences("concat", tmp_path, "train", datasets={}, resolution="240p")
 
 
 def test_davis_240p_train_split(davis_root):

@@ -49,7 +49,8 @@ class PseudoClip:
 
     def __post_init__(self) -> None:
         if isinstance(self.paste, bool) or not isinstance(self.paste, int | float) or not 0 <= self.paste <= 1:
-            raise DatasetError(f"paste={self.paste!r}: must be a probability in [0, 1]")
+            raise DatasetError(f"paste={self.paste!r}: must be a probability in [0, 1] (0: never, 1: every "
+                               "training clip)")
         for key in ("shift", "rotate", "scale", "object_shift"):
             value = getattr(self, key)
             if not isinstance(value, int | float) or value < 0:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -40,12 +41,15 @@ ALL = "all"
 def check_options(layout: str, options: dict[str, Any], where: str = "data") -> None:
     """A clear error for an unknown layout or an option the layout does not take."""
     if layout not in LAYOUTS:
-        raise ValueError(f"{where}.layout={layout!r}: must be one of {sorted(LAYOUTS)}")
+        raise DatasetError(f"{where}.layout={layout!r}: must be one of {sorted(LAYOUTS)}")
     params = inspect.signature(LAYOUTS[layout]).parameters
     known = [p for p in params if p not in ("root", "split")]
     unknown = [k for k in options if k not in known]
     if unknown:
-        raise ValueError(f"{where}.{unknown[0]}: not an option of layout {layout!r} (its options: {known})")
+        nearest = difflib.get_close_matches(unknown[0], known, 1)
+        hint = (f"; an option of one dataset goes under data.datasets.<name> (e.g. +data.datasets.<name>.{unknown[0]})"
+                if layout == "concat" else f"; did you mean {nearest[0]}?" if nearest else "")
+        raise DatasetError(f"{where}.{unknown[0]}: not an option of layout {layout!r} (its options: {known}){hint}")
 
 
 def layout_options(layout: str, data: Any) -> dict[str, Any]:
