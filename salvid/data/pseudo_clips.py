@@ -16,6 +16,11 @@ scene change.
 of the image side) over the background, before the camera motion above. The centre frame keeps the image as
 it is. The background the object uncovers is filled from its surroundings (OpenCV's Telea inpainting at half
 size), so no copy of the object stays behind.
+
+``paste`` (a probability, 0: never) sets the object on another still image of the training stream (``scenes``,
+drawn at random, now and then the image itself) instead of its own scene: that image's own object is inpainted
+away the same way, the object's mask edge is softened over about a pixel, and the mask is unchanged. Evaluation
+streams hand no scenes, so their clips show the image as it is.
 """
 
 from __future__ import annotations

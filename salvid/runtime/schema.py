@@ -37,6 +37,7 @@ TRAINER_PRECISIONS = ("auto", "16-mixed", "bf16-mixed", "32-true", "64-true", "1
 MAX_INFERENCE_BATCH = 256
 MIN_FPS, MAX_FPS = 0.001, 1000  # a frame every 1000 s to 1000 frames a second
 
+
 def fold_out_of_range(fold: Any, folds: int) -> str:
     """The message for a ``data.fold`` outside ``0..folds-1`` (the schema's check and the fold cutting's)."""
     return (f"data.fold={fold!r}: must be an integer in 0..{folds - 1} with data.folds={folds} (sweep them: "
