@@ -102,3 +102,19 @@ def test_every_family_offers_the_network_interface():
         net = build_network({"family": name, **small[name]})
         assert isinstance(net, SaliencyNetwork)
         assert isinstance(net, FrameEncodingNetwork) == family.encodes_frames, name
+
+
+def test_the_rooms_form_floors_and_the_docs_give_their_figures():
+    """``scripts/layout_figures.py`` finds no circle of imports between the package's rooms, and
+    docs/development.md states the figures it prints."""
+    import re
+    import subprocess
+    import sys
+
+    repo = PACKAGE.parent
+    result = subprocess.run([sys.executable, "scripts/layout_figures.py"], cwd=repo, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    rooms, floors, arrows = re.search(r"rooms (\d+), floors (\d+), import arrows (\d+)", result.stdout).groups()
+    docs = " ".join((repo / "docs" / "development.md").read_text(encoding="utf-8").split())
+    assert f"{rooms} rooms on {floors} floors with {arrows} import arrows and no import that climbs" in docs

@@ -13,9 +13,19 @@ arms on the same folds, and keep the test sequences for the one final score.
 
 from __future__ import annotations
 
-from salvid.data.layouts import VideoSequence
+from typing import TYPE_CHECKING, Any
+
 from salvid.errors import ConfigError
-from salvid.runtime.schema import fold_out_of_range
+
+if TYPE_CHECKING:
+    from salvid.data.layouts import VideoSequence
+
+
+def fold_out_of_range(fold: Any, folds: int) -> str:
+    """The message for a ``data.fold`` outside ``0..folds-1``: the config schema's check, before anything runs,
+    and :func:`check_fold_settings`'s."""
+    return (f"data.fold={fold!r}: must be an integer in 0..{folds - 1} with data.folds={folds} (sweep them: "
+            f"data.fold={','.join(map(str, range(folds)))})")
 
 
 def fold_names(names: list[str], folds: int) -> list[list[str]]:

@@ -89,18 +89,7 @@ def use_job_output_dir(cfg: DictConfig) -> None:
         cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
 
 
-def train_output_subdir(*, _root_: DictConfig) -> str | None:
-    """``hydra.output_subdir`` of ``salvid.train`` (read by Hydra as each run or job starts): ``.hydra``, or none
-    where the folder holds a run that training will leave as it is (a finished run, a checkpoint it refuses to
-    resume), so that Hydra saves no config over that run's own record."""
-    from salvid.training.run_folder import leaves_alone
-
-    output_dir = OmegaConf.select(_root_, "hydra.runtime.output_dir", default=None)
-    return None if output_dir and leaves_alone(_root_, Path(output_dir)) else ".hydra"
-
-
 def register_resolvers() -> None:
-    OmegaConf.register_new_resolver("train_output_subdir", train_output_subdir, replace=True)
     OmegaConf.register_new_resolver("sweep_id", sweep_id, replace=True)
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
     OmegaConf.register_new_resolver("job_overrides", job_overrides, replace=True)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from salvid.data.folds import fold_out_of_range
 from salvid.errors import ConfigError
 
 # The choices of salvid's own settings; the code that acts on them imports these names.
@@ -36,12 +37,6 @@ TRAINER_PRECISIONS = ("auto", "16-mixed", "bf16-mixed", "32-true", "64-true", "1
 # Frames of one batch at inference: beyond this the batch costs memory (several GB at 480p) and gains no speed.
 MAX_INFERENCE_BATCH = 256
 MIN_FPS, MAX_FPS = 0.001, 1000  # a frame every 1000 s to 1000 frames a second
-
-
-def fold_out_of_range(fold: Any, folds: int) -> str:
-    """The message for a ``data.fold`` outside ``0..folds-1`` (the schema's check and the fold cutting's)."""
-    return (f"data.fold={fold!r}: must be an integer in 0..{folds - 1} with data.folds={folds} (sweep them: "
-            f"data.fold={','.join(map(str, range(folds)))})")
 
 
 Strict = ConfigDict(extra="forbid", populate_by_name=True)

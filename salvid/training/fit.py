@@ -28,7 +28,7 @@ from salvid.runtime.environment import cap_cpu_isa_for_training, hardware_descri
 from salvid.runtime.files import atomic_write_json
 from salvid.runtime.schema import TrainConfig, validate
 from salvid.runtime.tracking import finish_wandb_run, wandb_mode
-from salvid.training import sweep
+from salvid.training import run_folder, sweep
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> float | None:
     cap_cpu_isa_for_training(cfg.model)
     use_job_output_dir(cfg)
-    from salvid.training import run_folder
-
     output_dir = Path(cfg.paths.output_dir)
     finished = run_folder.finished_run(output_dir)
     if finished is not None:  # compared with the config as composed, before init_weights adopts a network

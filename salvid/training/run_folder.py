@@ -200,7 +200,7 @@ class ResumeCheck(HydraCallback):
     config a resumed run was started with (the record ``salvid.export`` copies into a model card). When the
     directory holds a finished run, or a checkpoint that :func:`plan_resume` refuses, this turns both off for
     the run; ``salvid.train`` then says why in one line, and the directory stays as it was. A multirun's jobs
-    get the same decision from ``hydra.output_subdir`` (:func:`salvid.runtime.configs.train_output_subdir`): no
+    get the same decision from ``hydra.output_subdir`` (:func:`train_output_subdir`): no
     config is saved over such a job's, its log has the one line appended.
     """
 
@@ -220,3 +220,15 @@ class ResumeCheck(HydraCallback):
                 root = logging_config.get("root") or {}
                 if "handlers" in root:
                     root.handlers = [h for h in root.handlers if h != "file"]
+
+
+def train_output_subdir(*, _root_: DictConfig) -> str | None:
+    """``hydra.output_subdir`` of ``salvid.train`` (read by Hydra as each run or job starts): ``.hydra``, or none
+    where the folder holds a run that training will leave as it is (a finished run, a checkpoint it refuses to
+    resume), so that Hydra saves no config over that run's own record."""
+    output_dir = OmegaConf.select(_root_, "hydra.runtime.output_dir", default=None)
+    return None if output_dir and leaves_alone(_root_, Path(output_dir)) else ".hydra"
+
+
+# conf/train.yaml's hydra.output_subdir uses it: importing the training code makes it available.
+OmegaConf.register_new_resolver("train_output_subdir", train_output_subdir, replace=True)

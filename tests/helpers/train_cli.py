@@ -10,7 +10,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from salvid.runtime.configs import CONF_DIR  # importing it registers the resolvers the train config uses
+from salvid.runtime.configs import CONF_DIR  # importing it (and the training code) registers the resolvers
+from salvid.training import run_folder  # noqa: F401  (the train config's hydra.output_subdir)
 
 REPO = Path(__file__).resolve().parents[2]
 
