@@ -59,6 +59,25 @@ def test_segtrackv2_prefixed_bmp_frames_and_multi_object_union(tmp_path):
     assert girl.frames[0].suffix == ".bmp" and len(girl.annotated_frames) == 3
 
 
+
+def test_a_missing_split_file_of_any_layout_names_the_key_and_the_fix(tmp_path):
+    """SegTrackV2 (like VOT2016, DAVSOD and the videos layout) keeps split files beside the sequences: a split
+    the config asks for that has no file says which key asked and how to use every sequence instead."""
+    for i in range(2):
+        save(frame(i), tmp_path / "JPEGImages" / "girl" / f"{i:05d}.png")
+        save(box_mask(i), tmp_path / "GroundTruth" / "girl" / f"{i:05d}.png")
+    with pytest.raises(DatasetError, match=r"split 'train', which data\.splits\.train=train asks for \(looked for "
+                                           r"train\.txt\); this copy has no split files: use every sequence with "
+                                           r"data\.splits\.train=all$"):
+        split_sequences("segtrackv2", tmp_path, {"train": "train", "test": None})
+    (tmp_path / "ImageSets").mkdir()
+    (tmp_path / "ImageSets" / "mine.txt").write_text("girl\n")
+    with pytest.raises(DatasetError, match=r"this copy has the split\(s\) \['mine'\]: set data\.splits\.train to "
+                                           r"mine, or use every sequence with data\.splits\.train=all$"):
+        split_sequences("segtrackv2", tmp_path, {"train": "train", "test": None})
+    assert [s.name for s in split_sequences("segtrackv2", tmp_path, {"train": "mine", "test": None})["train"]] == [
+        "girl"]
+
 def test_vot2016_frames_and_segmentation_folders(tmp_path):
     for i in range(1, 4):
         save(frame(i), tmp_path / "bag" / f"{i:08d}.jpg")

@@ -405,3 +405,19 @@ def test_videos_opening_in_overlapping_threads_give_stderr_back(written):
         for worker in workers:
             worker.join()
         assert identity() == before
+
+
+def test_a_folder_of_frames_plays_in_frame_number_order(tmp_path):
+    """Frames numbered without zero padding (``frame2.jpg`` before ``frame10.jpg``) play in number order; hidden
+    files (macOS's ``._frame1.jpg``) are not frames; two files of one number are refused, naming both."""
+    frames, _ = render_sequence(3, 11, (32, 48))
+    for i, image in enumerate(frames):
+        Image.fromarray(image).save(tmp_path / f"frame{i}.png")
+    (tmp_path / "._frame1.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    folder = ImageFolder.from_directory(tmp_path)
+    assert [p.name for p in folder.paths] == [f"frame{i}.png" for i in range(11)]
+    np.testing.assert_array_equal(folder.read([2, 10]), frames[[2, 10]])
+    Image.fromarray(frames[0]).save(tmp_path / "other0.png")
+    with pytest.raises(ImageReadError, match=r"frame0\.png: same frame number as .*other0\.png|other0\.png: same "
+                                             r"frame number as .*frame0\.png"):
+        ImageFolder.from_directory(tmp_path)

@@ -417,6 +417,18 @@ def _load_rgb(path: Path) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot decode image ({error})") from error
 
 
+def frame_key(path: Path) -> int | str:
+    """A file's frame number (the last digits of its stem, a ``_gt`` suffix aside), else its stem."""
+    stem = re.sub(r"_gt$", "", path.stem, flags=re.IGNORECASE)
+    digits = re.search(r"(\d+)$", stem)
+    return int(digits.group(1)) if digits else stem
+
+
+def frame_order(key: int | str) -> tuple[int, int | str]:
+    """Sort key of :func:`frame_key`'s keys: numbered frames in number order, then named ones by name."""
+    return (0, key) if isinstance(key, int) else (1, key)
+
+
 class ImageFolder(FrameSource):
     """Frames stored as image files (jpg/png/bmp), one file per frame, in the given order.
 
@@ -442,14 +454,23 @@ class ImageFolder(FrameSource):
 
     @classmethod
     def from_directory(cls, directory: str | Path) -> ImageFolder:
-        """The images in ``directory`` sorted by file name (zero-padded names sort in frame order)."""
+        """The images in ``directory`` in frame order (:func:`frame_key`: ``frame2.jpg`` before ``frame10.jpg``);
+        hidden files are not frames."""
         directory = Path(directory)
         if not directory.is_dir():
             raise ImageReadError(f"{directory}: not a directory")
-        paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not paths:
+        found: dict[int | str, Path] = {}
+        for path in sorted(directory.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+                continue
+            key = frame_key(path)
+            if key in found:
+                raise ImageReadError(f"{path}: same frame number as {found[key]}; cannot tell which comes first, "
+                                     "so rename one (or keep each video's frames in a folder of their own)")
+            found[key] = path
+        if not found:
             raise ImageReadError(f"{directory}: no images ({', '.join(IMAGE_SUFFIXES)})")
-        return cls(paths)
+        return cls([found[k] for k in sorted(found, key=frame_order)])
 
     def __len__(self) -> int:
         return len(self.paths)

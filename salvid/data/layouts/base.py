@@ -24,7 +24,7 @@ import numpy as np
 
 from salvid.data.errors import DatasetError
 from salvid.data.masks import load_mask
-from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, open_video
+from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, frame_key, frame_order, open_video
 
 # One mask file, several (objects stored as separate files: the salient mask is their union), or none.
 MaskEntry = Path | tuple[Path, ...] | None
@@ -129,7 +129,10 @@ def read_split(path: Path) -> list[str]:
     Names keep their first-seen order.
     """
     if not path.is_file():
-        raise DatasetError(f"{path}: split file not found")
+        present = sorted(p.stem for p in path.parent.glob("*.txt")) if path.parent.is_dir() else []
+        has = f"this copy has the split(s) {present}" if present else "this copy has no split files"
+        raise MissingSplitError(f"{path}: split file not found; {has}: name one of them, or use every sequence (all)",
+                                path.parent, path.stem, path.name, present)
     names: dict[str, None] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
@@ -176,17 +179,6 @@ def subfolders(folder: Path) -> dict[str, Path]:
     return {p.name: p for p in map(check_name, sorted(folder.iterdir())) if p.is_dir() and not p.name.startswith(".")}
 
 
-def frame_key(path: Path) -> int | str:
-    """A file's frame number (last digits of its stem, ignoring a ``_gt`` suffix), else its stem."""
-    stem = re.sub(r"_gt$", "", path.stem, flags=re.IGNORECASE)
-    digits = re.search(r"(\d+)$", stem)
-    return int(digits.group(1)) if digits else stem
-
-
-def _sort_key(key: int | str) -> tuple[int, int | str]:
-    return (0, key) if isinstance(key, int) else (1, key)
-
-
 def images_by_frame(
     folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, ignore: str | None = None
 ) -> dict[int | str, Path]:
@@ -222,13 +214,13 @@ def pair_frames_and_masks(
     mask_dirs = list(mask_dirs)
     per_object = [images_by_frame(d, mask_suffixes, ignore_masks) for d in mask_dirs]
     for masks in per_object:
-        orphans = sorted((k for k in masks if k not in frames), key=_sort_key)
+        orphans = sorted((k for k in masks if k not in frames), key=frame_order)
         if orphans:
             raise DatasetError(
                 f"{masks[orphans[0]]}: mask without a frame in {frame_dir} "
                 f"({len(orphans)} such mask(s), frame numbers {orphans[:5]})"
             )
-    keys = sorted(frames, key=_sort_key)
+    keys = sorted(frames, key=frame_order)
     entries: list[MaskEntry] = []
     for key in keys:
         files = tuple(m[key] for m in per_object if key in m)

@@ -11,10 +11,16 @@ numbered beyond even the reported count is an error (its numbering does not matc
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from salvid.data.layouts.base import DatasetError, VideoSequence, check_name, read_split, skip
+from salvid.data.layouts.base import (
+    DatasetError,
+    VideoSequence,
+    check_name,
+    images_by_frame,
+    select_sequences,
+    skip,
+)
 from salvid.data.sources import VIDEO_SUFFIXES, open_video
 
 
@@ -23,15 +29,12 @@ def video_folder(root: str | Path, split: str | None = None) -> list[VideoSequen
     video_dir = root / "videos"
     if not video_dir.is_dir():
         raise DatasetError(f"{video_dir}: no videos folder (expected <root>/videos/<name>.mp4 and <root>/masks/<name>/)")
-    videos = {p.stem: p for p in map(check_name, sorted(video_dir.iterdir())) if p.suffix.lower() in VIDEO_SUFFIXES}
-    names = sorted(videos)
-    if split is not None:
-        names = read_split(root / "splits" / f"{split}.txt")
-        missing = [n for n in names if n not in videos]
-        if missing:
-            raise DatasetError(f"{root / 'splits' / f'{split}.txt'}: names videos not in {video_dir}: {missing}")
-    if not names:
+    videos = {p.stem: p for p in map(check_name, sorted(video_dir.iterdir()))
+              if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")}
+    if not videos:
         raise DatasetError(f"{video_dir}: no video files ({', '.join(VIDEO_SUFFIXES)})")
+    split_file = None if split is None else root / "splits" / f"{split}.txt"
+    names = select_sequences(videos, split_file, video_dir)
     return [_sequence(name, videos[name], root / "masks" / name) for name in names]
 
 
@@ -42,11 +45,9 @@ def _sequence(name: str, video: Path, mask_dir: Path) -> VideoSequence:
     n_frames = len(source)
     reported = max(getattr(source, "frames_reported", n_frames), n_frames)
     masks: list[Path | None] = [None] * n_frames
-    for p in map(check_name, sorted(mask_dir.glob("*.png"))):
-        m = re.search(r"(\d+)$", p.stem)
-        if m is None:
+    for i, p in images_by_frame(mask_dir, (".png",)).items():
+        if not isinstance(i, int):
             raise DatasetError(f"{p}: mask name must end in the frame number (e.g. 00012.png)")
-        i = int(m.group(1))
         if i >= reported:
             raise DatasetError(f"{p}: mask for frame {i}, but {video} has only {n_frames} frames")
         if i >= n_frames:
