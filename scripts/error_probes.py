@@ -68,6 +68,8 @@ def setup(tmp: Path) -> None:
         _mask(one / "GroundTruth" / "bird" / f"{i:05d}.png")
     _frames(tmp / "duts" / "DUTS-TR-Image", n=1)  # an image salient-object set of one image
     _mask(tmp / "duts" / "DUTS-TR-Mask" / "00000.png")
+    _frames(tmp / "twins", n=2)  # frame 1 twice: 00001.jpg and take1.jpg
+    (tmp / "twins" / "take1.jpg").write_bytes((tmp / "twins" / "00001.jpg").read_bytes())
     (tmp / "dataset").mkdir()
     (tmp / "to-nothing").symlink_to(tmp / "nothing")
 
@@ -81,11 +83,14 @@ TRAIN_VALUES = [
     "module.metric_average=foo", "module.log_images=-1", "trainer.max_epochs=-3", "trainer.max_epochs=0",
     "trainer.precision=foo", "trainer.limit_train_batches=1.5", "trainer.accumulate_grad_batches=0",
     "data.batch_size=0", "data.num_workers=-1", "data.chunk_len=0", "data.buffer_size=0", "seed=-1",
-    "+module.lrr=1", "nosuchkey=1", "model=fusion3D", "data=nosuchdata",
+    "+module.lrr=1", "nosuchkey=1", "model=fusion3D", "data=nosuchdata", "data.mask_resize=foo",
+    "data.synthetic.size=[63,64]", "data.synthetic.num_frames=0",
 ]
 PROBES: list[tuple[str, list[str]]] = [
     *[("train", [v]) for v in TRAIN_VALUES],
     ("train", ["data=davis2016_holdout", "data.val_holdout=-1"]),
+    ("train", ["module.loss=bce", "model.output_activation=clamp"]),
+    ("train", [f"data.root={T}/frames"]),
     ("train", ["data=davis2016_holdout", "data.test_holdout=-2"]),
     ("train", [f"paths.output_dir={T}/vidéo"]),
     ("train", [f"ckpt_path={T}/notes.ckpt"]),
@@ -99,6 +104,7 @@ PROBES: list[tuple[str, list[str]]] = [
     ("predict", []),
     ("predict", [f"input={T}/missing.mp4"]),
     ("predict", [f"input={T}/clip.mp4"]),
+    ("predict", [f"input={T}/twins"]),
     *[("predict", [f"input={T}/frames", v]) for v in (
         "fps=0", "fps=-1", "fps=inf", "fps=1e12", "batch_size=0", "batch_size=100000", "overlay_alpha=2",
         "device=foo", "precision=fp16", "backend=foo", "channels_last=foo", "write_pngs=maybe", "tta=foo", "png_compression=12")],

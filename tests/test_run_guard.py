@@ -136,11 +136,14 @@ def test_every_shipped_experiment_fits_the_schema():
 
 
 def test_the_names_the_schema_allows_are_the_ones_the_code_knows():
+    from salvid.metrics.saliency import AVERAGES
     from salvid.training.losses import LOSSES
-    from salvid.training.module import OPTIMIZERS
+    from salvid.training.module import OPTIMIZERS, SCHEDULERS
 
     assert set(schema.LOSSES) == set(LOSSES)
     assert set(schema.OPTIMIZERS) == set(OPTIMIZERS)
+    assert set(schema.SCHEDULERS) == set(SCHEDULERS)
+    assert set(schema.METRIC_AVERAGES) == set(AVERAGES)
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS, errno.ENOTDIR])

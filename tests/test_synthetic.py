@@ -13,6 +13,7 @@ from salvid.data import synthetic
 from salvid.data.masks import load_mask
 from salvid.data.sources import DecordVideo
 from salvid.data.synthetic import SPLITS, generate_dataset, render_sequence, sequence_seed
+from salvid.errors import ConfigError, DataError
 
 SMALL = {"num_videos": {"train": 2, "val": 1, "test": 1}, "num_frames": 10, "size": (64, 96), "seed": 3}
 
@@ -144,7 +145,7 @@ def test_a_failed_generation_leaves_nothing_that_looks_complete(tmp_path, monkey
 
 def test_refuses_to_overwrite_a_folder_that_is_not_a_synthetic_dataset(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not a synthetic dataset"):
+    with pytest.raises(DataError, match="not a synthetic dataset.*set data.root to a new or empty folder"):
         generate_dataset(tmp_path, {"train": 1}, num_frames=2, size=(32, 32))
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
 
@@ -159,38 +160,13 @@ def test_an_empty_folder_is_filled(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"size": (63, 64)}, "even"),
-        ({"num_videos": {"training": 2}}, "unknown splits"),
+        ({"size": (63, 64)}, r"data.synthetic.size=\[63, 64\]: both sides must be even"),
+        ({"num_videos": {"training": 2}}, "data.synthetic.num_videos: unknown splits"),
+        ({"num_videos": {"train": -1}}, "data.synthetic.num_videos=.*0 or more"),
         ({"num_frames": 0}, "num_frames >= 1"),
     ],
 )
 def test_invalid_parameters(tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         generate_dataset(tmp_path / "ds", **kwargs)
     assert not (tmp_path / "ds").exists()
-
-
-def test_command_line(tmp_path, capsys):
-    synthetic.main(
-        [
-            "--root",
-            str(tmp_path / "ds"),
-            "--train",
-            "1",
-            "--val",
-            "0",
-            "--test",
-            "1",
-            "--frames",
-            "3",
-            "--size",
-            "32",
-            "64",
-            "--seed",
-            "5",
-        ]
-    )
-    assert "ready in" in capsys.readouterr().out
-    params = json.loads((tmp_path / "ds" / "synthetic.json").read_text())
-    assert params["num_videos"] == {"train": 1, "val": 0, "test": 1} and params["size"] == [32, 64]
-    assert DecordVideo(tmp_path / "ds" / "videos" / "test_000.mp4").size == (32, 64)

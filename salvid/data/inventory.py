@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from salvid.data.layouts.base import VideoSequence
 from salvid.data.masks import check_same_size
+from salvid.errors import ConfigError
 
 MASK_RESIZE = ("error", "nearest")
 
@@ -35,7 +36,8 @@ class SequenceCounts:
 
 def check_mask_resize(policy: str) -> None:
     if policy not in MASK_RESIZE:
-        raise ValueError(f"data.mask_resize={policy!r}: must be one of {MASK_RESIZE}")
+        raise ConfigError(f"data.mask_resize={policy!r}: must be one of {', '.join(MASK_RESIZE)} (error: a mask of "
+                          "another size than its frame stops the run; nearest: it is resized to the frame)")
 
 
 def count_sequence(seq: VideoSequence, mask_resize: str = "error") -> SequenceCounts:

@@ -52,6 +52,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from salvid.data.inventory import check_mask_resize
+from salvid.errors import ConfigError
 from salvid.data.layouts.base import DatasetError, VideoSequence
 from salvid.data.masks import check_same_size
 from salvid.data.sources import FrameSource
@@ -167,7 +168,8 @@ class TripletStream(IterableDataset):
         self.num_samples = round(sum(len(c.targets) * w for c, w in zip(self.chunks, weights, strict=True)))
         if self.num_samples < world_size:
             # A rank without data would skip the loop while the others wait for it in a collective.
-            raise ValueError(f"{self.num_samples} annotated frame(s) cannot feed {world_size} ranks")
+            raise ConfigError(f"trainer.devices: {self.num_samples} annotated frame(s) cannot feed {world_size} "
+                              "processes, one batch each at least; use fewer devices or more data")
         # Shared memory, so that dataloader workers (persistent ones too) see what the main process sets:
         # the epoch being iterated, and the (epoch, batches) to skip when a run resumes mid-epoch.
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()

@@ -16,13 +16,11 @@ Layout written by ``generate_dataset``::
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import json
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +29,8 @@ import av
 import cv2
 import numpy as np
 from PIL import Image
+
+from salvid.errors import ConfigError, DataError
 
 # Bump when the rendering changes, so datasets written by an older generator are rebuilt.
 GENERATOR_VERSION = 1
@@ -243,21 +243,22 @@ def generate_dataset(
     dataset with the same parameters already at ``root`` is reused as is; one written with other
     parameters is replaced. The dataset is written to a hidden sibling folder and renamed into place,
     so ``root`` is never half-written. A non-empty ``root`` that is not a synthetic dataset raises
-    ``FileExistsError`` rather than being overwritten. Call it from one process (Lightning's
+    :class:`~salvid.errors.DataError` rather than being overwritten. Call it from one process (Lightning's
     ``prepare_data``).
     """
     root = Path(root)
     num_videos = dict(DEFAULT_NUM_VIDEOS if num_videos is None else num_videos)
     unknown = set(num_videos) - set(SPLITS)
     if unknown:
-        raise ValueError(f"num_videos: unknown splits {sorted(unknown)}; expected some of {list(SPLITS)}")
-    if any(count < 0 for count in num_videos.values()) or num_frames < 1 or fps < 1:
-        raise ValueError(
-            f"need num_videos >= 0, num_frames >= 1, fps >= 1; got {num_videos}, {num_frames}, {fps}"
-        )
+        raise ConfigError(f"data.synthetic.num_videos: unknown splits {sorted(unknown)}; use some of {list(SPLITS)}")
+    if any(count < 0 for count in num_videos.values()):
+        raise ConfigError(f"data.synthetic.num_videos={num_videos}: each count must be 0 or more")
+    if num_frames < 1 or fps < 1:
+        raise ConfigError(f"data.synthetic: need num_frames >= 1 and fps >= 1, got num_frames={num_frames}, fps={fps}")
     height, width = size
     if height < 2 or width < 2 or height % 2 or width % 2:
-        raise ValueError(f"size must be even and at least 2x2 (yuv420p), got {height}x{width}")
+        raise ConfigError(f"data.synthetic.size=[{height}, {width}]: both sides must be even and at least 2 "
+                          "(H.264 in yuv420p)")
     params = {
         "generator_version": GENERATOR_VERSION,
         "num_videos": {split: int(num_videos.get(split, 0)) for split in SPLITS},
@@ -271,10 +272,8 @@ def generate_dataset(
     if existing == params:
         return root
     if existing is None and root.is_dir() and any(root.iterdir()):
-        raise FileExistsError(
-            f"{root}: not empty and not a synthetic dataset (no valid {PARAMS_FILE}); "
-            "choose another root or remove it"
-        )
+        raise DataError(f"{root}: not empty and not a synthetic dataset (no valid {PARAMS_FILE}), so it is left "
+                        "as it is; set data.root to a new or empty folder")
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     try:
@@ -294,30 +293,3 @@ def generate_dataset(
         shutil.rmtree(staging, ignore_errors=True)
     return root
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True, help="dataset folder to write (or reuse)")
-    for split in SPLITS:
-        parser.add_argument(
-            f"--{split}", type=int, default=DEFAULT_NUM_VIDEOS[split], help=f"{split} sequences"
-        )
-    parser.add_argument("--frames", type=int, default=24, help="frames per sequence")
-    parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fps", type=int, default=10)
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    root = generate_dataset(
-        args.root,
-        {split: getattr(args, split) for split in SPLITS},
-        args.frames,
-        tuple(args.size),
-        args.seed,
-        args.fps,
-    )
-    print(f"{root}: ready in {time.perf_counter() - started:.1f} s")
-
-
-if __name__ == "__main__":
-    main()

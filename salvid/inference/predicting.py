@@ -280,7 +280,10 @@ def predict(cfg: DictConfig) -> list[Path]:
     inputs = resolve_inputs(str(cfg.input))
     names = [item.name for item in inputs]
     if len(set(names)) != len(names):
-        raise PredictInputError(f"input={cfg.input}: several inputs share an output name: {sorted(names)}")
+        shared = sorted({n for n in names if names.count(n) > 1})
+        raise PredictInputError(f"input={cfg.input}: several inputs would write to the same output folder "
+                                f"({', '.join(shared)}); rename them, or predict them in separate runs with their "
+                                "own paths.output_dir")
     net, model_config = load_network(cfg.ckpt_path, trusted=cfg.trusted_checkpoint)
     guard = output_guard(cfg, inputs)
     for name in names:

@@ -92,8 +92,10 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
         methods.append(network_saliency(other, name, **run, model_config=other_config))
     methods += [MapsFolder(name, directory) for name, directory in (cfg.maps_dirs or {}).items()]
     names = [m.name for m in methods]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"two methods share a name: {names}")
+    shared = sorted({n for n in names if names.count(n) > 1})
+    if shared:
+        raise ConfigError(f"two methods share the name {', '.join(shared)} (methods: {names}); rename one: the "
+                          "network with method_name=, the others by their key under networks. or maps_dirs.")
     return methods
 
 

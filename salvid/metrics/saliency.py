@@ -21,6 +21,7 @@ from salvid.metrics import functional as F
 from salvid.metrics.averaging import average, frame_order, video_means
 
 METRICS = ("plcc", "auc", "nss", "smeasure", "fmeasure", "mae", "emeasure")
+AVERAGES = ("video", "frame")  # one mean per video, then over videos (the paper's protocol); or over all frames
 # per-frame values stored for each metric; the F/E-measure curves are rebuilt from the histograms
 _FRAME_VALUES = {
     "plcc": ("plcc",),
@@ -84,8 +85,8 @@ class SaliencyMetrics(Metric):
         unknown = set(metrics) - set(METRICS)
         if unknown or not metrics:
             raise ValueError(f"metrics must be a non-empty subset of {METRICS}, got {tuple(metrics)}")
-        if average not in ("video", "frame"):
-            raise ValueError(f"average must be 'video' or 'frame', got {average!r}")
+        if average not in AVERAGES:
+            raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
         self.metrics = tuple(metrics)
         self.average = average
         self.normalize = normalize

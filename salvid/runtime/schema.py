@@ -20,7 +20,8 @@ from pydantic_core import PydanticCustomError
 from salvid.data.folds import fold_out_of_range
 from salvid.errors import ConfigError
 
-# The choices of salvid's own settings; the code that acts on them imports these names.
+# The choices of salvid's own settings, checked here before the code that acts on them is imported (it needs
+# torch); tests/test_run_guard.py keeps these lists and that code's equal.
 LOSSES = ("mse", "bce", "bce_iou", "bce_iou_ssim")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("cosine",)
@@ -37,6 +38,15 @@ TRAINER_PRECISIONS = ("auto", "16-mixed", "bf16-mixed", "32-true", "64-true", "1
 # Frames of one batch at inference: beyond this the batch costs memory (several GB at 480p) and gains no speed.
 MAX_INFERENCE_BATCH = 256
 MIN_FPS, MAX_FPS = 0.001, 1000  # a frame every 1000 s to 1000 frames a second
+
+
+def loss_misfit(loss: str, output_activation: str) -> str | None:
+    """Why ``loss`` cannot train a network with this output, or None: a loss on logits (every loss but ``mse``)
+    needs the sigmoid output that turns logits into the map."""
+    if loss != "mse" and output_activation != "sigmoid":
+        return (f"module.loss={loss} works on logits and needs model.output_activation=sigmoid (it is "
+                f"{output_activation}); set model.output_activation=sigmoid or module.loss=mse")
+    return None
 
 
 Strict = ConfigDict(extra="forbid", populate_by_name=True)
@@ -173,6 +183,14 @@ class TrainConfig(_Entry):
     module: Module
     trainer: Trainer
     data: Data
+
+    @model_validator(mode="after")
+    def _loss_fits_the_output(self) -> TrainConfig:
+        model = (self.model_extra or {}).get("model") or {}
+        misfit = loss_misfit(self.module.loss, model.get("output_activation", "sigmoid"))
+        if misfit:
+            raise PydanticCustomError("whole", misfit)
+        return self
 
     @model_validator(mode="after")
     def _test_stage(self) -> TrainConfig:

@@ -13,13 +13,17 @@ from typing import Any
 import lightning as L
 import torch
 
+from salvid.errors import ConfigError
 from salvid.metrics import SaliencyMetrics
 from salvid.models import build_network, channels_last_enabled
+from salvid.runtime.schema import loss_misfit
 from salvid.training.losses import LOSSES
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+# stepped every batch, over the run's whole length
+SCHEDULERS = {"cosine": torch.optim.lr_scheduler.CosineAnnealingLR}
 # Metrics cheap enough to run every validation epoch; the test stage computes the full set.
 VAL_METRICS = ("plcc", "auc", "nss", "mae")
 TEST_METRICS = ("plcc", "auc", "nss", "smeasure", "fmeasure", "mae", "emeasure")
@@ -57,18 +61,19 @@ class SaliencyModule(L.LightningModule):
     ):
         super().__init__()
         if channels_last not in ("auto", True, False):
-            raise ValueError(f"module.channels_last={channels_last!r}: must be auto, true or false")
+            raise ConfigError(f"module.channels_last={channels_last!r}: must be auto, true or false")
         if loss not in LOSSES:
-            raise ValueError(f"module.loss={loss!r}: must be one of {sorted(LOSSES)}")
+            raise ConfigError(f"module.loss={loss!r}: must be one of {sorted(LOSSES)}")
         self.save_hyperparameters()
         if optimizer.get("name") not in OPTIMIZERS:
-            raise ValueError(f"module.optimizer.name={optimizer.get('name')!r}: must be one of {sorted(OPTIMIZERS)}")
+            raise ConfigError(f"module.optimizer.name={optimizer.get('name')!r}: must be one of {sorted(OPTIMIZERS)}")
         if not optimizer.get("lr", 0) > 0 or (optimizer.get("backbone_lr") or 1) <= 0:
-            raise ValueError(f"module.optimizer.lr={optimizer.get('lr')!r}, backbone_lr="
-                             f"{optimizer.get('backbone_lr')!r}: learning rates must be > 0")
+            raise ConfigError(f"module.optimizer.lr={optimizer.get('lr')!r}, backbone_lr="
+                              f"{optimizer.get('backbone_lr')!r}: learning rates must be > 0")
         self.net = build_network(model)
-        if loss != "mse" and self.net.output_activation != "sigmoid":
-            raise ValueError(f"module.loss={loss!r} works on logits and needs model.output_activation=sigmoid")
+        misfit = loss_misfit(loss, self.net.output_activation)
+        if misfit:
+            raise ConfigError(misfit)
         self.loss_fn = LOSSES[loss]
         self.optimizer_cfg = optimizer
         self.scheduler_cfg = scheduler
@@ -167,8 +172,8 @@ class SaliencyModule(L.LightningModule):
         if not self.scheduler_cfg:
             return optimizer
         name = self.scheduler_cfg.get("name")
-        if name != "cosine":
-            raise ValueError(f"module.scheduler.name={name!r}: only 'cosine' is available (or scheduler: null)")
+        if name not in SCHEDULERS:
+            raise ConfigError(f"module.scheduler.name={name!r}: must be one of {list(SCHEDULERS)} (or module.scheduler=null)")
         steps = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        scheduler = SCHEDULERS[name](optimizer, T_max=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
