@@ -249,9 +249,9 @@ def load_network(spec: str | Path | None = None, trusted: bool = False) -> tuple
     if spec == DEFAULT_PRETRAINED:
         raise CheckpointError(
             f"the default pretrained model {DEFAULT_PRETRAINED!r} is not in this installation ({PRETRAINED_DIR} "
-            f"holds {names or 'none'}): pass ckpt_path=<.ckpt or .safetensors file>, or train and export one "
-            "(python -m salvid.train +experiment=pretrain_davis, then python -m salvid.export name=<name>, then "
-            "ckpt_path=<name>)"
+            f"holds {names or 'none'}): reinstall salvid (the default model ships inside the package), or pass "
+            "ckpt_path=<.ckpt or .safetensors file> or the name of a model you exported (python -m salvid.export "
+            "ckpt_path=<run>/checkpoints/last.ckpt name=<name>)"
         )
     raise CheckpointError(f"{spec}: no such file, and not a pretrained name (shipped: {names}; exported into "
                           f"{user_models_dir()}: {exported_names()})")

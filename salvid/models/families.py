@@ -1,9 +1,9 @@
 """What a model family is: its name, where its network class lives, and what it needs of the process.
 
-A model config names its family in ``family`` (absent: :data:`DEFAULT_FAMILY`, the only family of early salvid
-versions); its other keys are the arguments of the family's network class. Only the families listed here can
-be built, whatever a file says. Importing this module does not import torch: training reads
-``training_isa_cap`` before torch loads (:func:`salvid.runtime.environment.cap_cpu_isa_for_training`).
+A model config names its family in ``family`` (absent: :data:`DEFAULT_FAMILY`, so that model cards written
+before configs named their family still load); its other keys are the arguments of the family's network class.
+Only the families listed here can be built, whatever a file says. Importing this module does not import torch:
+training reads ``training_isa_cap`` before torch loads (:func:`salvid.runtime.environment.cap_cpu_isa_for_training`).
 
 A new family: a module in ``salvid/models/`` with a network class that offers
 :class:`salvid.models.interface.SaliencyNetwork`, and one entry in :data:`FAMILIES`.

@@ -1,6 +1,7 @@
 """A training run from its config: check it, resume or start it, fit, test, and record the results.
 
-Writes ``<output_dir>/checkpoints/{last,best}.ckpt`` and, once the run has finished, ``metrics.json``
+Writes ``<output_dir>/checkpoints/last.ckpt`` (and the best epoch's, ``epochNNN-plccX.XXXX.ckpt``, where a run
+validates) and, once the run has finished, ``metrics.json``
 (its absence marks an incomplete run). Rerunning in a run's folder resumes that run with all its records (see
 :mod:`salvid.training.run_records`), after checking that the checkpoint was trained with the same model, module
 and data config (see :mod:`salvid.training.run_folder`). Rerunning a finished run changes nothing: it says so
