@@ -52,11 +52,10 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from salvid.data.inventory import check_mask_resize
-from salvid.errors import ConfigError
 from salvid.data.layouts.base import DatasetError, VideoSequence
 from salvid.data.masks import check_same_size
 from salvid.data.sources import FrameSource
-from salvid.errors import DataError
+from salvid.errors import ConfigError, DataError
 
 
 def triplet_indices(t: int, n_frames: int, in_frames: int = 3, step: int = 1) -> list[int]:

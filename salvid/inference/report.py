@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no backend or display, scripts and notebooks alike
-
-from salvid.runtime.files import atomic_write_bytes
 
 # (key in the metric results, row label, higher is better): the paper's rows first, then the VSOD set.
 ROWS = (
@@ -99,22 +92,6 @@ def print_table(summary: dict[str, dict[str, float]], title: str) -> None:
     Console().print(table)
 
 
-def per_sequence_csv(rows: list[dict[str, object]]) -> str:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-FORMATS = {".png": {"dpi": 120}, ".pdf": {}}  # raster for viewing, vector for papers
-# TrueType (Type 42) fonts in PDFs: some paper submission systems reject matplotlib's default Type 3 fonts
-PDF_FONTS = {"pdf.fonttype": 42, "ps.fonttype": 42}
-# embedding them subsets each font with fontTools, which logs hundreds of INFO lines per PDF into the run's log
-logging.getLogger("fontTools").setLevel(logging.WARNING)
 # one colour per method, the same in every figure of a run: the methods' order in the results picks it
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
@@ -123,18 +100,6 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 def method_colours(methods: list[str]) -> dict[str, str]:
     """The colour of each method, by its position in ``methods`` (cycling after ten)."""
     return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
-
-
-def save_figure(fig: Figure, *paths: Path) -> None:
-    """Write ``fig`` to each path in the format its suffix names (``.png``, ``.pdf``)."""
-    for path in paths:
-        suffix = Path(path).suffix.lower()
-        if suffix not in FORMATS:
-            raise ValueError(f"{path}: figures are written as {' or '.join(FORMATS)}")
-        buffer = io.BytesIO()
-        with matplotlib.rc_context(PDF_FONTS):
-            fig.savefig(buffer, format=suffix[1:], bbox_inches="tight", **FORMATS[suffix])
-        atomic_write_bytes(path, buffer.getvalue())
 
 
 def _curve(values: object) -> np.ndarray:

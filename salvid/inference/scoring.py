@@ -46,7 +46,14 @@ from salvid.methods import SaliencyMethod
 from salvid.metrics import SaliencyMetrics
 from salvid.runtime import progress
 from salvid.runtime.configs import instantiate_all
-from salvid.runtime.files import OutputGuard, atomic_write_json, atomic_write_text, is_temporary
+from salvid.runtime.figures import save_figure
+from salvid.runtime.files import (
+    OutputGuard,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    is_temporary,
+)
 from salvid.runtime.tracking import finish_wandb_run, wandb_mode
 
 log = logging.getLogger(__name__)
@@ -331,7 +338,7 @@ def _write_results(cfg: DictConfig, guard: OutputGuard, methods: list[SaliencyMe
 
     table = report.markdown_table(summary)
     atomic_write_json(guard.path("summary.json"), summary)
-    atomic_write_text(guard.path("per_sequence.csv"), report.per_sequence_csv(rows))
+    atomic_write_csv(guard.path("per_sequence.csv"), rows)
     atomic_write_text(guard.path("table.md"), f"{title}\n\n{table}")
     atomic_write_text(guard.path("table.tex"), report.latex_table(summary, f"{title}. {report.CAPTION}"))
     written = ["summary.json", "per_sequence.csv", "table.md", "table.tex"]
@@ -339,7 +346,7 @@ def _write_results(cfg: DictConfig, guard: OutputGuard, methods: list[SaliencyMe
     if samples:
         figures["qualitative"] = report.qualitative_figure(samples, [m.name for m in methods], title)
     for name, figure in figures.items():
-        report.save_figure(figure, guard.path(f"{name}.png"), guard.path(f"{name}.pdf"))
+        save_figure(figure, guard.path(f"{name}.png"), guard.path(f"{name}.pdf"))
         written += [f"{name}.png", f"{name}.pdf"]
     if gallery is not None:
         written += write_failures(cfg, guard, gallery, methods, sequences, metrics[gallery.name], title)
@@ -387,7 +394,7 @@ def write_failures(cfg: DictConfig, guard: OutputGuard, method: SaliencyMethod, 
         figure = report.failure_figure(clips[0][len(clips[0]) // 2], seq.salient_mask(t), saliency, method.name,
                                        f"{seq.name}, frame {stems[t]}: S-measure {s:.3f}")
         path = guard.path(GALLERY, f"{seq.name}.png")
-        report.save_figure(figure, path)
+        save_figure(figure, path)
         written.append(f"{GALLERY}/{path.name}")
         rows.append(f"| {seq.name} | {stems[t]} | {s:.3f} | {per_video[v]['smeasure']:.3f} | "
                     f"[{written[-1]}]({written[-1]}) |")

@@ -3,7 +3,9 @@ file names derived from data that cannot escape their folder, and output paths t
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import json
 import os
 import re
@@ -115,6 +117,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_csv(path: str | Path, rows: list[dict[str, Any]], first: Iterable[str] = ()) -> None:
+    """``rows`` as a CSV table: the columns ``first``, then every other key in the order the rows first use it."""
+    columns = list(first)
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

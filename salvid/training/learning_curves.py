@@ -14,6 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure  # no pyplot: no backend or display needed
 
 from salvid.errors import DataError
+from salvid.runtime.figures import save_figure
 
 
 def read_log(path: Path) -> list[dict[str, float]]:
@@ -73,8 +74,7 @@ def plot_curves(csv_path: str | Path, out: str | Path) -> Path:
         raise DataError(f"{csv_path}: {e}") from None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    fig.savefig(out.with_suffix(".pdf"))
+    save_figure(fig, out, out.with_suffix(".pdf"))
     return out
 
 

@@ -8,13 +8,11 @@ every test metric. ``scripts/cross_validate.py`` reads it beside ``metrics.json`
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import lightning as L
 
-from salvid.runtime.files import atomic_write_text
+from salvid.runtime.files import atomic_write_csv
 
 
 class PerSequenceTestResults(L.Callback):
@@ -30,10 +28,4 @@ class PerSequenceTestResults(L.Callback):
         if not trainer.is_global_zero:
             return
         rows = [{"sequence": sequences[v].name, **values} for v, values in sorted(per_video.items())]
-        columns = ["sequence", "frames", "excluded_frames"]
-        columns += [k for k in (rows[0] if rows else {}) if k not in columns]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.path, buffer.getvalue())  # a reader never sees half a table
+        atomic_write_csv(self.path, rows, first=("sequence", "frames", "excluded_frames"))

@@ -10,9 +10,10 @@ import pytest
 from conftest import compose_config
 from PIL import Image
 
-from salvid.inference import report
+from salvid.inference import report, scoring
 from salvid.inference.report import QualitativeSample
 from salvid.inference.scoring import _qualitative_picks, evaluate
+from salvid.runtime.figures import save_figure
 
 
 def _roc(auc: float) -> dict[str, np.ndarray]:
@@ -47,7 +48,7 @@ def test_qualitative_rows_sit_close_together(tmp_path, size):
     samples = [QualitativeSample(f"seq{i} #3", rng.integers(0, 255, (*size, 3), dtype=np.uint8),
                                  np.zeros(size, np.uint8), {"salvid": rng.random(size)}) for i in range(4)]
     path = tmp_path / "q.png"
-    report.save_figure(report.qualitative_figure(samples, ["salvid"], "synthetic, split test"), path)
+    save_figure(report.qualitative_figure(samples, ["salvid"], "synthetic, split test"), path)
     assert _blank_rows(path.read_bytes()) <= 12  # pixels at 120 dpi: a thin separator, not a gap
 
 
@@ -67,8 +68,8 @@ def test_qualitative_frames_are_honoured_with_fewer_sequences():
 def test_evaluate_writes_every_figure_also_as_pdf_titled_with_dataset_and_split(eval_data, tiny_pretrained,
                                                                                tmp_path, monkeypatch):
     titles = []
-    save = report.save_figure
-    monkeypatch.setattr(report, "save_figure", lambda fig, *paths: (titles.append(fig.texts[0].get_text() if
+    save = scoring.save_figure
+    monkeypatch.setattr(scoring, "save_figure", lambda fig, *paths: (titles.append(fig.texts[0].get_text() if
                         fig.texts else fig.axes[0].get_title()), save(fig, *paths)))
     out = tmp_path / "out"
     cfg = compose_config("evaluate", [f"ckpt_path={tiny_pretrained}", "data=videos", f"data.root={eval_data}",
@@ -107,7 +108,7 @@ def test_pdf_figures_log_nothing_of_their_font_subsetting(caplog, tmp_path):
     caplog.set_level(logging.INFO)
     fig = Figure()
     fig.add_subplot().set_title("ROC")
-    report.save_figure(fig, tmp_path / "roc.pdf")
+    save_figure(fig, tmp_path / "roc.pdf")
     assert (tmp_path / "roc.pdf").read_bytes()[:5] == b"%PDF-"
     assert not [r.getMessage() for r in caplog.records if r.name.startswith("fontTools")]
 
