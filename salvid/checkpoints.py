@@ -58,7 +58,7 @@ def cache_dir() -> Path:
 def user_models_dir() -> Path:
     """Where ``salvid.export`` writes models by default and where bare names not shipped are looked up:
     ``<cache>/models/``, beside the downloaded checkpoints, per user like the torch hub and Hugging Face caches."""
-    return cache_dir().parent / "models"
+    return user_cache() / "models"
 
 
 def shipped_names() -> list[str]:

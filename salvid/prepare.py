@@ -1,11 +1,6 @@
 """Prepare datasets: ``python -m salvid.prepare ...``
 
-    prepare <name> --root DIR [--from-archive FILE ...]   download (or take) the archives, verify, extract, check
-    prepare check <layout> --root DIR [--option K=V ...]   print the layout's sequence/frame/mask counts
-    prepare pack <layout> --root SRC --out DST [--split S ...] [--option K=V ...]   frame folders -> videos layout
-    prepare downscale --root SRC --out DST [--height 240] [--option resolution=480p]   a smaller DAVIS-layout copy
-    prepare small-objects --root SRC --out DST [--scale 0.33] [--travel 0] [--sequences A,B,...]
-                          [--option resolution=480p]     each sequence's object, shrunk, in the next one's scene
+The commands and their arguments: :data:`HELP` (``python -m salvid.prepare --help``).
 
 ``<name>`` is an entry of :mod:`salvid.data.acquire.registry`. Downloads go to ``--download-dir`` (default
 ``<root>/../downloads``) and resume there. Archives are verified before extraction (see

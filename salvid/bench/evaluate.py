@@ -50,7 +50,7 @@ def evaluate_run(data_root: str, resolution: str, out_dir: str, device: str, ckp
     finally:  # a second run in this process must not score this run's methods again
         scoring.build_methods = build_methods
     network = built[0]
-    scored = int(sum(len(s.annotated_frames) for s in scoring.load_sequences(cfg)[0]))
+    scored = int(sum(len(s.annotated_frames) for s in scoring.load_sequences(cfg)))
     return {"frames": scored, "seconds": seconds, "fps": scored / seconds, "peak_rss_mb": peak_rss_mb(),
             "method": network.name, "backend": network.backend, "precision": network.precision,
             "batch_size": int(cfg.batch_size), "sanity_scores": summary[network.name]}  # not an accuracy

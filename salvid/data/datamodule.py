@@ -14,7 +14,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from salvid.data.inventory import SequenceCounts, check_mask_resize, count_sequences
-from salvid.data.layouts import LAYOUTS, VideoSequence, check_options
+from salvid.data.layouts import VideoSequence, check_options
 from salvid.data.layouts.base import SkippedInput
 from salvid.data.preprocess import normalise
 from salvid.data.sources import FrameCountWarning
@@ -25,13 +25,13 @@ from salvid.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LAYOUTS", "EpochToStream", "SaliencyDataModule"]
+__all__ = ["EpochToStream", "SaliencyDataModule"]
 
 class SaliencyDataModule(L.LightningDataModule):
     """Streams (t-1, t, t+1) triplets of a dataset layout.
 
     Args:
-        layout: name of a dataset layout (see ``LAYOUTS``).
+        layout: name of a dataset layout (see :data:`salvid.data.layouts.LAYOUTS`).
         root: the dataset's folder, as distributed.
         splits: split name for each of ``train``/``val``/``test`` (``None`` for none, ``all`` for every sequence).
         val_holdout, test_holdout: with ``splits.val`` (``splits.test``) null, hold out ``k`` training sequences

@@ -43,9 +43,8 @@ from salvid.inference.onnx_backend import (
 from salvid.inference.pipeline import alternating, prefetched
 from salvid.methods import Clip, SaliencyMethod
 from salvid.models import channels_last_enabled
-from salvid.runtime.precision import PRECISIONS, autocast_dtype, cpu_has_native_bf16
 
-__all__ = ["PRECISIONS", "NetworkSaliency", "Prediction", "autocast_dtype", "cpu_has_native_bf16", "frame_stems",
+__all__ = ["NetworkSaliency", "Prediction", "frame_stems",
            "iter_batches", "iter_clips", "middle_frames", "resolve_device"]
 
 log = logging.getLogger(__name__)

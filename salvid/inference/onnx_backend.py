@@ -46,12 +46,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from salvid.checkpoints import cache_dir
 from salvid.errors import ConfigError
 from salvid.inference.onnx_rewrite import simplified
 from salvid.models import channels_last_enabled
 from salvid.runtime.environment import cpu_model
-from salvid.runtime.files import atomic_write_bytes, atomic_write_json, read_json_mapping
+from salvid.runtime.files import atomic_write_bytes, atomic_write_json, read_json_mapping, user_cache
 from salvid.runtime.precision import autocast_dtype, bf16_is_faster
 from salvid.runtime.schema import BACKENDS
 
@@ -175,7 +174,7 @@ def best_seconds(runs: dict[str, Callable[[], None]], rounds: int = 5, slower: f
 
 
 def _backend_cache_file() -> Path:
-    return cache_dir().parent / "machine" / "backend.json"
+    return user_cache() / "machine" / "backend.json"
 
 
 def _backend_key(net: nn.Module, model_config: dict[str, Any] | None) -> str:
@@ -316,7 +315,7 @@ def write_graphs(net: nn.Module, folder: Path, extra: dict[str, Any] | None = No
 
 
 def onnx_cache_root() -> Path:
-    return cache_dir().parent / "onnx"
+    return user_cache() / "onnx"
 
 
 def cached_graphs(net: nn.Module, model_config: dict[str, Any] | None = None) -> Path:

@@ -106,7 +106,7 @@ def build_methods(cfg: DictConfig) -> list[SaliencyMethod]:
     return methods
 
 
-def load_sequences(cfg: DictConfig) -> tuple[list[VideoSequence], Path]:
+def load_sequences(cfg: DictConfig) -> list[VideoSequence]:
     """The sequences to score: ``data.split`` in full, or the ``stage`` of the data config (its splits and
     hold-outs, as training saw them)."""
     data = cfg.data
@@ -136,7 +136,7 @@ def load_sequences(cfg: DictConfig) -> tuple[list[VideoSequence], Path]:
             raise ConfigError(f"data.sequences: {unknown} not among the {len(present)} sequences scored here "
                               f"({', '.join(sorted(present)[:10])}{', ...' if len(present) > 10 else ''})")
         sequences = [s for s in sequences if s.name in set(wanted)]
-    return sequences, Path(data.root)
+    return sequences
 
 
 def _qualitative_picks(sequences: list[VideoSequence], count: int) -> dict[int, list[int]]:
@@ -279,7 +279,7 @@ def check_output(cfg: DictConfig, output_dir: Path) -> None:
 
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Score every method of ``cfg`` on its sequences, write the results, and return the summary."""
-    sequences, _ = load_sequences(cfg)  # first: a missing dataset is named before a network is loaded
+    sequences = load_sequences(cfg)  # first: a missing dataset is named before a network is loaded
     methods = build_methods(cfg)
     gallery = gallery_method(cfg, methods)
     guard = output_guard(cfg)

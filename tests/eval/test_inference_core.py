@@ -8,8 +8,9 @@ from salvid.data.preprocess import normalise, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
 from salvid.errors import ConfigError
-from salvid.inference.core import NetworkSaliency, autocast_dtype, iter_batches, iter_clips
+from salvid.inference.core import NetworkSaliency, iter_batches, iter_clips
 from salvid.models import FusionNet3D, SaliencyNet3D
+from salvid.runtime.precision import autocast_dtype
 from tests.helpers.networks import assert_varied
 
 

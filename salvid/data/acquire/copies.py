@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from salvid.data.layouts import DatasetError
 from salvid.errors import UnsafeOutputError
 
 READ_BATCH = 32  # frames decoded at a time: bounded memory for long, high-resolution sequences
@@ -38,13 +37,3 @@ def new_copy(root: Path, out: Path) -> Iterator[Path]:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     partial.rename(out)
-
-
-def require_resolution_folder(root: Path, resolution: str) -> None:
-    """One line saying which resolution folders a DAVIS-layout copy has, when it lacks ``resolution``."""
-    frames_root = root / "JPEGImages" / resolution
-    if not frames_root.is_dir():
-        found = sorted(p.name for p in (root / "JPEGImages").glob("*") if any(q.is_dir() for q in p.glob("*")))
-        hint = f"; this copy has {found}: give --option resolution=<one of them>" if found else \
-            ": --root must be a DAVIS-layout dataset (JPEGImages/<resolution>/<sequence>/)"
-        raise DatasetError(f"{frames_root}: no such frame folder{hint}")

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from salvid.data.acquire.copies import READ_BATCH, new_copy, require_resolution_folder
+from salvid.data.acquire.copies import READ_BATCH, new_copy
 from salvid.data.layouts import list_sequences
+from salvid.data.layouts.davis import require_resolution_folder
 from salvid.errors import ConfigError
 
 MIN_HEIGHT = 16
@@ -39,7 +40,7 @@ def downscale(root: str | Path, out: str | Path, height: int = 240, resolution: 
     root, out = Path(root), Path(out)
     if height < MIN_HEIGHT:
         raise ConfigError(f"--height {height}: must be at least {MIN_HEIGHT}")
-    require_resolution_folder(root, resolution)
+    require_resolution_folder(root, resolution, "--option resolution")
     sequences = list_sequences("davis2016", root, "all", resolution=resolution)
     folder = f"{height}p"
     with new_copy(root, out) as partial:

@@ -35,11 +35,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from salvid.data.acquire.copies import READ_BATCH, new_copy, require_resolution_folder
+from salvid.data.acquire.copies import READ_BATCH, new_copy
 from salvid.data.errors import MaskError
 from salvid.data.inpainting import remove_object
 from salvid.data.layouts import list_sequences
 from salvid.data.layouts.base import VideoSequence
+from salvid.data.layouts.davis import require_resolution_folder
 from salvid.errors import ConfigError
 
 JPEG_QUALITY = 95  # near-lossless: the clips are for scoring, and compression would blur the small objects
@@ -117,7 +118,7 @@ def small_objects(root: str | Path, out: str | Path, scale: float = 1 / 3, resol
     if not 0 <= travel <= 1:
         raise ConfigError(f"--travel {travel}: must be between 0 and 1 (0 keeps the object at the view's centre, "
                           "1 moves the pasted frame from the view's left edge to its right edge)")
-    require_resolution_folder(root, resolution)
+    require_resolution_folder(root, resolution, "--option resolution")
     available = {seq.name: seq for seq in list_sequences("davis2016", root, "all", resolution=resolution)}
     if sequences is not None and not sequences:
         raise ConfigError("--sequences: names no sequence; give comma-separated names, or leave it out for all")

@@ -29,14 +29,22 @@ from salvid.data.layouts.base import (
 SPLIT_FOLDERS = ("2017", "2016", "480p")
 
 
+def require_resolution_folder(root: Path, resolution: str, key: str) -> Path:
+    """``root``'s frame folder at ``resolution``; without one, an error saying which resolution folders the copy
+    has and which setting (``key``) chooses among them."""
+    frames_root = root / "JPEGImages" / resolution
+    if not frames_root.is_dir():
+        found = sorted(p.name for p in (root / "JPEGImages").glob("*") if any(q.is_dir() for q in p.glob("*")))
+        hint = f"; this copy has {found}: set {key}=<one of them>" if found else \
+            ": the root must be a DAVIS-layout dataset (JPEGImages/<resolution>/<sequence>/)"
+        raise DatasetError(f"{frames_root}: no such frame folder{hint}")
+    return frames_root
+
+
 def davis2016(root: str | Path, split: str | None = None, resolution: str = "480p") -> list[VideoSequence]:
     root = Path(root)
-    frames_root = root / "JPEGImages" / resolution
+    frames_root = require_resolution_folder(root, resolution, "data.resolution")
     masks_root = root / "Annotations" / resolution
-    if not frames_root.is_dir():
-        found = sorted(p.name for p in (root / "JPEGImages").glob("*") if p.is_dir())
-        hint = f"; resolution folders here: {found} (set data.resolution)" if found else ""
-        raise DatasetError(f"{frames_root}: no DAVIS frame folder{hint}")
     names = select_sequences(subfolders(frames_root), _split_file(root, resolution, split), frames_root)
     sequences = []
     for name in names:
