@@ -33,13 +33,8 @@ from salvid.data.preprocess import normalise, normalise_frame, resize_frame
 from salvid.data.sources import FrameSource
 from salvid.data.stream import triplet_indices
 from salvid.errors import CheckpointError, ConfigError
-from salvid.inference.onnx_backend import (
-    OnnxNetwork,
-    cached_graphs,
-    encodes_frames,
-    resolve_backend,
-    torch_on_one_thread,
-)
+from salvid.inference.backends import resolve_backend
+from salvid.inference.onnx_backend import OnnxNetwork, cached_graphs, encodes_frames, torch_on_one_thread
 from salvid.inference.pipeline import alternating, prefetched
 from salvid.methods import Clip, SaliencyMethod
 from salvid.models import channels_last_enabled
@@ -149,7 +144,7 @@ class NetworkSaliency(SaliencyMethod):
         channels_last: ``"auto"``, ``True`` or ``False`` (see :func:`salvid.models.channels_last_enabled`).
         backend: ``"torch"``, ``"onnxruntime"`` (fp32 on the CPU; the graphs are exported once into the cache,
             see :mod:`salvid.inference.onnx_backend`) or ``"auto"`` (on a CPU the fastest for this network, measured
-            once per machine and cached, see there; PyTorch on a GPU).
+            once per machine and cached, see :mod:`salvid.inference.backends`; PyTorch on a GPU).
         model_config: the network's model config (as :func:`salvid.checkpoints.load_network` returns it), part of
             the key of its cached ONNX graphs; without it the network's printed structure stands in.
 

@@ -10,7 +10,7 @@ import torch
 from conftest import TINY, calibrated
 
 from salvid.errors import ConfigError
-from salvid.inference import onnx_backend
+from salvid.inference import backends, onnx_backend
 from salvid.inference.core import NetworkSaliency
 from salvid.inference.onnx_rewrite import fold_pads_into_convs
 from salvid.models import FusionNet3D, SaliencyNet3D
@@ -172,7 +172,7 @@ FP32, BF16 = None, torch.bfloat16
 @pytest.fixture
 def bf16_pays(monkeypatch):
     """A CPU where the bf16 probe says bf16 may pay: all three backends are candidates."""
-    monkeypatch.setattr(onnx_backend, "bf16_is_faster", lambda: True)
+    monkeypatch.setattr(backends, "bf16_is_faster", lambda: True)
 
 
 def timed(onnxruntime=None, torch_fp32=None, torch_bf16=None):
@@ -194,40 +194,40 @@ def timed(onnxruntime=None, torch_fp32=None, torch_bf16=None):
 def test_auto_on_a_cpu_runs_the_backend_measured_fastest_and_keeps_the_timings(bf16_pays, own_cache, monkeypatch,
                                                                                 seconds, expected):
     probe, calls = timed(**seconds)
-    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    monkeypatch.setattr(backends, "probe_backends", probe)
     net = paper_net()
-    assert onnx_backend.resolve_backend("auto", "auto", CPU, net, {"family": "paper"}) == expected
-    assert onnx_backend.resolve_backend("auto", "auto", CPU, net, {"family": "paper"}) == expected
+    assert backends.resolve_backend("auto", "auto", CPU, net, {"family": "paper"}) == expected
+    assert backends.resolve_backend("auto", "auto", CPU, net, {"family": "paper"}) == expected
     assert len(calls) == 1  # the second answer came from the cache
     saved = json.loads((own_cache / "machine" / "backend.json").read_text())
     ((key, entry),) = saved.items()
     assert set(entry["seconds"]) == {"onnxruntime fp32", "torch fp32", "torch bf16"}
     import onnxruntime
 
-    for part in (onnx_backend.cpu_model(), f"torch {torch.__version__}", f"onnxruntime {onnxruntime.__version__}",
+    for part in (backends.cpu_model(), f"torch {torch.__version__}", f"onnxruntime {onnxruntime.__version__}",
                  f"{torch.get_num_threads()} threads", onnx_backend.graph_key(net, {"family": "paper"})):
         assert part in key
 
 
 def test_auto_with_fp32_chooses_among_the_fp32_backends(bf16_pays, monkeypatch):
     probe, calls = timed(onnxruntime=0.3, torch_fp32=0.2, torch_bf16=0.1)
-    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    monkeypatch.setattr(backends, "probe_backends", probe)
     net = paper_net()
-    assert onnx_backend.resolve_backend("auto", "fp32", CPU, net) == ("torch", FP32)
-    assert onnx_backend.resolve_backend("auto", "auto", CPU, net) == ("torch", BF16)  # the same timings
+    assert backends.resolve_backend("auto", "fp32", CPU, net) == ("torch", FP32)
+    assert backends.resolve_backend("auto", "auto", CPU, net) == ("torch", BF16)  # the same timings
     assert len(calls) == 1
 
 
 def test_a_changed_network_is_measured_on_its_own(bf16_pays, own_cache, monkeypatch):
     probe, calls = timed(onnxruntime=0.1, torch_fp32=0.3, torch_bf16=0.2)
-    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    monkeypatch.setattr(backends, "probe_backends", probe)
     net = paper_net()
-    assert onnx_backend.resolve_backend("auto", "auto", CPU, net)[0] == "onnxruntime"
+    assert backends.resolve_backend("auto", "auto", CPU, net)[0] == "onnxruntime"
     with torch.no_grad():
         next(p for name, p in net.named_parameters() if name.endswith("weight")).mul_(-1.5)
     probe, changed_calls = timed(onnxruntime=0.3, torch_fp32=0.4, torch_bf16=0.1)
-    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
-    assert onnx_backend.resolve_backend("auto", "auto", CPU, net) == ("torch", BF16)
+    monkeypatch.setattr(backends, "probe_backends", probe)
+    assert backends.resolve_backend("auto", "auto", CPU, net) == ("torch", BF16)
     assert changed_calls == [onnx_backend.graph_key(net)] and calls != changed_calls
     assert len(json.loads((own_cache / "machine" / "backend.json").read_text())) == 2
 
@@ -235,35 +235,35 @@ def test_a_changed_network_is_measured_on_its_own(bf16_pays, own_cache, monkeypa
 def test_explicit_settings_and_gpus_are_not_measured(bf16_pays, monkeypatch):
     def no_probe(*args, **kwargs):
         raise AssertionError("measured")
-    monkeypatch.setattr(onnx_backend, "probe_backends", no_probe)
-    monkeypatch.setattr(onnx_backend, "autocast_dtype", lambda precision, device: (
+    monkeypatch.setattr(backends, "probe_backends", no_probe)
+    monkeypatch.setattr(backends, "autocast_dtype", lambda precision, device: (
         BF16 if precision in ("auto", "bf16") else FP32))  # where precision=auto is bf16
     net = paper_net()
-    assert onnx_backend.resolve_backend("onnxruntime", "auto", CPU, net) == ("onnxruntime", FP32)
-    assert onnx_backend.resolve_backend("torch", "auto", CPU, net) == ("torch", BF16)
-    assert onnx_backend.resolve_backend("torch", "fp32", CPU, net) == ("torch", FP32)
-    assert onnx_backend.resolve_backend("auto", "bf16", CPU, net) == ("torch", BF16)
-    assert onnx_backend.resolve_backend("auto", "auto", torch.device("cuda"), net) == ("torch", BF16)
+    assert backends.resolve_backend("onnxruntime", "auto", CPU, net) == ("onnxruntime", FP32)
+    assert backends.resolve_backend("torch", "auto", CPU, net) == ("torch", BF16)
+    assert backends.resolve_backend("torch", "fp32", CPU, net) == ("torch", FP32)
+    assert backends.resolve_backend("auto", "bf16", CPU, net) == ("torch", BF16)
+    assert backends.resolve_backend("auto", "auto", torch.device("cuda"), net) == ("torch", BF16)
     runner = NetworkSaliency(net, precision="fp32", backend="torch")
     assert runner.backend == "torch" and runner.compute is net
 
 
 def test_without_onnxruntime_auto_measures_pytorchs_precisions(monkeypatch):
-    monkeypatch.setattr(onnx_backend, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(backends, "onnxruntime_available", lambda: False)
     probe, calls = timed(torch_fp32=0.1, torch_bf16=0.2)
-    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    monkeypatch.setattr(backends, "probe_backends", probe)
     net = paper_net()
-    monkeypatch.setattr(onnx_backend, "bf16_is_faster", lambda: False)
-    assert onnx_backend.resolve_backend("auto", "auto", CPU, net) == ("torch", FP32) and not calls  # one candidate
-    monkeypatch.setattr(onnx_backend, "bf16_is_faster", lambda: True)
-    assert onnx_backend.resolve_backend("auto", "auto", CPU, net) == ("torch", FP32) and len(calls) == 1
+    monkeypatch.setattr(backends, "bf16_is_faster", lambda: False)
+    assert backends.resolve_backend("auto", "auto", CPU, net) == ("torch", FP32) and not calls  # one candidate
+    monkeypatch.setattr(backends, "bf16_is_faster", lambda: True)
+    assert backends.resolve_backend("auto", "auto", CPU, net) == ("torch", FP32) and len(calls) == 1
 
 
 @pytest.mark.parametrize("winner", ["onnxruntime", "torch_fp32"])
 @pytest.mark.parametrize("build", [paper_net, fusion_net], ids=["paper", "fusion3d"])
 def test_the_chosen_fp32_backend_gives_torch_fp32_maps(bf16_pays, monkeypatch, build, winner):
     probe, calls = timed(**{"onnxruntime": 0.3, "torch_fp32": 0.3, "torch_bf16": 0.4, winner: 0.1})
-    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
+    monkeypatch.setattr(backends, "probe_backends", probe)
     net = build()
     reference = maps(NetworkSaliency(net, precision="fp32", backend="torch"))
     runner = NetworkSaliency(net)  # backend=auto, precision=auto
@@ -277,11 +277,11 @@ def test_the_real_probe_times_every_candidate_and_leaves_the_network_as_it_was(o
     net = build()
     state = {k: v.clone() for k, v in net.state_dict().items()}
     names = ["onnxruntime fp32", "torch fp32", "torch bf16"]
-    seconds = onnx_backend.probe_backends(net, None, names, batch=2, rounds=1)
+    seconds = backends.probe_backends(net, None, names, batch=2, rounds=1)
     assert set(seconds) == set(names) and all(v > 0 for v in seconds.values())
     assert not net.channels_last and all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
     assert next(net.parameters()).is_contiguous()
-    monkeypatch.setattr(onnx_backend, "bf16_is_faster", lambda: False)  # fp32 only: the maps can be compared
+    monkeypatch.setattr(backends, "bf16_is_faster", lambda: False)  # fp32 only: the maps can be compared
     runner = NetworkSaliency(net)
     (entry,) = json.loads((own_cache / "machine" / "backend.json").read_text()).values()
     assert runner.backend == min(entry["seconds"], key=entry["seconds"].get).split()[0]
@@ -298,7 +298,7 @@ def test_the_probe_times_onnxruntime_as_inference_runs_it_with_torchs_operations
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        onnx_backend.probe_backends(build(), None, ["onnxruntime fp32", "torch fp32"], batch=2, rounds=1)
+        backends.probe_backends(build(), None, ["onnxruntime fp32", "torch fp32"], batch=2, rounds=1)
         assert seen and set(seen) == {1}
         assert torch.get_num_threads() == 2
     finally:
@@ -318,7 +318,7 @@ def test_the_probe_stops_timing_clear_losers():
     runs = {"fast": run("fast", 1.0, 0.5, 0.6, 0.5), "lost at warm-up": run("lost at warm-up", 4.5),
             "lost in round 1": run("lost in round 1", 1.0, 1.1),
             "lucky once": run("lucky once", 1.1, 0.7, 0.4, 0.7)}
-    seconds = onnx_backend.best_seconds(runs, rounds=3, slower=2.0, clock=lambda: now[0])
+    seconds = backends.best_seconds(runs, rounds=3, slower=2.0, clock=lambda: now[0])
     # the median of the timed calls: one lucky call (0.4) does not make the scattered candidate the fastest
     assert seconds == pytest.approx({"fast": 0.5, "lost at warm-up": 4.5, "lost in round 1": 1.1, "lucky once": 0.7})
     assert {name: calls.count(name) for name in runs} == {"fast": 4, "lost at warm-up": 1, "lost in round 1": 2,
@@ -329,8 +329,8 @@ def test_a_corrupt_timings_file_is_measured_again(own_cache, bf16_pays, monkeypa
     (own_cache / "machine").mkdir(parents=True)
     (own_cache / "machine" / "backend.json").write_text("not json")
     probe, calls = timed(onnxruntime=0.3, torch_fp32=0.1, torch_bf16=0.2)
-    monkeypatch.setattr(onnx_backend, "probe_backends", probe)
-    assert onnx_backend.resolve_backend("auto", "auto", CPU, paper_net()) == ("torch", FP32) and len(calls) == 1
+    monkeypatch.setattr(backends, "probe_backends", probe)
+    assert backends.resolve_backend("auto", "auto", CPU, paper_net()) == ("torch", FP32) and len(calls) == 1
 
 
 @pytest.mark.parametrize(("backend", "precision", "device", "match"), [
@@ -341,10 +341,10 @@ def test_a_corrupt_timings_file_is_measured_again(own_cache, bf16_pays, monkeypa
 ])
 def test_bad_backend_settings_name_the_key(backend, precision, device, match):
     with pytest.raises(ConfigError, match=match):
-        onnx_backend.resolve_backend(backend, precision, torch.device(device))
+        backends.resolve_backend(backend, precision, torch.device(device))
 
 
 def test_onnxruntime_missing_when_asked_for_says_what_to_do(monkeypatch):
-    monkeypatch.setattr(onnx_backend, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(backends, "onnxruntime_available", lambda: False)
     with pytest.raises(ConfigError, match="backend=onnxruntime: onnxruntime and onnx are not installed; pip install"):
         NetworkSaliency(paper_net(), backend="onnxruntime")
