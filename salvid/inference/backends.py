@@ -1,17 +1,17 @@
 """Which backend and precision run a network at inference: the settings ``backend`` and ``precision``.
 
-``backend=auto`` on a CPU measures instead of following a rule: which backend is fastest depends on the network
-and the CPU. Side by side on 2-core CPUs, ONNX Runtime's fp32 ran the shipped ``fusion3d`` network 2-3x faster
-than PyTorch's fp32 and bf16, while PyTorch's bf16 ran the ``paper`` family (3D convolutions) fastest on an AMD
-EPYC. So the first run of a network on a machine times that network's forward (:func:`probe_backends`: a batch
-of 8 random clips at its input size, a warm-up call and the median of up to five timed calls per candidate)
-with each candidate: ONNX Runtime fp32 (when installed), PyTorch fp32, and PyTorch bf16 where
-``precision=auto`` and :func:`salvid.runtime.precision.bf16_is_faster` says bf16 may pay (``precision=fp32`` chooses among the fp32
-candidates). The fastest is used, and the timings are kept in ``<cache>/machine/backend.json`` under the CPU's
-model name, the torch and onnxruntime versions, the thread count and the network's graph key
-(:func:`salvid.inference.onnx_backend.graph_key`), so the next run of the same network on the same machine
-reuses them and other weights are measured on their own.
-``precision=bf16`` runs PyTorch's bf16; on a GPU, ``auto`` is PyTorch.
+``backend=auto`` on a CPU measures instead of following a rule: which backend is fastest depends on the network and
+the CPU. Side by side on 2-core CPUs, ONNX Runtime's fp32 ran the shipped ``fusion3d`` network 2-3x faster than
+PyTorch's fp32 and bf16, while PyTorch's bf16 ran the ``paper`` family (3D convolutions) fastest on an AMD EPYC. So
+the first run of a network on a machine times that network's forward (:func:`probe_backends`: a batch of 8 random
+clips at its input size, a warm-up call and the median of up to five timed calls per candidate) with each candidate:
+ONNX Runtime fp32 (when installed), PyTorch fp32, and PyTorch bf16 where ``precision=auto`` and
+:func:`salvid.runtime.precision.bf16_is_faster` says bf16 may pay (``precision=fp32`` chooses among the fp32
+candidates). The fastest is used, and the timings are kept in ``<cache>/machine/backend.json`` under the CPU's model
+name, the torch and onnxruntime versions, the thread count and the network's graph key
+(:func:`salvid.inference.onnx_backend.graph_key`), so the next run of the same network on the same machine reuses
+them and other weights are measured on their own. ``precision=bf16`` runs PyTorch's bf16; on a GPU, ``auto`` is
+PyTorch.
 """
 
 from __future__ import annotations
