@@ -356,8 +356,9 @@ def test_a_finished_run_is_left_alone_and_a_changed_config_is_refused_before_any
     assert metrics["run"]["segments"] == 2 and metrics["untrained"] and metrics["val"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
 def test_a_signal_saves_a_checkpoint_ends_non_zero_and_the_rerun_resumes(signum, tmp_path, data_dir):
+    """SIGTERM, SIGUSR1 and Ctrl-C (SIGINT) stop the run after the batch that is running, with a checkpoint."""
     # long enough that the signal comes while training on a fast machine too; the rerun stops after 5 more steps
     args = [*tiny(tmp_path, data_dir, epochs=300), "logger=csv", f"hydra.run.dir={tmp_path}/run"]
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -375,16 +376,32 @@ def test_a_signal_saves_a_checkpoint_ends_non_zero_and_the_rerun_resumes(signum,
         rest = proc.communicate(timeout=180)[0]
     finally:
         proc.kill()
-    assert proc.returncode == 143, "".join(lines)[-3000:] + (rest or "")[-3000:]
-    (said,) = [ln for ln in (rest or "").splitlines() if ln.startswith("stopped by a signal")]
+    status, by = (130, "Ctrl-C (SIGINT)") if signum == signal.SIGINT else (143, "a signal")
+    assert proc.returncode == status, "".join(lines)[-3000:] + (rest or "")[-3000:]
+    (said,) = [ln for ln in (rest or "").splitlines() if ln.startswith("stopped by")]
     step = read_checkpoint(last)["global_step"]
-    assert step > 0 and said == f"stopped by a signal at step {step}: saved {last}; rerun the same command to resume"
+    assert step > 0 and said == f"stopped by {by} at step {step}: saved {last}; rerun the same command to resume"
     assert not (tmp_path / "run" / "metrics.json").exists()
 
     resumed = run_train([*args, f"trainer.max_steps={step + 5}"])  # continues from that step and finishes
     assert f"Resuming from {last} (step {step})" in resumed.stdout + resumed.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["run"]["segments"] == 2
 
+
+
+def test_a_signal_during_validation_lets_it_finish_so_the_resumed_run_keeps_that_epochs_score(tmp_path, data_dir):
+    """Stopped in the middle of epoch 1's validation, the run finishes that validation (its score is logged and its
+    checkpoint is a candidate for the best) before it saves and ends; the rerun goes on with epoch 2."""
+    args = [*tiny(tmp_path, data_dir, epochs=3), "logger=csv", f"hydra.run.dir={tmp_path}/run",
+            "+callbacks.stop._target_=tests.helpers.signals.SignalDuringValidation", "+callbacks.stop.epoch=1"]
+    stopped = run_train(args, check=False)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    assert sorted({int(r["epoch"]) for r in rows if r.get("val/plcc")}) == [0, 1]
+    resumed = run_train(args[:-2])
+    assert "could not find the monitored key" not in resumed.stdout + resumed.stderr
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    assert sorted({int(r["epoch"]) for r in rows if r.get("val/plcc")}) == [0, 1, 2]
 
 def test_a_corrupt_last_ckpt_says_how_to_get_past_it(tmp_path):
     from salvid.errors import CheckpointError

@@ -38,12 +38,13 @@ from salvid.inference.pipeline import BackgroundWriter, InlineWriter
 from salvid.inference.tta import network_saliency
 from salvid.inference.writers import VideoWriter, heatmap_overlay, to_uint8, write_png
 from salvid.runtime import progress
-from salvid.runtime.entry import one_line, user_error
+from salvid.runtime.entry import one_line, stop_line, user_error
 from salvid.runtime.files import (
     OutputGuard,
     atomic_write_json,
     fsync_path,
     is_temporary,
+    read_json_mapping,
     replace_folder,
     rewrite_json,
     safe_name,
@@ -178,7 +179,9 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     wall time).
 
     Written into a hidden folder that then replaces ``OUT/<name>/``, also when the run fails (``status.json``
-    says so, with the error); one killed before it ends leaves the hidden folder, removed by the next run."""
+    says so, with the error), unless ``OUT/<name>/`` holds an earlier run's complete result: a failed or
+    interrupted rerun does not replace that, and its maps stay in the hidden folder until the next run. One
+    killed before it ends leaves the hidden folder too."""
     stage = guard.hidden(item.name, STAGING)
     if stage.exists():
         shutil.rmtree(stage)
@@ -222,8 +225,8 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
     except BaseException as e:  # (an interrupt too)
         _close_videos(saliency_video, overlay_video, after_error=True)
         found = user_error(e)
-        status.update(state="failed", error=one_line(found) if found else
-                      f"{type(e).__name__}: {one_line(e)}" if str(e).strip() else type(e).__name__)
+        status.update(state="failed", error=stop_line(e) if isinstance(e, KeyboardInterrupt) else one_line(found)
+                      if found else f"{type(e).__name__}: {one_line(e)}" if str(e).strip() else type(e).__name__)
         if isinstance(found, DiskFullError):  # name the folder the user will find, not the hidden one
             status["error"] = status["error"].replace(str(stage), str(guard.path(item.name)))
             raise DiskFullError(status["error"]) from None
@@ -241,10 +244,20 @@ def predict_one(runner: NetworkSaliency, item: PredictInput, guard: OutputGuard,
         else:  # the record of the failure must not replace the error that is being raised
             try:
                 rewrite_json(stage / "status.json", status)
-                replace_folder(stage, guard.path(item.name), guard.hidden(item.name, REPLACED))
+                if holds_complete_result(guard.path(item.name)):
+                    log.warning("%s: kept, the complete result of an earlier run; this run's %d maps stay in %s "
+                                "until the next run", guard.path(item.name), written[0], stage)
+                else:
+                    replace_folder(stage, guard.path(item.name), guard.hidden(item.name, REPLACED))
             except Exception:  # noqa: BLE001
                 log.warning("%s: could not record the failure", guard.path(item.name, "status.json"), exc_info=True)
     return written[0]
+
+
+def holds_complete_result(folder: Path) -> bool:
+    """Whether ``folder`` holds a run's complete result (its ``status.json`` says so): a failed or interrupted
+    rerun leaves it as it is rather than replace it with fewer maps."""
+    return read_json_mapping(folder / "status.json").get("complete") is True
 
 
 def _close_videos(*videos: VideoWriter | None, after_error: bool = False) -> None:

@@ -46,6 +46,7 @@ from salvid.methods import SaliencyMethod
 from salvid.metrics import SaliencyMetrics
 from salvid.runtime import progress
 from salvid.runtime.configs import instantiate_all
+from salvid.runtime.entry import stop_line
 from salvid.runtime.figures import save_figure
 from salvid.runtime.files import (
     OutputGuard,
@@ -290,7 +291,8 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     try:
         summary, rows, written = _write_results(cfg, guard, methods, sequences, title, gallery)
     except BaseException as e:
-        atomic_write_json(guard.path(STATUS), {**status, "state": "failed", "error": f"{type(e).__name__}: {e}"})
+        error = stop_line(e) if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        atomic_write_json(guard.path(STATUS), {**status, "state": "failed", "error": error})
         raise
     atomic_write_json(guard.path(STATUS), {**status, "complete": True, "state": "complete", "files": written,
                                            "seconds": round(time.time() - status["started"], 1)})

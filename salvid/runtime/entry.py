@@ -7,6 +7,10 @@ entry points (``train``, ``evaluate``, ``predict``, ``export``, ``prepare``) pri
 line, ``error: <message>``, and exit with status 2. Anything else is a bug, or a failure salvid did not
 foresee, and keeps its full traceback (exit status 1). ``HYDRA_FULL_ERROR=1`` shows the full traceback for
 every error.
+
+A run stopped by Ctrl-C (SIGINT) or SIGTERM ends the same way: one line saying so and the shell's status for the
+signal (130, 143), after the code it stopped has cleaned up (``finally`` blocks run: a prediction records
+that it stopped, a training run saves a checkpoint to resume from, see :class:`salvid.training.callbacks.Preemption`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import difflib
 import errno
 import functools
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +38,29 @@ FULL_ERROR_VAR = "HYDRA_FULL_ERROR"
 _SET_BY_SALVID_VAR = "SALVID_SET_HYDRA_FULL_ERROR"  # processes started from an entry point inherit both
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``kill``) turned into an exception, as Python turns SIGINT into KeyboardInterrupt,
+    so that a stopped run cleans up as an interrupted one does."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
+
+
+def stop_line(interrupt: KeyboardInterrupt) -> str:
+    """What stopped a run, in words: ``stopped by SIGTERM`` or ``stopped by Ctrl-C (SIGINT)``."""
+    return str(interrupt) if isinstance(interrupt, Stopped) else "stopped by Ctrl-C (SIGINT)"
+
+
+def stop_status(interrupt: KeyboardInterrupt) -> int:
+    """The shell's exit status for the signal that stopped a run: 128 + its number."""
+    return 128 + (interrupt.signum if isinstance(interrupt, Stopped) else signal.SIGINT)
 
 
 def in_multirun() -> bool:
@@ -180,8 +209,15 @@ def entry_point(main: F) -> F:
         saved = {k: os.environ.get(k) for k in (FULL_ERROR_VAR, _SET_BY_SALVID_VAR)}
         if not user_wants_traceback:
             os.environ.update({FULL_ERROR_VAR: "1", _SET_BY_SALVID_VAR: "1"})
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _stop) if on_main_thread else None
         try:
             return main(*args, **kwargs)
+        except KeyboardInterrupt as interrupt:
+            if user_wants_traceback:
+                raise
+            print(stop_line(interrupt), file=sys.stderr, flush=True)
+            raise SystemExit(stop_status(interrupt)) from None
         except Exception as error:
             line = None if user_wants_traceback else _fixable_line(error)
             if line is None:
@@ -189,6 +225,8 @@ def entry_point(main: F) -> F:
             print(line, file=sys.stderr, flush=True)
             raise SystemExit(EXIT_USER_ERROR) from None
         finally:
+            if on_main_thread:
+                signal.signal(signal.SIGTERM, previous)
             for hook in after_run:
                 hook()
             for key, value in saved.items():

@@ -130,33 +130,61 @@ class ModelSummary(RichModelSummary):
 
 
 class Preemption(Callback):
-    """A run stopped by SIGTERM (a scheduler's pre-emption, ``kill``) or, off SLURM, SIGUSR1 (what ``sbatch
-    --signal`` sends) saves a resumable checkpoint at ``path`` before it ends, and ends with status 143
-    (128 + SIGTERM) rather than 0: rerunning the same command resumes from the checkpoint.
+    """A run stopped by SIGTERM (a scheduler's pre-emption, ``kill``), Ctrl-C (SIGINT) or, off SLURM, SIGUSR1
+    (what ``sbatch --signal`` sends) saves a resumable checkpoint at ``path`` before it ends, and ends with the
+    signal's status (143 for SIGTERM and SIGUSR1, 130 for Ctrl-C) rather than 0: rerunning the same command
+    resumes from the checkpoint.
 
-    Lightning turns the signal into ``SIGTERMException`` after the batch that is running; under SLURM its own
-    SIGUSR1 handler saves and requeues the job instead.
+    The signal stops the loops after the batch that is running (Lightning's ``SIGTERMException``); one that
+    comes during a validation of the fit waits for it to end, since a run resumed from its middle would skip it
+    (and the epoch's score and best-checkpoint candidate). A second Ctrl-C stops at once, saving nothing. Under
+    SLURM, Lightning's own SIGUSR1 handler saves and requeues the job instead.
     """
-
-    EXIT_STATUS = 128 + 15
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.saved: str | None = None
+        self.exit_status = 128 + 15
+        self._previous: dict[int, Any] = {}
+        self._deferred = False
+        self._stopping = False
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         import os
         import signal
         import threading
 
-        if "SLURM_JOB_ID" in os.environ or threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
             return
         connector = trainer._signal_connector
 
         def stop(signum, frame) -> None:
-            connector.received_sigterm = True  # the loops stop after this batch, as for SIGTERM
+            if signum == signal.SIGINT and self._stopping:
+                raise KeyboardInterrupt  # a second Ctrl-C
+            self._stopping = True
+            self.exit_status = 128 + (signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+            connector.received_sigterm = True  # the loops stop after this batch
 
-        signal.signal(signal.SIGUSR1, stop)
+        signals = [signal.SIGTERM, signal.SIGINT] + ([] if "SLURM_JOB_ID" in os.environ else [signal.SIGUSR1])
+        self._previous = {s: signal.signal(s, stop) for s in signals}
+
+    def on_validation_batch_end(self, trainer: Trainer, *args: Any, **kwargs: Any) -> None:
+        # Lightning checks the signal right after this hook: held back until the validation is over
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and trainer._signal_connector.received_sigterm:
+            trainer._signal_connector.received_sigterm = False
+            self._deferred = True
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._deferred:
+            self._deferred = False
+            trainer._signal_connector.received_sigterm = True  # the fit stops at its next check, after this
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         from lightning.pytorch.utilities.exceptions import SIGTERMException

@@ -150,12 +150,15 @@ def _fit(trainer, module, datamodule, ckpt_path: str | None) -> None:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:
-        saved = next((c.saved for c in trainer.callbacks if isinstance(c, Preemption) and c.saved), None)
+        preemption = next((c for c in trainer.callbacks if isinstance(c, Preemption)), None)
+        saved = preemption.saved if preemption else None
+        status = preemption.exit_status if preemption else 128 + 15
         if trainer.is_global_zero:
-            print(f"stopped by a signal at step {trainer.global_step}: "
+            by = "Ctrl-C (SIGINT)" if status == 130 else "a signal"
+            print(f"stopped by {by} at step {trainer.global_step}: "
                   + (f"saved {saved}; rerun the same command to resume" if saved else "no checkpoint saved"),
                   file=sys.stderr, flush=True)
-        raise SystemExit(Preemption.EXIT_STATUS) from None
+        raise SystemExit(status) from None
 
 
 def fit_and_test(cfg: DictConfig, output_dir: Path, resume_step: int = 0) -> float | None:
