@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -197,3 +199,24 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path)
                             timeout=300)
     line = one_error_line(result)
     assert line.startswith(f"error: {denied}/out") and "Permission denied; choose a folder you may write to" in line
+
+
+@pytest.mark.parametrize(("signum", "status", "line"), [(signal.SIGINT, 130, "stopped by Ctrl-C (SIGINT)"),
+                                                        (signal.SIGTERM, 143, "stopped by SIGTERM")])
+def test_a_stopped_entry_point_ends_in_one_line_with_the_signals_status(capsys, signum, status, line):
+    """Ctrl-C and SIGTERM stop an entry point as an exception, so that its cleanup runs, then one line."""
+    cleaned, before = [], signal.getsignal(signal.SIGTERM)
+
+    @entry_point
+    def works():
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the signal arrives first
+        finally:
+            cleaned.append(True)
+
+    with pytest.raises(SystemExit) as exit_info:
+        works()
+    assert exit_info.value.code == status and cleaned == [True]
+    assert capsys.readouterr().err.strip() == line
+    assert signal.getsignal(signal.SIGTERM) == before  # the entry point's own handler only while it runs

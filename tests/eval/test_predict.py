@@ -339,15 +339,28 @@ def test_a_rerun_with_a_shorter_input_of_the_same_name_leaves_only_its_own_maps(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip"]  # no working folder left behind
 
 
-def test_a_failed_rerun_shows_only_its_own_maps_marked_incomplete(tiny_pretrained, tmp_path):
+def test_a_failed_rerun_keeps_the_earlier_complete_result(tiny_pretrained, tmp_path):
+    """A rerun that fails (here on a truncated frame; Ctrl-C and SIGTERM end the same way) does not replace a
+    complete result with fewer maps: its own maps and status stay in its hidden folder until the next run."""
     run(frame_folder(tmp_path / "first" / "clip", 40, size=(64, 64)), tmp_path / "out", tiny_pretrained,
         "write_videos=false")
+    folder = tmp_path / "out" / "clip"
+    before = {p.name: p.read_bytes() for p in (folder / "maps").iterdir()}
     frames = frame_folder(tmp_path / "second" / "clip", 40, size=(64, 64), seed=1, suffix=".jpg")
     data = (frames / "00039.jpg").read_bytes()
     (frames / "00039.jpg").write_bytes(data[: len(data) // 2])  # truncated: fails when its chunk is decoded
     with pytest.raises(ImageReadError, match="00039.jpg"):
         run(frames, tmp_path / "out", tiny_pretrained, "write_videos=false")
-    folder = tmp_path / "out" / "clip"
+    assert json.loads((folder / "status.json").read_text())["complete"]
+    assert {p.name: p.read_bytes() for p in (folder / "maps").iterdir()} == before
+    stopped = json.loads((tmp_path / "out" / ".clip.predicting" / "status.json").read_text())
+    assert not stopped["complete"] and "00039.jpg" in stopped["error"] and stopped["frames_written"] > 0
+
+    # a result that was not complete either is replaced: the folder shows the last run's own maps
+    shutil.rmtree(folder)
+    for _ in range(2):
+        with pytest.raises(ImageReadError, match="00039.jpg"):
+            run(frames, tmp_path / "out", tiny_pretrained, "write_videos=false")
     status = json.loads((folder / "status.json").read_text())
     assert not status["complete"] and "00039.jpg" in status["error"]
     kept = sorted(p.name for p in (folder / "maps").iterdir())
