@@ -141,3 +141,20 @@ def test_init_weights_fine_tunes_the_saved_network_and_refuses_weights_that_do_n
     cfg.paths.output_dir = str(tmp_path / "run2")  # a fresh run (the first left a checkpoint to resume from)
     train(cfg)  # init_weights brings its own network: the wider one is trained, not model.* as composed
     assert cfg.model.width_mult == other["width_mult"]
+
+
+def test_the_demo_caps_onednn_before_anything_imports_torch(tmp_path):
+    """The paper family trains under a oneDNN ISA cap that must be set before torch loads; the run folder's checks
+    (which import the data layer, and with it torch) come after it, so the demo does not warn that it came late."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    env.pop("ONEDNN_MAX_CPU_ISA", None)
+    result = subprocess.run([sys.executable, "-m", "salvid.train", "+experiment=demo", "trainer.max_epochs=1",
+                             "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "test=false",
+                             "test_untrained=false", "logger=csv", f"paths.output_dir={tmp_path}/run"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "set after torch was imported" not in result.stdout + result.stderr

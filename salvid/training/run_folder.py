@@ -137,6 +137,9 @@ def plan_resume(cfg: DictConfig, output_dir: Path) -> Resume:
 def check_output(cfg: DictConfig, output_dir: Path) -> None:
     """Refuse, before anything is written: a dataset or a checkpoint to resume that is not there, and a run folder
     inside the dataset or equal to a checkpoint it reads."""
+    from salvid.runtime.environment import cap_cpu_isa_for_training
+
+    cap_cpu_isa_for_training(cfg.model)  # first: the checks below import torch
     from salvid.checkpoints import is_remote
     from salvid.data.layouts import check_root, dataset_roots
     from salvid.runtime.files import OutputGuard
