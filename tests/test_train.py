@@ -158,3 +158,19 @@ def test_the_demo_caps_onednn_before_anything_imports_torch(tmp_path):
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "set after torch was imported" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("trainer", "devices", "seen"), [("gpu", 1, "no CUDA GPU"), ("ddp", 2, "no CUDA GPU")])
+def test_a_gpu_trainer_where_torch_sees_no_gpu_is_one_line_naming_the_key(tmp_path, monkeypatch, trainer, devices,
+                                                                          seen):
+    import torch
+
+    from salvid.errors import ConfigError
+    from salvid.training.fit import check_accelerator
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = _compose(tmp_path, ["+experiment=demo", f"trainer={trainer}"])
+    with pytest.raises(ConfigError, match=rf"^trainer\.accelerator=gpu with trainer\.devices={devices}: this PyTorch "
+                                          rf"\(.*\) sees {seen}; train on the CPU with trainer=cpu"):
+        check_accelerator(cfg.trainer)
+    check_accelerator(_compose(tmp_path, ["+experiment=demo"]).trainer)  # the CPU needs nothing

@@ -72,6 +72,25 @@ def check_config(cfg: DictConfig) -> None:
     """Refuse values that make no sense before any work starts, naming the key."""
     validate(TrainConfig, cfg)
     check_model_config(OmegaConf.to_container(cfg.model, resolve=True))
+    check_accelerator(cfg.trainer)
+
+
+def check_accelerator(trainer: DictConfig) -> None:
+    """A GPU asked for (``trainer=gpu``, ``trainer=ddp``) where torch sees none: one line rather than Lightning's
+    traceback. Checked where the run trains (a cluster's login node that submits it may have no GPU)."""
+    import torch
+
+    accelerator, devices = str(trainer.get("accelerator", "auto")), trainer.get("devices", 1)
+    if accelerator not in ("gpu", "cuda"):
+        return
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0  # asks the driver only
+    wanted = len(devices) if OmegaConf.is_list(devices) or isinstance(devices, list) else (
+        devices if isinstance(devices, int) and devices > 0 else 1)
+    if available < wanted:
+        seen = f"{available} CUDA GPU(s)" if available else "no CUDA GPU"
+        raise ConfigError(f"trainer.accelerator={accelerator} with trainer.devices={devices}: this PyTorch "
+                          f"({torch.__version__}) sees {seen}; train on the CPU with trainer=cpu (or trainer=ddp_cpu "
+                          "for several processes), or install a CUDA build of torch (README: Install)")
 
 
 def resolve_precision(cfg: DictConfig) -> None:

@@ -155,6 +155,7 @@ def check_output(cfg: DictConfig, output_dir: Path) -> None:
     OutputGuard(output_dir, input_dirs=[data_root] if data_root else [], input_files=files)
 
 
+
 # Keys that say where a run reads and writes, not what it trains: a rerun of a finished run may change them.
 IGNORED_WHEN_FINISHED = ("paths", "ckpt_path", "trusted_checkpoint")
 
