@@ -200,7 +200,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument("layout")
         parser.add_argument("--root", type=Path, required=True)
         parser.add_argument("--option", action="append", default=[], help="layout option KEY=VALUE")
-        parser.add_argument("--split", action="append", default=None, help="pack: splits to write (default all)")
+        parser.add_argument("--split", action="append", default=None,
+                            help="pack: a split of the source to pack and list in splits/<split>.txt (repeat it for "
+                                 "each; default: every sequence, no split files)")
         parser.add_argument("--out", type=Path, help="pack: output folder")
         parser.add_argument("--gop", type=int, default=16)
         parser.add_argument("--crf", type=int, default=18)

@@ -67,8 +67,10 @@ def test_a_missing_split_file_of_any_layout_names_the_key_and_the_fix(tmp_path):
         save(frame(i), tmp_path / "JPEGImages" / "girl" / f"{i:05d}.png")
         save(box_mask(i), tmp_path / "GroundTruth" / "girl" / f"{i:05d}.png")
     with pytest.raises(DatasetError, match=r"split 'train', which data\.splits\.train=train asks for \(looked for "
-                                           r"train\.txt\); this copy has no split files: use every sequence with "
-                                           r"data\.splits\.train=all$"):
+                                           r"train\.txt\); this copy has no split files: use every sequence and "
+                                           r"hold some out for validation and test with data\.splits\.train=all "
+                                           r"data\.splits\.val=null data\.splits\.test=null data\.val_holdout=N "
+                                           r"data\.test_holdout=N$"):
         split_sequences("segtrackv2", tmp_path, {"train": "train", "test": None})
     (tmp_path / "ImageSets").mkdir()
     (tmp_path / "ImageSets" / "mine.txt").write_text("girl\n")

@@ -30,6 +30,11 @@ from salvid.data.sources import IMAGE_SUFFIXES, FrameSource, ImageFolder, frame_
 MaskEntry = Path | tuple[Path, ...] | None
 
 
+# what a copy without split files needs: every sequence trains, and training sequences are held out
+NO_SPLIT_FILES = ("data.splits.train=all data.splits.val=null data.splits.test=null data.val_holdout=N "
+                  "data.test_holdout=N")
+
+
 class MissingSplitError(DatasetError):
     """A split the config asks for has no split file in this copy; ``present``: the splits it has. The message
     says what to do without knowing which key asked; :func:`salvid.data.splits.split_sequences` names the key."""
@@ -49,6 +54,8 @@ class MissingSplitError(DatasetError):
         if key in ("data.split", "data.splits.train"):
             options.append(f"use every sequence with {key}=all")
         has = f"this copy has the split(s) {self.present}" if self.present else "this copy has no split files"
+        if not self.present and key.startswith("data.splits."):
+            options = [f"use every sequence and hold some out for validation and test with {NO_SPLIT_FILES}"]
         return MissingSplitError(f"{self.root}: no split file for split {self.split!r}, which {key}={self.split} asks "
                                  f"for (looked for {self.looked}); {has}: {', or '.join(options)}", self.root,
                                  self.split, self.looked, self.present)
