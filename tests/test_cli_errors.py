@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 
 from salvid.checkpoints import load_network, save_pretrained
 from salvid.errors import CheckpointError, ConfigError
@@ -322,3 +324,25 @@ def test_predict_runs_with_tta_flip_from_the_command_line(tmp_path):
                  f"hydra.run.dir={tmp_path}/run")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "out" / "frames" / "status.json").read_text())["frames_written"] == 3
+
+
+@pytest.mark.parametrize(("module", "args", "expected"), [
+    ("salvid.predict", ["input=frames", "ckpt_path=nosuchmodel"], "nosuchmodel: no such file"),
+    ("salvid.train", ["+experiment=demo", "init_weights=nope.ckpt"], "nope.ckpt: checkpoint not found"),
+])
+def test_a_run_refused_once_under_way_leaves_no_run_folder(tmp_path, module, args, expected):
+    """Some mistakes show only once the run has started, after Hydra made the run's folder (a pretrained name
+    that does not exist, weights to start from that are not there): the one line, and no folder left behind.
+    A folder that existed before keeps what it held."""
+    (tmp_path / "frames").mkdir()
+    Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(tmp_path / "frames" / "00000.png")
+    result = subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env={k: v for k, v in os.environ.items()
+                                              if k not in ("HYDRA_FULL_ERROR", "SALVID_SET_HYDRA_FULL_ERROR")})
+    assert expected in one_error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]  # no outputs/.../runs/<time>/
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    result = subprocess.run([sys.executable, "-m", module, *args, f"paths.output_dir={tmp_path}/mine"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and (tmp_path / "mine" / "notes.txt").read_text() == "kept"

@@ -34,6 +34,8 @@ EXIT_USER_ERROR = 2
 # What other parts of the runtime run when a run ends, registered by them (the run guard releases its folder
 # locks), so that this module imports only errors.
 after_run: list[Callable[[], None]] = []
+# ... and when a user's error ends it (the run guard removes the folders the refused run created)
+after_refusal: list[Callable[[], None]] = []
 FULL_ERROR_VAR = "HYDRA_FULL_ERROR"
 _SET_BY_SALVID_VAR = "SALVID_SET_HYDRA_FULL_ERROR"  # processes started from an entry point inherit both
 
@@ -223,7 +225,12 @@ def entry_point(main: F) -> F:
             if line is None:
                 raise
             print(line, file=sys.stderr, flush=True)
+            refused()
             raise SystemExit(EXIT_USER_ERROR) from None
+        except SystemExit as exit_:
+            if exit_.code == EXIT_USER_ERROR:  # reported on its way out (one_line_errors, a Hydra callback)
+                refused()
+            raise
         finally:
             if on_main_thread:
                 signal.signal(signal.SIGTERM, previous)
@@ -236,6 +243,11 @@ def entry_point(main: F) -> F:
                     os.environ[key] = value
 
     return wrapper  # type: ignore[return-value]
+
+
+def refused() -> None:
+    for hook in after_refusal:
+        hook()
 
 
 @contextmanager

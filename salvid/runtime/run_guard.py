@@ -18,6 +18,11 @@ process from the callback itself: the error is reported as every entry point rep
 (:func:`salvid.runtime.entry.report`) and the process exits with its status. The user's folder is never
 created.
 
+A single run refused later, by a check that needs the run under way (a missing checkpoint, a sequence not in
+the data), ends with one line too; the folder it created then holds only Hydra's record (``.hydra/``, the
+log, an offline W&B run) and is removed (:func:`remove_refused_run_folders`), so a mistake leaves no
+``runs/<time>/`` behind. A folder that held anything before the run is never removed.
+
 Processes that are not a run's first (DDP ranks other than 0, SLURM tasks other than 0) join the run and take
 no lock.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import sys
 import time
@@ -46,6 +52,11 @@ from salvid.runtime.files import atomic_write_json, read_json_mapping, user_cach
 _RANK_VARS = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
 
 _held: list[FileLock] = []
+# output folders of this process's single run that did not exist before it, with the first of their missing
+# ancestors (``outputs/`` of ``outputs/predict/runs/<time>``)
+_created: list[tuple[Path, Path]] = []
+# what Hydra and W&B write into a run folder before the task's own code writes anything
+_RECORD_ONLY = (".hydra", "wandb")
 
 
 class FolderInUseError(SalvidError):
@@ -95,7 +106,30 @@ def release_folders() -> None:
         _held.pop().release()
 
 
+def remove_refused_run_folders() -> None:
+    """The run was refused (a user's error): remove the output folders it created that hold only Hydra's
+    record (:data:`_RECORD_ONLY` and log files), nothing of the task's own."""
+    while _created:
+        folder, top = _created.pop()
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        if not all(p.name in _RECORD_ONLY or (p.suffix == ".log" and p.is_file()) for p in entries):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        parent = folder.parent
+        while parent == top or top in parent.parents:  # the folders Hydra made for it, if still empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+
 entry.after_run.append(release_folders)
+entry.after_run.append(_created.clear)  # after the refusal's hook: the next run in this process starts afresh
+entry.after_refusal.append(remove_refused_run_folders)
 
 
 class RunGuard(Callback):
@@ -133,6 +167,12 @@ class RunGuard(Callback):
             raise SystemExit(entry.report(error)) from None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = OmegaConf.select(config, "hydra.run.dir")
+        if self.lock and folder and not os.path.lexists(folder) and not _joins_a_run():
+            top = Path(folder).absolute()
+            while not os.path.lexists(top.parent):
+                top = top.parent
+            _created.append((Path(folder).absolute(), top))
         self._guard(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
