@@ -96,7 +96,9 @@ def test_a_missing_dataset_or_checkpoint_and_a_fold_out_of_range_write_nothing(t
     args, expected = {
         "dataset": (["data=davis2016_holdout", f"data.root={missing}"],
                     f"error: davis2016 dataset not found: {missing} does not exist. Prepare it with "
-                    f"`python -m salvid.prepare davis2016 --root {missing}` or point data.root at an existing copy"),
+                    f"`python -m salvid.prepare davis2016 --root {missing}` (the official 480p release; `python -m "
+                    "salvid.prepare downscale --root <it> --out <copy>` makes the 427x240 copy of "
+                    "data=davis2016_holdout) or point data.root at an existing copy"),
         "concat dataset": (["data=davis_duts", f"data.root={tmp_path}"],
                            f"error: davis2016 dataset not found: {tmp_path / 'DAVIS-2016-train-240p'} does not exist"),
         "checkpoint": ([f"ckpt_path={missing}.ckpt"], f"error: {missing}.ckpt: checkpoint not found (ckpt_path)"),

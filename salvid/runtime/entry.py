@@ -122,8 +122,8 @@ def os_error_line(error: OSError) -> str:
 
 
 def _unknown_key_line(error: BaseException, lines: list[str]) -> str | None:
-    """Hydra's "Could not override 'k'. To append to your config use +k=v" for a key the config lacks: the key,
-    the nearest existing key (a typo is the usual cause), and how a new key is added."""
+    """Hydra's "Could not override 'k'. To append to your config use +k=v" for a key the config lacks: the key and
+    the nearest existing key (a typo is the usual cause), or, with none near, how a new key is added."""
     cause = error.__cause__
     key, parent = getattr(cause, "full_key", None), getattr(cause, "parent_node", None)
     if not (key and lines[0].startswith("Could not override") and len(lines) > 1 and "+" in lines[1]):
@@ -131,8 +131,9 @@ def _unknown_key_line(error: BaseException, lines: list[str]) -> str | None:
     prefix, _, name = str(key).rpartition(".")
     siblings = [str(k) for k in parent.keys() if str(k) not in ("hydra", name)] if hasattr(parent, "keys") else []
     close = difflib.get_close_matches(name, siblings, n=1)
-    advice = f"did you mean {prefix + '.' if prefix else ''}{close[0]}?" if close else "check its spelling"
-    return f"{key}: no such setting; {advice} (a new key is added with {lines[1].rsplit(' ', 1)[-1]})"
+    if close:  # a typo: adding the key as new would not help
+        return f"{key}: no such setting; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
+    return f"{key}: no such setting; check its spelling (a new key is added with {lines[1].rsplit(' ', 1)[-1]})"
 
 
 def _hydra_line(error: BaseException) -> str | None:

@@ -144,8 +144,8 @@ def check_output(cfg: DictConfig, output_dir: Path) -> None:
     from salvid.data.layouts import check_root, dataset_roots
     from salvid.runtime.files import OutputGuard
 
-    for layout, root in dataset_roots(cfg.data):
-        check_root(layout, root)
+    for layout, root, key in dataset_roots(cfg.data):
+        check_root(layout, root, key)
     resume = cfg.get("ckpt_path")
     if resume not in (None, "last") and not is_remote(resume) and not Path(str(resume)).exists():
         raise CheckpointError(f"{resume}: checkpoint not found (ckpt_path)")

@@ -76,24 +76,29 @@ def list_sequences(layout: str, root: str | Path, split: str | None, where: str 
         raise
 
 
-def check_root(layout: str, root: str | Path) -> None:
-    """A missing dataset says where it looked and how to prepare it."""
+def check_root(layout: str, root: str | Path, key: str = "data.root") -> None:
+    """A missing dataset says where it looked, how to prepare it, and which setting (``key``) names its folder."""
     if not Path(root).exists():
+        made = ""
+        if layout == "davis2016":  # the release is 854x480; the held-out protocol's copy is made from it
+            made = (" (the official 480p release; `python -m salvid.prepare downscale --root <it> --out <copy>` "
+                    "makes the 427x240 copy of data=davis2016_holdout)")
         raise DatasetError(
-            f"{layout} dataset not found: {root} does not exist. Prepare it with `{prepare_command(layout, root)}` "
-            "or point data.root at an existing copy"
+            f"{layout} dataset not found: {root} does not exist. Prepare it with `{prepare_command(layout, root)}`"
+            f"{made} or point {key} at an existing copy"
         )
 
 
-def dataset_roots(data: Any) -> list[tuple[str, Path]]:
-    """``(layout, root)`` of each dataset a data config reads (those of a ``concat``), or [] for generated
-    synthetic data, which is made where it is asked for."""
+def dataset_roots(data: Any) -> list[tuple[str, Path, str]]:
+    """``(layout, root, the key that names it)`` of each dataset a data config reads (those of a ``concat``), or []
+    for generated synthetic data, which is made where it is asked for."""
     if data.get("synthetic") is not None:
         return []
     if data.get("layout") == "concat":
-        return [(str(entry["layout"]), Path(data["root"]) / str(entry["root"]))
-                for entry in (data.get("datasets") or {}).values() if "layout" in entry and "root" in entry]
-    return [(str(data["layout"]), Path(data["root"]))] if data.get("layout") and data.get("root") else []
+        return [(str(entry["layout"]), Path(data["root"]) / str(entry["root"]),
+                 f"data.root and data.datasets.{name}.root (the folder within it)")
+                for name, entry in (data.get("datasets") or {}).items() if "layout" in entry and "root" in entry]
+    return [(str(data["layout"]), Path(data["root"]), "data.root")] if data.get("layout") and data.get("root") else []
 
 
 __all__ = ["ALL", "LAYOUTS", "DatasetError", "VideoSequence", "check_options", "check_root", "dataset_roots",
