@@ -15,6 +15,8 @@ sequence of a layout whose sequences sit at the top) is not: each registry archi
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 import shutil
 import sys
 import tempfile
@@ -32,7 +34,7 @@ from salvid.data.acquire.pack import pack
 from salvid.data.acquire.registry import DATASETS, DatasetSource
 from salvid.data.acquire.small_objects import small_objects
 from salvid.data.inventory import count_sequences
-from salvid.data.layouts import DatasetError, list_sequences
+from salvid.data.layouts import LAYOUTS, DatasetError, list_sequences
 from salvid.errors import ConfigError, DataError
 from salvid.runtime.entry import entry_point
 
@@ -213,6 +215,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument("--from-archive", type=Path, action="append", default=[])
         parser.add_argument("--download-dir", type=Path)
     args = parser.parse_args(argv)
+    try:
+        _run(args)
+    except DatasetError as error:  # a layout names its options as the configs set them: data.resolution=...
+        layout = getattr(args, "layout", None)
+        options = [p for p in inspect.signature(LAYOUTS[layout]).parameters if p not in ("root", "split")] \
+            if layout in LAYOUTS else ["resolution"]  # downscale and small-objects read DAVIS-layout copies
+        raise DatasetError(re.sub(rf"\bdata\.({'|'.join(options)})=", r"--option \1=", str(error))) from None
+
+
+def _run(args: argparse.Namespace) -> None:
     if getattr(args, "command", None) == "check":
         console.print(check(args.layout, args.root, (args.split or ["all"])[0], **_options(args.option)))
     elif getattr(args, "command", None) == "pack":

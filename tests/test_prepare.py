@@ -509,3 +509,14 @@ def test_pack_refuses_an_existing_destination_or_one_inside_the_source(tmp_path,
     line = run_main(["pack", "davis2016", "--root", str(src), "--out", str(out)], capsys)
     assert {"exists": "already exists", "inside": "inside the dataset"}[case] in line
     assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", ["check", "pack"])
+def test_a_missing_resolution_folder_names_prepares_own_option(tmp_path, capsys, command):
+    """The DAVIS layout names its resolution as the configs set it (data.resolution); on prepare's command line
+    the message says --option resolution=..."""
+    root = davis(tmp_path / "davis", {"bear": 2}, resolution="240p")
+    extra = ["--out", str(tmp_path / "packed")] if command == "pack" else []
+    line = run_main([command, "davis2016", "--root", str(root), *extra], capsys)
+    assert line.endswith("no such frame folder; this copy has ['240p']: set --option resolution=<one of them>")
+    assert not (tmp_path / "packed").exists()
