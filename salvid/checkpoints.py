@@ -116,12 +116,13 @@ def local_copy(spec: str | Path) -> Path:
 def model_name(spec: str | Path | None) -> str:
     """What a network is called in tables and figures: a pretrained name as given (the default model's name
     for none), a weights file by its stem, a training checkpoint (``<run>/checkpoints/<file>.ckpt``) by its
-    run's folder."""
+    run's folder, a multirun job's (numbered ``<sweep>/<n>``) as ``<sweep>-<n>``."""
     if spec is None:
         return DEFAULT_PRETRAINED
     path = PurePosixPath(urlparse(str(spec)).path) if is_remote(spec) else Path(spec)
     if path.suffix == ".ckpt" and path.parent.name == "checkpoints" and path.parent.parent.name:
-        return path.parent.parent.name
+        run = path.parent.parent
+        return f"{run.parent.name}-{run.name}" if run.name.isdigit() and run.parent.name else run.name
     return path.stem if path.suffix in (".ckpt", ".safetensors") else str(spec)
 
 

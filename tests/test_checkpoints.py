@@ -418,3 +418,14 @@ def test_weights_that_would_draw_garbage_are_refused_naming_the_tensor(damage, m
     save_file(state, tmp_path / "net.safetensors")
     with pytest.raises(CheckpointError, match=message.replace("weight .*", f"weight {re.escape(key)}")):
         load_network(tmp_path / "net.safetensors")
+
+
+def test_a_network_is_named_in_tables_by_what_the_user_gave():
+    from salvid.checkpoints import DEFAULT_PRETRAINED, model_name
+
+    assert model_name(None) == DEFAULT_PRETRAINED
+    assert model_name("salvid-fusion3d-davis") == "salvid-fusion3d-davis"
+    assert model_name("weights/mine.safetensors") == "mine"
+    assert model_name("runs/lite2/checkpoints/last.ckpt") == "lite2"  # a run by its folder
+    assert model_name("CV/recipe_duts/0/checkpoints/last.ckpt") == "recipe_duts-0"  # a multirun job, not "0"
+    assert model_name("https://example.org/files/best.ckpt") == "best"
