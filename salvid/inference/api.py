@@ -76,6 +76,13 @@ class SaliencyModel:
     def net(self):
         return self.runner.net
 
+    def __repr__(self) -> str:
+        runner = self.runner
+        precision = "fp32" if runner.dtype is None else "bf16" if "bfloat16" in str(runner.dtype) else str(runner.dtype)
+        return (f"SaliencyModel({self.name!r}, family={self.config.get('family', 'paper')!r}, "
+                f"input_size={list(self.net.input_size)}, device={runner.device.type!r}, backend={runner.backend!r}, "
+                f"precision={precision!r})")
+
     def predict(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """Maps ``(N, H, W)`` float32 in [0, 1] of consecutive RGB uint8 frames (each map from its frame and
         its neighbours; the first and last frames repeat at the ends)."""

@@ -26,6 +26,8 @@ def test_load_and_predict_give_the_networks_maps(eval_data, tiny_pretrained):
     video = next((eval_data / "videos").glob("test_*.mp4"))
     frames = list(open_video(video).read(range(6)))
     model = salvid.load(tiny_pretrained, precision="fp32")
+    assert repr(model).startswith(f"SaliencyModel({model.name!r}, family='paper', input_size=[")
+    assert "device='cpu'" in repr(model) and "precision='fp32'" in repr(model)
     maps = model.predict(frames)
     assert maps.shape == (6, *frames[0].shape[:2]) and maps.dtype == np.float32
     assert 0.0 <= maps.min() and maps.max() <= 1.0 and maps.std() > 0.01
