@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from salvid.errors import DataError
 from salvid.runtime.entry import entry_point
 from salvid.training.learning_curves import plot_curves
 
@@ -25,6 +26,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="output image (default: next to the log)")
     args = parser.parse_args()
     csv_path = args.log / "csv" / "metrics.csv" if args.log.is_dir() else args.log
+    jobs = sorted(p.parent.parent for p in args.log.glob("*/csv/metrics.csv")) if args.log.is_dir() else []
+    if not csv_path.exists() and jobs:
+        raise DataError(f"{args.log}: a multirun's folder, with the runs {', '.join(j.name for j in jobs[:5])}"
+                        f"{', ...' if len(jobs) > 5 else ''}; give one of them (python -m salvid.curves {jobs[0]})")
     print(plot_curves(csv_path, args.out or csv_path.with_name("learning_curves.png")))
 
 

@@ -71,3 +71,17 @@ def test_nss_has_its_own_axis(tmp_path):
 def test_curves_are_also_written_as_pdf(tmp_path):
     out = plot_curves(_lightning_log(tmp_path / "metrics.csv", epochs=2), tmp_path / "curves.png")
     assert out.read_bytes()[:4] == b"\x89PNG" and out.with_suffix(".pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_a_multirun_folder_names_its_runs(tmp_path, monkeypatch, capsys):
+    from salvid import curves
+
+    for job in ("0", "1"):
+        (tmp_path / job / "csv").mkdir(parents=True)
+        (tmp_path / job / "csv" / "metrics.csv").write_text("epoch,step,train/loss_epoch\n0,1,0.5\n")
+    monkeypatch.setattr("sys.argv", ["salvid.curves", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        curves.main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path}: a multirun's folder, with the runs 0, 1; give one "
+                                               f"of them (python -m salvid.curves {tmp_path / '0'})")
