@@ -125,7 +125,7 @@ def test_evaluate_scores_a_folds_held_out_sequences(davis_root):
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("evaluate", ["data=davis2016_holdout", f"data.root={davis_root}", "data.folds=3", "data.fold=1",
                                    "data.val_holdout=0"])
-    scored, _ = load_sequences(cfg)
+    scored = load_sequences(cfg)
     expected = names(split_sequences("davis2016", davis_root, HOLDOUT, 0, 5, folds=3, fold=1, resolution="240p"))
     assert [s.name for s in scored] == expected["test"] and len(expected["test"]) == 8
 

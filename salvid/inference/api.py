@@ -23,6 +23,7 @@ from salvid.errors import DataError
 from salvid.inference.core import NetworkSaliency, Prediction
 from salvid.inference.predicting import resolve_inputs
 from salvid.inference.tta import check_tta, network_saliency
+from salvid.models.families import family_of
 
 
 class _Frames(FrameSource):
@@ -79,7 +80,7 @@ class SaliencyModel:
     def __repr__(self) -> str:
         runner = self.runner
         precision = "fp32" if runner.dtype is None else "bf16" if "bfloat16" in str(runner.dtype) else str(runner.dtype)
-        return (f"SaliencyModel({self.name!r}, family={self.config.get('family', 'paper')!r}, "
+        return (f"SaliencyModel({self.name!r}, family={family_of(self.config).name!r}, "
                 f"input_size={list(self.net.input_size)}, device={runner.device.type!r}, backend={runner.backend!r}, "
                 f"precision={precision!r})")
 

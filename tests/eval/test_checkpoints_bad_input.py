@@ -48,5 +48,5 @@ def test_missing_default_pretrained_model_says_what_to_do(tmp_path, monkeypatch)
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "00000.png")
     with pytest.raises(CheckpointError, match=rf"default pretrained model '{DEFAULT_PRETRAINED}' is not in this "
                        rf"installation \({re.escape(str(shipped))} holds {re.escape(str(others or 'none'))}\): "
-                       r"pass ckpt_path="):
+                       r"reinstall salvid \(the default model ships inside the package\), or pass ckpt_path="):
         predict(compose_config("predict", [f"input={tmp_path / '00000.png'}", f"paths.output_dir={tmp_path / 'out'}"]))
